@@ -1,0 +1,442 @@
+"""Conformance profiles: one pipeline from file to typed objects.
+
+file → YAML (no aliases, size-capped) → JSON Schema (``schemas/profile.schema.json``)
+→ typed, defaulted dataclasses → CLI overrides, applied only when given.
+
+Every problem is a :class:`ProfileError` whose message reads
+``conformance.yaml: rate_limits[2].limit: must be integer, got 'ten'``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from conformance._exceptions import ProfileError
+
+__all__ = [
+    "CANONICAL_LOG_FIELDS",
+    "Endpoint",
+    "LogContract",
+    "MetricsConfig",
+    "Profile",
+    "PrometheusConfig",
+    "ServiceConfig",
+    "load_profile",
+    "schema_path",
+]
+
+#: Profiles larger than this are refused before parsing (a profile is a page, not a data set).
+MAX_PROFILE_BYTES = 1024 * 1024
+
+CANONICAL_LOG_FIELDS = (
+    "timestamp", "level", "logger", "message", "correlation_id", "trace_id", "span_id",
+    "method", "path", "status_code", "duration_ms",
+)  # fmt: skip
+
+DEFAULT_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def schema_path(name: str) -> Path:
+    """Path of a JSON Schema shipped with the harness (``schemas/`` in the repo)."""
+    return Path(str(resources.files("conformance.schemas").joinpath(name)))
+
+
+@cache
+def _load_schema(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(schema_path(name).read_text(encoding="utf-8"))
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyProbe:
+    path: str = "/health"
+    status: int = 200
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    name: str
+    command: tuple[str, ...] = ()
+    cwd: Path | None = None
+    port: int | None = None  # None = pick a free port
+    image: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    secret_env: tuple[str, ...] = ()
+    ready: ReadyProbe = field(default_factory=ReadyProbe)
+    shutdown_timeout: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    path: str = "/metrics"
+    port: int | None = None
+    separate_port: bool = False
+    format: str = "prometheus-text"
+    bearer_token_env: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryConfig:
+    otlp_protocol: str = "http/protobuf"
+    service_name: str = ""
+    timeout: float = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class LogContract:
+    """What the service's log stream must look like, in the service's own names."""
+
+    stream: str = "stdout"
+    schema: Path | None = None
+    fields: Mapping[str, str] = field(default_factory=lambda: {f: f for f in CANONICAL_LOG_FIELDS})
+    required_fields: tuple[str, ...] = ("timestamp", "level", "logger", "message")
+    levels: tuple[str, ...] = DEFAULT_LEVELS
+    level_case: str = "upper"
+    trace_id_format: str = "w3c-hex"
+    request_completed_message: str = "request_completed"
+    max_line_bytes: int = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    name: str
+    path: str
+    method: str = "GET"
+    path_params: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, Any] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    json: Any = None
+    has_json: bool = False
+    expect_status: tuple[int, ...] = (200,)
+    traced: bool = True
+
+    def concrete_path(self) -> str:
+        """The template with its parameters filled in, e.g. ``/users/42``."""
+        path = self.path
+        for key, value in self.path_params.items():
+            path = path.replace("{" + key + "}", str(value))
+        return path
+
+
+@dataclass(frozen=True, slots=True)
+class PrometheusConfig:
+    scrape_interval: float = 1.0
+    evaluation_interval: float = 1.0
+    rule_files: tuple[Path, ...] = ()
+    rule_tests: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A validated profile; paths are absolute."""
+
+    path: Path
+    service: ServiceConfig
+    metrics: MetricsConfig
+    telemetry: TelemetryConfig
+    logs: LogContract
+    correlation_header: str
+    endpoints: tuple[Endpoint, ...]
+    requests_per_endpoint: int
+    request_timeout: float
+    prometheus: PrometheusConfig
+    not_applicable: Mapping[str, str]
+    raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent
+
+    def with_overrides(
+        self, *, service_command: str | Sequence[str] | None = None, service_port: int | None = None
+    ) -> Profile:
+        """Apply CLI overrides; ``None`` means "not given" and keeps the profile's value."""
+        service = self.service
+        if service_command is not None:
+            argv = shlex.split(service_command) if isinstance(service_command, str) else list(service_command)
+            if not argv:
+                raise ProfileError("--service-command", "", "must not be empty")
+            service = replace(service, command=tuple(argv))
+        if service_port is not None:
+            if not 1 <= service_port <= 65535:
+                raise ProfileError("--service-port", "", f"must be a port number 1-65535, got {service_port}")
+            service = replace(service, port=service_port)
+        return replace(self, service=service)
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors/aliases: they buy a profile nothing and
+    are how "billion laughs" YAML bombs blow up memory."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.constructor.ConstructorError(
+                None, None, "YAML aliases (*name) are not allowed in profiles", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def _format_path(parts: Iterable[Any]) -> str:
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+_TYPE_NAMES = {"integer": "an integer", "number": "a number", "string": "a string", "object": "a mapping",
+               "array": "a list", "boolean": "true or false", "null": "null"}  # fmt: skip
+
+
+def _describe(instance: Any) -> str:
+    text = json.dumps(instance, default=str) if not isinstance(instance, str) else repr(instance)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _schema_problem(error: jsonschema.ValidationError) -> tuple[str, str]:
+    """Turn a jsonschema error into (path, problem) in the profile's own words."""
+    path = list(error.absolute_path)
+    validator = error.validator
+    if validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        key = extra[0] if extra else "?"
+        hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
+        return _format_path([*path, key]), f"unknown key{hint}"
+    if validator == "required":
+        missing = re.findall(r"'([^']+)' is a required property", error.message)
+        key = missing[0] if missing else "?"
+        return _format_path([*path, key]), "is required"
+    if validator == "type":
+        expected = error.validator_value
+        names = [expected] if isinstance(expected, str) else list(expected)
+        want = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
+        return _format_path(path), f"must be {want}, got {_describe(error.instance)}"
+    if validator == "enum":
+        options = ", ".join(str(o) for o in error.validator_value)
+        return _format_path(path), f"must be one of {options}; got {_describe(error.instance)}"
+    if validator == "const":
+        return _format_path(path), f"must be {_describe(error.validator_value)}, got {_describe(error.instance)}"
+    if validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        words = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
+        return _format_path(path), f"must be {words[str(validator)]} {error.validator_value}, got {error.instance}"
+    if validator == "pattern":
+        return _format_path(path), f"{_describe(error.instance)} does not match {error.validator_value}"
+    if validator == "oneOf" and error.context:
+        # A branch whose type fits but whose constraint fails says most ("must be <= 65535");
+        # when no branch's type fits, name the alternatives ("an integer or 'auto'").
+        fitting = [e for e in error.context if e.validator not in ("type", "const")]
+        if fitting:
+            return _schema_problem(fitting[0])
+        wants = []
+        for e in error.context:
+            if e.validator == "const":
+                wants.append(_describe(e.validator_value))
+            else:
+                names = [e.validator_value] if isinstance(e.validator_value, str) else list(e.validator_value)
+                wants.append(" or ".join(_TYPE_NAMES.get(n, n) for n in names))
+        return _format_path(path), f"must be {' or '.join(wants)}, got {_describe(error.instance)}"
+    if validator == "minItems":
+        return _format_path(path), f"must have at least {error.validator_value} item(s)"
+    return _format_path(path), error.message
+
+
+def _read_yaml(path: Path, display: str) -> Any:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise ProfileError(display, "", "file not found") from None
+    except OSError as exc:
+        raise ProfileError(display, "", f"cannot read: {exc.strerror}") from None
+    if not path.is_file():
+        raise ProfileError(display, "", "not a regular file")
+    if size > MAX_PROFILE_BYTES:
+        raise ProfileError(display, "", f"file is {size} bytes; profiles are limited to {MAX_PROFILE_BYTES}")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProfileError(display, "", f"not UTF-8 text (byte {exc.start})") from None
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ProfileError(display, where, f"invalid YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ProfileError(display, "", f"invalid YAML: {exc}") from None
+    except RecursionError:
+        raise ProfileError(display, "", "invalid YAML: nested too deeply") from None
+
+
+def load_profile(path: str | Path) -> Profile:
+    """Load, validate and type a profile; raise :class:`ProfileError` on any problem."""
+    path = Path(path)
+    display = str(path)
+    data = _read_yaml(path, display)
+    if data is None:
+        raise ProfileError(display, "", "file is empty")
+    if not isinstance(data, dict):
+        raise ProfileError(display, "", f"top level must be a mapping, got {type(data).__name__}")
+    validator = jsonschema.Draft202012Validator(_load_schema("profile.schema.json"))
+    errors = sorted(validator.iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), str(e.validator)))
+    if errors:
+        where, problem = _schema_problem(errors[0])
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise ProfileError(display, where, problem + more)
+    return _build(path.resolve(), display, data)
+
+
+def _existing_file(base: Path, value: str, display: str, where: str) -> Path:
+    resolved = (base / value).resolve()
+    if not resolved.is_file():
+        raise ProfileError(display, where, f"file not found: {value} (looked at {resolved})")
+    return resolved
+
+
+def _build(path: Path, display: str, data: dict[str, Any]) -> Profile:
+    base = path.parent
+    svc = data["service"]
+    if "command" not in svc and "image" not in svc:
+        raise ProfileError(display, "service", "needs a command (local mode) or an image (container mode)")
+    cwd = None
+    if "cwd" in svc:
+        cwd = (base / svc["cwd"]).resolve()
+        if not cwd.is_dir():
+            raise ProfileError(display, "service.cwd", f"directory not found: {svc['cwd']} (looked at {cwd})")
+    ready = svc.get("ready", {})
+    service = ServiceConfig(
+        name=svc["name"],
+        command=tuple(svc.get("command", ())),
+        cwd=cwd,
+        port=None if svc.get("port", "auto") == "auto" else int(svc["port"]),
+        image=svc.get("image"),
+        env={k: _env_str(v) for k, v in svc.get("env", {}).items()},
+        secret_env=tuple(svc.get("secret_env", ())),
+        ready=ReadyProbe(
+            path=ready.get("path", "/health"),
+            status=ready.get("status", 200),
+            timeout=float(ready.get("timeout", 30.0)),
+        ),
+        shutdown_timeout=float(svc.get("shutdown_timeout", 10.0)),
+    )
+    for i, name in enumerate(service.secret_env):
+        if name not in service.env:
+            raise ProfileError(display, f"service.secret_env[{i}]", f"{name!r} is not a key of service.env")
+
+    met = data.get("metrics", {})
+    metrics = MetricsConfig(
+        path=met.get("path", "/metrics"),
+        port=None if met.get("port", "auto") == "auto" else int(met["port"]),
+        separate_port="port" in met,
+        format=met.get("format", "prometheus-text"),
+        bearer_token_env=met.get("bearer_token_env"),
+    )
+    tel = data.get("telemetry", {})
+    telemetry = TelemetryConfig(
+        otlp_protocol=tel.get("otlp_protocol", "http/protobuf"),
+        service_name=tel.get("service_name", service.name),
+        timeout=float(tel.get("timeout", 15.0)),
+    )
+    logs = _build_logs(base, display, data.get("logs", {}))
+
+    endpoints: list[Endpoint] = []
+    seen: dict[str, int] = {}
+    for i, ep in enumerate(data.get("endpoints", [])):
+        if ep["name"] in seen:
+            raise ProfileError(display, f"endpoints[{i}].name", f"duplicate of endpoints[{seen[ep['name']]}]")
+        seen[ep["name"]] = i
+        params = {k: str(v) for k, v in ep.get("path_params", {}).items()}
+        placeholders = set(re.findall(r"{([^}]+)}", ep["path"]))
+        missing = sorted(placeholders - set(params))
+        if missing:
+            raise ProfileError(display, f"endpoints[{i}].path_params", f"no value for {{{missing[0]}}}")
+        expect = ep.get("expect_status", 200)
+        endpoints.append(
+            Endpoint(
+                name=ep["name"],
+                path=ep["path"],
+                method=ep.get("method", "GET"),
+                path_params=params,
+                query=dict(ep.get("query", {})),
+                headers=dict(ep.get("headers", {})),
+                json=ep.get("json"),
+                has_json="json" in ep,
+                expect_status=tuple(expect) if isinstance(expect, list) else (expect,),
+                traced=ep.get("traced", True),
+            )
+        )
+    traffic = data.get("traffic", {})
+    prom = data.get("prometheus", {})
+    prometheus = PrometheusConfig(
+        scrape_interval=float(prom.get("scrape_interval", 1.0)),
+        evaluation_interval=float(prom.get("evaluation_interval", 1.0)),
+        rule_files=tuple(
+            _existing_file(base, f, display, f"prometheus.rule_files[{i}]")
+            for i, f in enumerate(prom.get("rule_files", []))
+        ),
+        rule_tests=tuple(
+            _existing_file(base, f, display, f"prometheus.rule_tests[{i}]")
+            for i, f in enumerate(prom.get("rule_tests", []))
+        ),
+    )
+    return Profile(
+        path=path,
+        service=service,
+        metrics=metrics,
+        telemetry=telemetry,
+        logs=logs,
+        correlation_header=data.get("correlation", {}).get("header", "X-Correlation-ID"),
+        endpoints=tuple(endpoints),
+        requests_per_endpoint=int(traffic.get("requests_per_endpoint", 2)),
+        request_timeout=float(traffic.get("request_timeout", 10.0)),
+        prometheus=prometheus,
+        not_applicable=dict(data.get("requirements", {}).get("not_applicable", {})),
+        raw=data,
+    )
+
+
+def _build_logs(base: Path, display: str, logs: dict[str, Any]) -> LogContract:
+    fields = {f: f for f in CANONICAL_LOG_FIELDS}
+    fields.update(logs.get("fields", {}))
+    schema = None
+    if "schema" in logs:
+        schema = _existing_file(base, logs["schema"], display, "logs.schema")
+        try:
+            custom = json.loads(schema.read_text(encoding="utf-8"))
+            jsonschema.Draft202012Validator.check_schema(custom)
+        except (ValueError, jsonschema.SchemaError) as exc:
+            first = str(exc).splitlines()[0]
+            raise ProfileError(display, "logs.schema", f"{logs['schema']} is not a valid JSON Schema: {first}") from None
+    return LogContract(
+        stream=logs.get("stream", "stdout"),
+        schema=schema,
+        fields=fields,
+        required_fields=tuple(logs.get("required_fields", ("timestamp", "level", "logger", "message"))),
+        levels=tuple(logs.get("levels", DEFAULT_LEVELS)),
+        level_case=logs.get("level_case", "upper"),
+        trace_id_format=logs.get("trace_id_format", "w3c-hex"),
+        request_completed_message=logs.get("request_completed_message", "request_completed"),
+        max_line_bytes=int(logs.get("max_line_bytes", 1024 * 1024)),
+    )
+
+
+def _env_str(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

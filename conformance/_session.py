@@ -1,0 +1,132 @@
+"""One conformance run's shared state: the stack, the client, the baseline
+traffic, and accessors that gather telemetry for the suites.
+
+Suites share one session per run (a pytest session fixture, or the CLI's),
+so the stack starts once.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from conformance._exceptions import HarnessError, WaitTimeout
+from conformance._profile import Profile
+from conformance._wait import wait_until
+from conformance.checks.exports import check_server_spans_exported
+from conformance.collect._logs import read_log_lines
+from conformance.collect._prometheus_api import PrometheusClient, wait_for_target_up
+from conformance.collect._scrape import Exposition, scrape_metrics
+from conformance.collect._traffic import drive_endpoints
+from conformance.stack._local import SERVICE_JOB, LocalStack
+from conformance.telemetry import HttpExchange, LogLine, Span
+
+__all__ = ["ConformanceSession"]
+
+
+class ConformanceSession:
+    """Start with :meth:`open`; always :meth:`close` (it stops the stack)."""
+
+    def __init__(self, profile: Profile, stack: LocalStack) -> None:
+        self.profile = profile
+        self.stack = stack
+        self.http = httpx.Client(base_url=stack.service_url, timeout=profile.request_timeout)
+        self._api_http = httpx.Client(timeout=5.0)
+        self.exchanges: list[HttpExchange] = []
+        self.started_at = time.time()
+        self.stack_description: dict[str, Any] = {"mode": stack.mode, "components": []}
+        self._closed = False
+
+    @classmethod
+    def open(cls, profile: Profile, workdir: Path, *, prometheus_binary: str | None = None) -> ConformanceSession:
+        """Start the stack and send the baseline traffic; clean up if anything fails."""
+        stack = LocalStack(profile, workdir, prometheus_binary=prometheus_binary)
+        stack.start()
+        session = cls(profile, stack)
+        try:
+            session.stack_description = stack.describe()
+            session.exchanges = drive_endpoints(session.http, profile.endpoints, profile.requests_per_endpoint)
+        except BaseException:
+            session.close()
+            raise
+        return session
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.stack_description = self.stack.describe()
+        finally:
+            self.http.close()
+            self._api_http.close()
+            self.stack.stop()
+
+    # -- what the suites gather ------------------------------------------
+    @cached_property
+    def templates(self) -> dict[str, str]:
+        """Concrete path sent → the endpoint's route template."""
+        return {ep.concrete_path(): ep.path for ep in self.profile.endpoints}
+
+    @property
+    def traced_endpoints(self) -> set[str]:
+        return {ep.name for ep in self.profile.endpoints if ep.traced}
+
+    def log_lines(self) -> list[LogLine]:
+        """Every complete line the service has written to its log stream so far."""
+        stream = self.profile.logs.stream
+        return read_log_lines(
+            self.stack.log_path(stream),
+            stream=stream,
+            max_line_bytes=self.profile.logs.max_line_bytes,
+            final=self.stack.service_exit_code() is not None,
+        )
+
+    @property
+    def prometheus(self) -> PrometheusClient:
+        return self.stack.prometheus_client(self._api_http)
+
+    def scrape(self, *, openmetrics: bool = False) -> Exposition:
+        return scrape_metrics(self.stack.metrics_url, client=self._api_http, accept_openmetrics=openmetrics)
+
+    def prometheus_target(self) -> dict[str, Any] | None:
+        """Prometheus's view of the service target after a scrape newer than the traffic."""
+        try:
+            target: dict[str, Any] = wait_for_target_up(
+                self.prometheus, SERVICE_JOB, timeout=max(5.0, 4 * self.profile.prometheus.scrape_interval)
+            )
+            return target
+        except WaitTimeout:
+            for target in self.prometheus.targets():
+                if target.get("labels", {}).get("job") == SERVICE_JOB:
+                    return dict(target)
+            return None
+
+    def server_spans(self) -> list[Span]:
+        """Spans in the trace store once every traced request's SERVER span
+        has arrived, or when ``telemetry.timeout`` runs out (the check then
+        reports which ones are missing)."""
+        store = self.stack.trace_store
+
+        def probe() -> tuple[list[Span] | None, str]:
+            spans = store.spans()
+            missing = check_server_spans_exported(
+                self.exchanges, spans, templates=self.templates,
+                traced_endpoints=self.traced_endpoints, store=store.describe(),
+            )  # fmt: skip
+            return (spans if not missing else None), f"{len(spans)} span(s), {len(missing)} route(s) short"
+
+        try:
+            return wait_until(probe, awaited="SERVER spans for the baseline traffic", timeout=self.profile.telemetry.timeout)
+        except WaitTimeout:
+            return store.spans()
+
+    def require_running(self) -> None:
+        """Raise :class:`HarnessError` if the service died mid-run."""
+        code = self.stack.service_exit_code()
+        if code is not None:
+            raise HarnessError(f"the service exited with code {code} during the run")

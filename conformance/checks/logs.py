@@ -1,0 +1,385 @@
+"""LOG-*: the service's log stream is structured, typed and complete.
+
+Pure: log lines (bytes as captured) and the profile's log contract in,
+findings out. Records are first mapped from the service's field names to the
+canonical ones (``logs.fields``), so one set of checks serves ``level`` and
+``severity``, ``message`` and ``event`` alike.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import jsonschema
+
+from conformance._mask import excerpt
+from conformance._model import Finding, Level
+from conformance._profile import LogContract
+from conformance._requirements import requirement
+from conformance.telemetry import HttpExchange, LogLine
+
+__all__ = [
+    "LOG_001",
+    "LOG_002",
+    "LOG_003",
+    "LOG_004",
+    "LOG_005",
+    "LOG_006",
+    "LOG_007",
+    "LOG_008",
+    "ParsedLogLine",
+    "check_json_lines",
+    "check_levels",
+    "check_record_schema",
+    "check_request_completed",
+    "check_request_coverage",
+    "check_route_templates",
+    "check_timestamps",
+    "check_trace_ids",
+    "get_field",
+    "parse_log_lines",
+]
+
+LOG_001 = requirement(
+    "LOG-001", Level.MUST, "Every line on the log stream is one JSON object in UTF-8",
+    source="seed 000 §Middleware 2 'Structured JSON Logging': all logs in JSON format",
+)  # fmt: skip
+LOG_002 = requirement(
+    "LOG-002", Level.MUST, "Every record validates against the log-record schema",
+    source="seed 000 §Middleware 2 'Log format'; schemas/log-record.schema.json",
+)  # fmt: skip
+LOG_003 = requirement(
+    "LOG-003", Level.MUST,
+    "request_completed records carry correlation_id, trace_id, span_id, method, path, status_code, duration_ms",
+    source="seed 000 §Middleware 2 'Log format' and seed 001 §Structured Logging; "
+    "schemas/log-request-completed.schema.json",
+)  # fmt: skip
+LOG_004 = requirement(
+    "LOG-004", Level.MUST, "Timestamps are RFC 3339 date-times with a time zone",
+    source="RFC 3339 §5.6; seed 000 log example '2025-12-02T10:30:45.123Z'",
+)  # fmt: skip
+LOG_005 = requirement(
+    "LOG-005", Level.MUST, "The level is one of the allowed levels",
+    source="seed 000 LOG_LEVEL: DEBUG, INFO, WARNING, ERROR, CRITICAL",
+)  # fmt: skip
+LOG_006 = requirement(
+    "LOG-006", Level.MUST, "trace_id and span_id are W3C trace-context ids (lowercase hex, not all zero)",
+    source="W3C Trace Context §3.2.2.3 trace-id, §3.2.2.4 parent-id; seed 001 trace-log correlation",
+)  # fmt: skip
+LOG_007 = requirement(
+    "LOG-007", Level.MUST, "Every request the service answered has exactly one request_completed record",
+    source="seed 000 §Middleware 2 'Automatic request/response logging'",
+)  # fmt: skip
+LOG_008 = requirement(
+    "LOG-008", Level.SHOULD, "request_completed.path is the route template, not the raw URL path",
+    source="seed 000 log example path '/chat/completions'; seed 002 'full_path can include IDs'",
+)  # fmt: skip
+
+_W3C_TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
+_W3C_SPAN_ID = re.compile(r"^[0-9a-f]{16}$")
+_GCP_TRACE = re.compile(r"^projects/[^/]+/traces/([0-9a-f]{32})$")
+# RFC 3339 §5.6 date-time. Hand-written because jsonschema's "date-time" format
+# is only enforced when the optional rfc3339-validator is installed, and
+# silently passes otherwise; we also want to name what is wrong.
+_RFC3339 = re.compile(
+    r"^(?P<date>\d{4}-\d{2}-\d{2})[Tt](?P<time>\d{2}:\d{2}:\d{2})(?P<frac>\.\d+)?(?P<tz>[Zz]|[+-]\d{2}:\d{2})?$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedLogLine:
+    """A captured line and, when it is a JSON object, its canonical record."""
+
+    line: LogLine
+    raw_record: Mapping[str, Any] | None
+    record: Mapping[str, Any] | None
+    problem: str = ""
+
+    def evidence(self, **extra: Any) -> dict[str, Any]:
+        return {"stream": self.line.stream, "line": self.line.number, "excerpt": excerpt(self.line.text()), **extra}
+
+
+def get_field(record: Mapping[str, Any], name: str) -> Any:
+    """A field by the service's name: a literal key first (GCP's
+    ``logging.googleapis.com/trace`` contains dots), else a dotted path."""
+    if name in record:
+        return record[name]
+    node: Any = record
+    for part in name.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _canonical(raw: Mapping[str, Any], fields: Mapping[str, str]) -> dict[str, Any]:
+    mapped_names = set(fields.values())
+    record = {k: v for k, v in raw.items() if k not in mapped_names}
+    for canonical, name in fields.items():
+        value = get_field(raw, name)
+        if value is not None or name in raw:
+            record[canonical] = value
+    return record
+
+
+def parse_log_lines(lines: Iterable[LogLine], contract: LogContract) -> list[ParsedLogLine]:
+    """Decode every line; a line that is not a JSON object keeps the reason."""
+    parsed: list[ParsedLogLine] = []
+    for line in lines:
+        if line.truncated:
+            parsed.append(ParsedLogLine(line, None, None, f"line longer than {contract.max_line_bytes} bytes"))
+            continue
+        try:
+            text = line.raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            parsed.append(ParsedLogLine(line, None, None, f"invalid UTF-8 at byte {exc.start}"))
+            continue
+        if not text.strip():
+            parsed.append(ParsedLogLine(line, None, None, "empty line"))
+            continue
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            parsed.append(ParsedLogLine(line, None, None, f"not JSON ({exc.msg} at column {exc.colno})"))
+            continue
+        except RecursionError:
+            parsed.append(ParsedLogLine(line, None, None, "JSON nested too deeply"))
+            continue
+        if not isinstance(value, dict):
+            parsed.append(ParsedLogLine(line, None, None, f"JSON {type(value).__name__}, not an object"))
+            continue
+        parsed.append(ParsedLogLine(line, value, _canonical(value, contract.fields)))
+    return parsed
+
+
+def _records(parsed: Iterable[ParsedLogLine]) -> Iterable[tuple[ParsedLogLine, Mapping[str, Any]]]:
+    for p in parsed:
+        if p.record is not None:
+            yield p, p.record
+
+
+def _is_request_completed(record: Mapping[str, Any], contract: LogContract) -> bool:
+    return record.get("message") == contract.request_completed_message
+
+
+def check_json_lines(parsed: Sequence[ParsedLogLine]) -> list[Finding]:
+    """LOG-001."""
+    return [
+        Finding(LOG_001.id, f"line {p.line.number} is {p.problem}", p.evidence())
+        for p in parsed
+        if p.record is None
+    ]
+
+
+def _validation_findings(
+    req_id: str, p: ParsedLogLine, instance: Mapping[str, Any], validator: jsonschema.protocols.Validator
+) -> list[Finding]:
+    out = []
+    for error in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
+        where = "/".join(map(str, error.absolute_path)) or "(record)"
+        out.append(Finding(req_id, f"line {p.line.number}: {where}: {error.message}", p.evidence(field=where)))
+    return out
+
+
+def check_record_schema(
+    parsed: Sequence[ParsedLogLine], contract: LogContract, schema: Mapping[str, Any]
+) -> list[Finding]:
+    """LOG-002: built-in schema on the canonical record, or the profile's own
+    schema (``logs.schema``) on the raw record."""
+    if contract.schema is None:
+        schema = {**schema, "required": list(contract.required_fields)}
+    validator = jsonschema.Draft202012Validator(schema)
+    findings: list[Finding] = []
+    for p, record in _records(parsed):
+        instance = p.raw_record if contract.schema is not None and p.raw_record is not None else record
+        findings += _validation_findings(LOG_002.id, p, instance, validator)
+    return findings
+
+
+def check_request_completed(
+    parsed: Sequence[ParsedLogLine], contract: LogContract, schema: Mapping[str, Any]
+) -> list[Finding]:
+    """LOG-003."""
+    validator = jsonschema.Draft202012Validator(schema)
+    findings: list[Finding] = []
+    for p, record in _records(parsed):
+        if _is_request_completed(record, contract):
+            findings += _validation_findings(LOG_003.id, p, record, validator)
+    return findings
+
+
+def rfc3339_problem(value: Any) -> str:
+    """Why ``value`` is not an RFC 3339 date-time with offset, or ``""``."""
+    if not isinstance(value, str):
+        return f"is {type(value).__name__}, not a string"
+    m = _RFC3339.match(value)
+    if not m:
+        return "does not match YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)"
+    if not m.group("tz"):
+        return "has no time zone (add Z or ±HH:MM)"
+    tz = m.group("tz")
+    normalised = f"{m.group('date')}T{m.group('time')}{m.group('frac') or ''}{'+00:00' if tz in 'Zz' else tz}"
+    try:
+        # fromisoformat rejects month 13, Feb 30, hour 24 and offsets beyond ±24h.
+        datetime.fromisoformat(normalised)
+    except ValueError as exc:
+        return f"is not a real date-time ({exc})"
+    return ""
+
+
+def check_timestamps(parsed: Sequence[ParsedLogLine]) -> list[Finding]:
+    """LOG-004: records without a timestamp are LOG-002's business."""
+    findings = []
+    for p, record in _records(parsed):
+        if "timestamp" not in record:
+            continue
+        problem = rfc3339_problem(record["timestamp"])
+        if problem:
+            findings.append(
+                Finding(LOG_004.id, f"line {p.line.number}: timestamp {record['timestamp']!r} {problem}",
+                        p.evidence(field="timestamp"))
+            )  # fmt: skip
+    return findings
+
+
+def check_levels(parsed: Sequence[ParsedLogLine], contract: LogContract) -> list[Finding]:
+    """LOG-005."""
+    if contract.level_case == "lower":
+        allowed = {lvl.lower() for lvl in contract.levels}
+    elif contract.level_case == "upper":
+        allowed = {lvl.upper() for lvl in contract.levels}
+    else:
+        allowed = {lvl.casefold() for lvl in contract.levels}
+    findings = []
+    for p, record in _records(parsed):
+        if "level" not in record:
+            continue
+        level = record["level"]
+        key = level.casefold() if contract.level_case == "any" and isinstance(level, str) else level
+        if key not in allowed:
+            findings.append(
+                Finding(LOG_005.id, f"line {p.line.number}: level {level!r} is not one of {sorted(allowed)}",
+                        p.evidence(field="level"))
+            )  # fmt: skip
+    return findings
+
+
+def trace_id_problem(value: Any, fmt: str = "w3c-hex") -> str:
+    if not isinstance(value, str):
+        return f"is {type(value).__name__}, not a string"
+    if fmt == "gcp-resource":
+        m = _GCP_TRACE.match(value)
+        if not m:
+            return "is not projects/<project>/traces/<32 lowercase hex>"
+        value = m.group(1)
+    if not _W3C_TRACE_ID.match(value):
+        return "is not 32 lowercase hex characters"
+    if value == "0" * 32:
+        return "is all zeros (invalid per W3C)"
+    return ""
+
+
+def span_id_problem(value: Any) -> str:
+    if not isinstance(value, str):
+        return f"is {type(value).__name__}, not a string"
+    if not _W3C_SPAN_ID.match(value):
+        return "is not 16 lowercase hex characters"
+    if value == "0" * 16:
+        return "is all zeros (invalid per W3C)"
+    return ""
+
+
+def check_trace_ids(parsed: Sequence[ParsedLogLine], contract: LogContract) -> list[Finding]:
+    """LOG-006: ids where present (LOG-003 decides where they must be)."""
+    findings = []
+    for p, record in _records(parsed):
+        for name, problem in (
+            ("trace_id", trace_id_problem(record["trace_id"], contract.trace_id_format) if "trace_id" in record else ""),
+            ("span_id", span_id_problem(record["span_id"]) if "span_id" in record else ""),
+        ):
+            if problem:
+                findings.append(
+                    Finding(LOG_006.id, f"line {p.line.number}: {name} {str(record[name])[:80]!r} {problem}",
+                            p.evidence(field=name))
+                )  # fmt: skip
+    return findings
+
+
+def _answered(exchanges: Iterable[HttpExchange]) -> list[HttpExchange]:
+    return [x for x in exchanges if x.status_code is not None]
+
+
+def check_request_coverage(
+    parsed: Sequence[ParsedLogLine],
+    exchanges: Sequence[HttpExchange],
+    contract: LogContract,
+    correlation_header: str,
+) -> list[Finding]:
+    """LOG-007: a request is matched to its record by the correlation id its
+    response carried. Requests that cannot be matched that way (no header, or
+    records without ids: TRC's and LOG-003's findings) are matched by method
+    and status against the records without a matching id, so this requirement
+    stays about whether each request was logged once."""
+    completed = [r for _, r in _records(parsed) if _is_request_completed(r, contract)]
+    by_correlation = Counter(str(r["correlation_id"]) for r in completed if r.get("correlation_id"))
+    findings = []
+    unmatched: list[HttpExchange] = []
+    used: set[str] = set()
+    for x in _answered(exchanges):
+        cid = x.response_header(correlation_header)
+        count = by_correlation.get(cid, 0) if cid else 0
+        if count == 0:
+            unmatched.append(x)
+            continue
+        used.add(str(cid))
+        if count > 1:
+            findings.append(
+                Finding(LOG_007.id, f"{x.method} {x.path} -> {x.status_code} ({correlation_header}: {cid}) has "
+                        f"{count} request_completed records",
+                        {"endpoint": x.endpoint, "method": x.method, "path": x.path, "correlation_id": cid,
+                         "records": count})
+            )  # fmt: skip
+    pool = Counter(
+        (r.get("method"), r.get("status_code")) for r in completed if str(r.get("correlation_id")) not in used
+    )
+    sent = Counter((x.method, x.status_code) for x in unmatched)
+    for (method, status), n in sorted(sent.items(), key=str):
+        logged = pool.get((method, status), 0)
+        if logged < n:
+            paths = sorted({x.path for x in unmatched if (x.method, x.status_code) == (method, status)})
+            findings.append(
+                Finding(LOG_007.id, f"{n} {method} request(s) answered {status} ({', '.join(paths)[:120]}) "
+                        f"but only {logged} request_completed record(s) match them",
+                        {"method": method, "status_code": status, "sent": n, "logged": logged})
+            )  # fmt: skip
+    return findings
+
+
+def check_route_templates(
+    parsed: Sequence[ParsedLogLine],
+    contract: LogContract,
+    templates: Mapping[str, str],
+) -> list[Finding]:
+    """LOG-008: ``templates`` maps each concrete path the harness sent to its
+    route template; a record whose path is a concrete path that differs from
+    its template logged the raw path."""
+    raw_to_template = {raw: tpl for raw, tpl in templates.items() if raw != tpl}
+    findings = []
+    for p, record in _records(parsed):
+        if not _is_request_completed(record, contract):
+            continue
+        path = record.get("path")
+        if isinstance(path, str):
+            bare = path.split("?", 1)[0]
+            if bare in raw_to_template:
+                findings.append(
+                    Finding(LOG_008.id, f"line {p.line.number}: path {excerpt(path, 80)!r} is the raw path; "
+                            f"expected the route template {raw_to_template[bare]!r}", p.evidence(field="path"))
+                )  # fmt: skip
+    return findings

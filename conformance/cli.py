@@ -1,0 +1,184 @@
+"""``conformance``: the command line, a thin shell over profile, session, suites and reports.
+
+Exit codes (also in the README):
+
+* 0 — every MUST requirement passed
+* 1 — at least one MUST requirement failed (the service does not conform)
+* 2 — usage error: bad flag or broken profile (one line names file, path and problem)
+* 3 — harness error: no MUST failed, but something could not be checked
+  (the stack did not start, a backend broke); the report says which
+* 130 — interrupted (Ctrl-C / SIGTERM); everything started was stopped
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from conformance._exceptions import HarnessError, UsageError
+from conformance._process import install_termination_handlers, stop_all
+from conformance._profile import Profile, load_profile
+from conformance._requirements import all_requirements
+from conformance.report import EXIT_HARNESS_ERROR, EXIT_USAGE, REPORT_NAME, write_reports
+
+__all__ = ["main"]
+
+EXIT_INTERRUPTED = 130
+
+
+class ProvidedSession:
+    """Hands a session the CLI already started to the pytest plugin."""
+
+    is_conformance_provided_session = True
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.state: Any = None  # set by the plugin's pytest_configure
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="conformance", description="Check that an HTTP service's telemetry keeps its contract."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="start the stack, run the suites, write the reports")
+    run.add_argument("--profile", required=True, help="the service's conformance profile (YAML)")
+    run.add_argument("--report-dir", default="conformance-report", help="where reports go (default: %(default)s)")
+    run.add_argument("--service-command", help="override service.command (a shell-style string)")
+    run.add_argument("--service-port", type=int, help="override service.port")
+    run.add_argument("-k", dest="keyword", help="only suite tests matching this pytest -k expression")
+    run.add_argument("--pytest-arg", action="append", default=[], help="extra argument passed to pytest")
+
+    val = sub.add_parser("validate", help="validate a profile and exit")
+    val.add_argument("profile")
+
+    req = sub.add_parser("requirements", help="list every requirement the harness checks")
+    req.add_argument("--format", choices=["table", "json"], default="table")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "validate":
+            profile = load_profile(args.profile)
+            print(f"{args.profile}: ok ({profile.service.name}, {len(profile.endpoints)} endpoint(s))")
+            return 0
+        if args.command == "requirements":
+            return _list_requirements(args.format)
+        return _run(args)
+    except UsageError as exc:
+        print(f"conformance: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _list_requirements(fmt: str) -> int:
+    reqs = all_requirements()
+    if fmt == "json":
+        print(json.dumps([{"id": r.id, "level": r.level.value, "area": r.area, "title": r.title,
+                           "source": r.source} for r in reqs], indent=2))  # fmt: skip
+    else:
+        for r in reqs:
+            print(f"{r.id:<9} {r.level.value:<6} {r.title}\n{'':16}source: {r.source}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from conformance._session import ConformanceSession
+
+    started = time.time()
+    profile = load_profile(args.profile).with_overrides(
+        service_command=args.service_command, service_port=args.service_port
+    )
+    report_dir = Path(args.report_dir).resolve()
+    report_dir.mkdir(parents=True, exist_ok=True)
+    install_termination_handlers()
+    print(f"conformance: starting {profile.service.name} (local mode) …", file=sys.stderr)
+    try:
+        session = ConformanceSession.open(profile, report_dir / "work")
+    except HarnessError as exc:
+        _write(report_dir, profile, {}, {"mode": "local", "components": []}, started, stack_error=str(exc))
+        print(f"conformance: error: {exc}", file=sys.stderr)
+        return EXIT_HARNESS_ERROR
+    except KeyboardInterrupt:
+        stop_all()
+        print("conformance: interrupted; everything started was stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+    provided = ProvidedSession(session)
+    interrupted = False
+    try:
+        pytest_rc = _run_suites(report_dir, provided, args)
+        interrupted = pytest_rc == 2
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        try:
+            session.close()
+        except HarnessError as exc:
+            print(f"conformance: warning: {exc}", file=sys.stderr)
+    results = provided.state.results if provided.state is not None else {}
+    report = _write(report_dir, profile, results, session.stack_description, started)
+    _print_summary(report, report_dir)
+    if interrupted:
+        print("conformance: interrupted; partial report written, everything started was stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    code: int = report["summary"]["exit_code"]
+    return code
+
+
+def _run_suites(report_dir: Path, provided: ProvidedSession, args: argparse.Namespace) -> int:
+    import pytest
+
+    work = report_dir / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    # Our own ini file keeps the user's (or this repo's) pytest settings out of the run.
+    # Plugins imported before pytest.main (httpx pulls in anyio) cannot be
+    # assert-rewritten; that warning is about them, not the suites, so it is muted.
+    ini = work / "pytest.ini"
+    ini.write_text("[pytest]\naddopts =\n", encoding="utf-8")
+    pytest_args = [
+        "-c", str(ini), "--rootdir", str(work), "-p", "no:cacheprovider", "-q", "--no-header",
+        "--tb=short", "-W", "ignore::pytest.PytestAssertRewriteWarning",
+        f"--alluredir={report_dir / 'allure-results'}", "--clean-alluredir",
+        "--pyargs", "conformance.suites",
+    ]  # fmt: skip
+    if args.keyword:
+        pytest_args += ["-k", args.keyword]
+    pytest_args += args.pytest_arg
+    return int(pytest.main(pytest_args, plugins=[provided]))
+
+
+def _write(
+    report_dir: Path,
+    profile: Profile,
+    results: dict[str, Any],
+    stack: dict[str, Any],
+    started: float,
+    *,
+    stack_error: str = "",
+) -> dict[str, Any]:
+    return write_reports(report_dir, profile=profile, results=results, stack=stack, started_at=started,
+                         finished_at=time.time(), stack_error=stack_error)  # fmt: skip
+
+
+def _print_summary(report: dict[str, Any], report_dir: Path) -> None:
+    print()
+    for r in report["results"]:
+        print(f"  {r['status'].upper():<8} {r['id']:<9} {r['level']:<6} {r['title']}")
+    s = report["summary"]
+    c = s["counts"]
+    print(
+        f"\nconformance: {s['verdict'].upper()} — {c['passed']} passed, {c['failed']} failed, "
+        f"{c['error']} error, {c['skipped']} skipped; report: {report_dir / REPORT_NAME}"
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Reading the service's captured log stream into :class:`LogLine` values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conformance.telemetry import LogLine
+
+__all__ = ["read_log_lines"]
+
+_CHUNK = 1024 * 1024
+
+
+def read_log_lines(path: Path, *, stream: str, max_line_bytes: int, final: bool) -> list[LogLine]:
+    """Split a captured stream into lines without ever holding a huge line.
+
+    A line longer than ``max_line_bytes`` is kept truncated and flagged. While
+    the service still runs (``final=False``) a last line without its newline is
+    still being written and is left for the next read.
+    """
+    lines: list[LogLine] = []
+    number = 0
+    current = bytearray()
+    truncated = False
+    try:
+        f = path.open("rb")
+    except FileNotFoundError:
+        return lines
+    with f:
+        while chunk := f.read(_CHUNK):
+            start = 0
+            while True:
+                nl = chunk.find(b"\n", start)
+                piece = chunk[start:] if nl < 0 else chunk[start:nl]
+                room = max_line_bytes - len(current)
+                if len(piece) > room:
+                    current += piece[: max(room, 0)]
+                    truncated = True
+                else:
+                    current += piece
+                if nl < 0:
+                    break
+                number += 1
+                lines.append(LogLine(number, bytes(current.rstrip(b"\r")), stream, truncated))
+                current.clear()
+                truncated = False
+                start = nl + 1
+    if (current or truncated) and final:
+        lines.append(LogLine(number + 1, bytes(current), stream, truncated))
+    return lines

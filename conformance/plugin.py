@@ -1,0 +1,268 @@
+"""The pytest plugin: suites become requirement verdicts.
+
+Registered through the ``pytest11`` entry point, so ``pytest suites/
+--conformance-profile P`` works without the CLI; the CLI drives the same
+plugin with a session it has already started. Each suite test carries
+``@pytest.mark.requirement("LOG-001")``; its outcome becomes that
+requirement's status (a :class:`Failure` → failed, any other exception →
+error, never passed), and Allure gets epic = area, feature = id, severity
+from the level.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import allure
+import pytest
+
+from conformance._exceptions import ConformanceError, Failure, HarnessError, ProfileError
+from conformance._model import Finding, Level, Requirement, RequirementResult, Status
+from conformance._process import install_termination_handlers
+from conformance._profile import Profile, load_profile
+from conformance._requirements import get_requirement
+from conformance._session import ConformanceSession
+
+__all__ = ["MAX_EVIDENCE", "RunState", "Verdict"]
+
+#: Evidence items kept per requirement; the rest are counted, not listed.
+MAX_EVIDENCE = 50
+
+_SEVERITY = {Status.FAILED: 3, Status.ERROR: 2, Status.SKIPPED: 1, Status.PASSED: 0}
+
+
+@dataclass
+class RunState:
+    """What one run accumulates: the profile, the session and the verdicts."""
+
+    profile: Profile | None = None
+    report_dir: Path | None = None
+    provided_session: ConformanceSession | None = None
+    session: ConformanceSession | None = None
+    results: dict[str, RequirementResult] = field(default_factory=dict)
+    stack: dict[str, Any] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.time)
+
+    def record(self, result: RequirementResult) -> None:
+        """Merge a verdict: the worst outcome across a requirement's tests wins."""
+        old = self.results.get(result.requirement.id)
+        if old is None:
+            self.results[result.requirement.id] = result
+            return
+        if _SEVERITY[result.status] > _SEVERITY[old.status]:
+            old.status, old.message = result.status, result.message
+        old.evidence.extend(result.evidence)
+        old.duration_seconds += result.duration_seconds
+
+
+STATE_KEY = pytest.StashKey[RunState]()
+_VERDICT_KEY = pytest.StashKey["Verdict"]()
+
+
+class Verdict:
+    """A suite test's handle on its requirement: note context, then check findings."""
+
+    def __init__(self, requirement: Requirement) -> None:
+        self.requirement = requirement
+        self.evidence: list[dict[str, Any]] = []
+        self.findings: list[Finding] = []
+
+    def note(self, **facts: Any) -> None:
+        """Context worth keeping whatever the outcome (what was checked, counts)."""
+        self.evidence.append(facts)
+
+    def check(self, findings: Sequence[Finding], *, what: str) -> None:
+        """Pass when ``findings`` is empty, else raise :class:`Failure` listing them."""
+        __tracebackhide__ = True  # the failure is the service's, not this frame's
+        stray = sorted({f.requirement_id for f in findings} - {self.requirement.id})
+        if stray:
+            raise HarnessError(f"suite wiring: {self.requirement.id} test got findings for {', '.join(stray)}")
+        self.findings = list(findings)
+        if not findings:
+            return
+        shown = "\n".join(f"  - {f.message}" for f in findings[:10])
+        more = f"\n  … and {len(findings) - 10} more" if len(findings) > 10 else ""
+        raise Failure(
+            f"{self.requirement.id} ({self.requirement.level.value}) {self.requirement.title}: "
+            f"{len(findings)} finding(s) in {what}\n{shown}{more}",
+            tuple(findings),
+        )
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("conformance", "observability conformance (obsconform)")
+    group.addoption("--conformance-profile", metavar="PATH", help="conformance profile (YAML) of the service")
+    group.addoption("--conformance-report-dir", metavar="DIR", help="write conformance-report.json etc. here")
+    group.addoption("--conformance-service-command", metavar="CMD", help="override service.command")
+    group.addoption("--conformance-service-port", metavar="PORT", type=int, help="override service.port")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "requirement(id): the conformance requirement this test decides")
+    state = RunState()
+    config.stash[STATE_KEY] = state
+    for plugin in config.pluginmanager.get_plugins():
+        if getattr(plugin, "is_conformance_provided_session", False):
+            # The CLI started the session; it also writes the reports from our state.
+            plugin.state = state
+            state.provided_session = plugin.session
+            state.profile = plugin.session.profile
+            return
+    profile_path = config.getoption("--conformance-profile")
+    if profile_path:
+        try:
+            state.profile = load_profile(profile_path).with_overrides(
+                service_command=config.getoption("--conformance-service-command"),
+                service_port=config.getoption("--conformance-service-port"),
+            )
+        except ProfileError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        install_termination_handlers()
+    report_dir = config.getoption("--conformance-report-dir")
+    state.report_dir = Path(report_dir) if report_dir else None
+
+
+def _requirement_of(item: pytest.Item) -> Requirement | None:
+    marker = item.get_closest_marker("requirement")
+    if marker is None:
+        return None
+    if len(marker.args) != 1:
+        raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.requirement takes exactly one id")
+    try:
+        return get_requirement(marker.args[0])
+    except KeyError as exc:
+        raise pytest.UsageError(f"{item.nodeid}: {exc.args[0]}") from None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    state = config.stash[STATE_KEY]
+    for item in items:
+        req = _requirement_of(item)
+        if req is None:
+            continue
+        if state.profile is not None and req.id in state.profile.not_applicable:
+            reason = state.profile.not_applicable[req.id]
+            item.add_marker(pytest.mark.skip(reason=f"not applicable: {reason}"))
+    # Log checks read everything the service wrote, so they run after the suites that add traffic.
+    items.sort(key=lambda it: 1 if "requirement" in it.keywords and _area_of(it) == "LOG" else 0)
+
+
+def _area_of(item: pytest.Item) -> str:
+    marker = item.get_closest_marker("requirement")
+    return str(marker.args[0]).partition("-")[0] if marker and marker.args else ""
+
+
+@pytest.fixture(scope="session")
+def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceSession]:
+    """The run's started stack with the baseline traffic sent."""
+    state = request.config.stash[STATE_KEY]
+    if state.provided_session is not None:
+        yield state.provided_session
+        return
+    if state.profile is None:
+        raise pytest.UsageError("conformance suites need --conformance-profile PATH")
+    workdir = Path(request.config.getoption("--conformance-report-dir") or ".") / "work"
+    if state.report_dir is None:
+        workdir = request.getfixturevalue("tmp_path_factory").mktemp("conformance")
+    session = ConformanceSession.open(state.profile, workdir)
+    state.session = session
+    try:
+        yield session
+    finally:
+        session.close()
+        state.stack = session.stack_description
+
+
+@pytest.fixture
+def verdict(request: pytest.FixtureRequest) -> Verdict:
+    """The current test's requirement handle (see :class:`Verdict`)."""
+    req = _requirement_of(request.node)
+    if req is None:
+        raise pytest.UsageError(f"{request.node.nodeid} uses `verdict` but has no @pytest.mark.requirement")
+    v = Verdict(req)
+    request.node.stash[_VERDICT_KEY] = v
+    return v
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    req = _requirement_of(item)
+    if req is None:
+        return
+    allure.dynamic.epic(req.area)
+    allure.dynamic.feature(req.id)
+    allure.dynamic.severity(allure.severity_level.CRITICAL if req.level is Level.MUST else allure.severity_level.NORMAL)
+    allure.dynamic.label("requirement_level", req.level.value)
+    allure.dynamic.description(f"Source: {req.source}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    req = _requirement_of(item)
+    if req is not None:
+        # The Allure listener names the test at setup; a title set here survives.
+        allure.dynamic.title(f"{req.id} {req.title}")
+    yield
+    v = item.stash.get(_VERDICT_KEY, None)
+    if v is not None and (v.evidence or v.findings):
+        payload = {"notes": v.evidence, "findings": [f.to_dict() for f in v.findings[:MAX_EVIDENCE]]}
+        allure.attach(json.dumps(payload, indent=2, default=str), name="evidence",
+                      attachment_type=allure.attachment_type.JSON)  # fmt: skip
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    req = _requirement_of(item)
+    if req is None:
+        return
+    state = item.config.stash[STATE_KEY]
+    v = item.stash.get(_VERDICT_KEY, None)
+    notes = list(v.evidence) if v else []
+    result: RequirementResult | None = None
+    if report.skipped and call.excinfo is not None:
+        reason = getattr(call.excinfo.value, "msg", None) or str(call.excinfo.value)
+        result = RequirementResult(req, Status.SKIPPED, reason, notes)
+    elif report.when == "setup" and report.failed and call.excinfo is not None:
+        result = RequirementResult(req, Status.ERROR, _one_line(call.excinfo.value), notes)
+    elif report.when == "call":
+        if report.passed:
+            result = RequirementResult(req, Status.PASSED, "", notes)
+        elif call.excinfo is not None:
+            exc = call.excinfo.value
+            if isinstance(exc, Failure):
+                evidence = notes + [f.to_dict() for f in exc.findings[:MAX_EVIDENCE]]
+                if len(exc.findings) > MAX_EVIDENCE:
+                    evidence.append({"omitted_findings": len(exc.findings) - MAX_EVIDENCE})
+                first = exc.findings[0].message if exc.findings else str(exc).splitlines()[0]
+                msg = f"{len(exc.findings)} finding(s); first: {first}"
+                result = RequirementResult(req, Status.FAILED, msg, evidence)
+            elif isinstance(exc, AssertionError) and not isinstance(exc, ConformanceError):
+                result = RequirementResult(req, Status.FAILED, _one_line(exc), notes)
+            else:
+                result = RequirementResult(req, Status.ERROR, _one_line(exc), notes)
+    if result is not None:
+        result.duration_seconds = report.duration
+        state.record(result)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if not isinstance(exc, ConformanceError) else first
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = session.config.stash.get(STATE_KEY, None)
+    if state is None or state.provided_session is not None or state.report_dir is None or state.profile is None:
+        return
+    from conformance.report import write_reports
+
+    write_reports(state.report_dir, profile=state.profile, results=state.results, stack=state.stack,
+                  started_at=state.started_at, finished_at=time.time())  # fmt: skip

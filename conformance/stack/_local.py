@@ -1,0 +1,265 @@
+"""The embedded stack: the service as a local process, a real Prometheus
+server and the harness's own OTLP receiver, all on 127.0.0.1.
+
+This is the default when no Docker engine is reachable. Start order is
+receiver → service → Prometheus, so the service's first export and
+Prometheus's first scrape both find their peer; stop order is the reverse.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from conformance._exceptions import ServiceStartError, StackError, WaitTimeout
+from conformance._mask import excerpt, mask_secrets
+from conformance._ports import LOOPBACK, free_port
+from conformance._process import ManagedProcess
+from conformance._profile import Profile
+from conformance._wait import wait_until
+from conformance.collect._prometheus_api import PrometheusClient
+from conformance.stack._otlp import OtlpReceiver
+from conformance.stack._prometheus import LocalPrometheus, ScrapeTarget
+
+__all__ = ["SERVICE_JOB", "LocalStack"]
+
+#: Prometheus job name of the service under test.
+SERVICE_JOB = "service"
+
+# Export quickly in test stacks so waits end early (OTel SDK env names).
+_FAST_EXPORT_ENV = {
+    "OTEL_BSP_SCHEDULE_DELAY": "200",
+    "OTEL_BLRP_SCHEDULE_DELAY": "200",
+    "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+}
+
+
+class LocalStack:
+    """Service process + Prometheus process + embedded OTLP receiver."""
+
+    mode = "local"
+
+    def __init__(self, profile: Profile, workdir: Path, *, prometheus_binary: str | None = None) -> None:
+        self.profile = profile
+        self.workdir = workdir
+        self.receiver = OtlpReceiver()
+        self.service: ManagedProcess | None = None
+        self.prometheus: LocalPrometheus | None = None
+        self._prometheus_binary = prometheus_binary
+        self.service_port = 0
+        self.metrics_port = 0
+
+    # -- addresses -------------------------------------------------------
+    @property
+    def service_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.service_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.metrics_port}{self.profile.metrics.path}"
+
+    @property
+    def trace_store(self) -> OtlpReceiver:
+        return self.receiver
+
+    def prometheus_client(self, client: httpx.Client) -> PrometheusClient:
+        if self.prometheus is None:
+            raise StackError("Prometheus is not running")
+        return PrometheusClient(self.prometheus.url, client=client)
+
+    def log_path(self, stream: str) -> Path:
+        if self.service is None:
+            raise StackError("the service was never started")
+        return self.service.stdout_path if stream == "stdout" else self.service.stderr_path
+
+    def service_exit_code(self) -> int | None:
+        return self.service.poll() if self.service else None
+
+    # -- lifecycle -------------------------------------------------------
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Bring everything up; on any failure, tear down what started and raise."""
+        try:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            self.receiver.start()
+            self._pick_ports()
+            # Prometheus first: it needs ~5 s to hand a new target to its scraper
+            # (discovery ticks every 5 s), which then overlaps the service's start-up.
+            self._start_prometheus()
+            self._start_service()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop everything that started; safe to call more than once."""
+        errors: list[str] = []
+        for name, stop in (
+            ("prometheus", self.prometheus.stop if self.prometheus else None),
+            ("service", self._stop_service),
+            ("otlp-receiver", self.receiver.stop),
+        ):
+            if stop is None:
+                continue
+            try:
+                stop()
+            except Exception as exc:  # keep stopping the rest
+                errors.append(f"{name}: {exc}")
+        if errors:
+            raise StackError("clean-up failed: " + "; ".join(errors))
+
+    def _stop_service(self) -> None:
+        if self.service is not None:
+            self.service.stop(timeout=self.profile.service.shutdown_timeout)
+
+    def _placeholders(self) -> dict[str, str]:
+        return {
+            "port": str(self.service_port),
+            "metrics_port": str(self.metrics_port),
+            "python": sys.executable,
+            "profile_dir": str(self.profile.directory),
+        }
+
+    def _otlp_endpoint(self) -> str:
+        protocol = self.profile.telemetry.otlp_protocol
+        return self.receiver.grpc_endpoint if protocol == "grpc" else self.receiver.http_endpoint
+
+    def service_env(self) -> dict[str, str]:
+        """The service's environment: ours, minus OTEL_* we did not set, plus the
+        stack's endpoints, plus the profile's env (which wins)."""
+        values = self._placeholders()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        env.update(_FAST_EXPORT_ENV)
+        env.update(
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": self._otlp_endpoint(),
+                "OTEL_EXPORTER_OTLP_PROTOCOL": self.profile.telemetry.otlp_protocol,
+                "OTEL_SERVICE_NAME": self.profile.telemetry.service_name,
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update({k: _fill(v, values) for k, v in self.profile.service.env.items()})
+        return env
+
+    def _pick_ports(self) -> None:
+        self.service_port = self.profile.service.port or free_port()
+        if self.profile.metrics.separate_port:
+            self.metrics_port = self.profile.metrics.port or free_port()
+        else:
+            self.metrics_port = self.service_port
+
+    def _start_service(self) -> None:
+        svc = self.profile.service
+        if not svc.command:
+            raise StackError(
+                f"profile {self.profile.path.name} has no service.command, which local mode needs",
+                hint="add service.command, or pass --service-command",
+            )
+        values = self._placeholders()
+        argv = [_fill(part, values) for part in svc.command]
+        logs = self.workdir / "service"
+        self.service = ManagedProcess(
+            "service",
+            argv,
+            stdout_path=logs / "stdout.log",
+            stderr_path=logs / "stderr.log",
+            env=self.service_env(),
+            cwd=svc.cwd or self.profile.directory,
+        )
+        try:
+            self.service.start()
+        except OSError as exc:
+            raise ServiceStartError(
+                f"cannot start the service ({argv[0]}): {exc.strerror or exc}",
+                hint="check service.command in the profile or --service-command",
+            ) from None
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        assert self.service is not None
+        svc = self.profile.service
+        url = f"{self.service_url}{svc.ready.path}"
+        secrets = [svc.env[k] for k in svc.secret_env]
+
+        def probe() -> tuple[bool | None, str]:
+            assert self.service is not None
+            code = self.service.poll()
+            if code is not None:
+                tail = mask_secrets(self.service.stderr_tail() or self.service.stdout_tail(), secrets)
+                raise ServiceStartError(
+                    f"the service exited with code {code} during start-up; "
+                    f"last output: {excerpt(tail, 300) or '(none)'}",
+                    hint=f"full output in {self.service.stderr_path.parent}",
+                )
+            try:
+                response = httpx.get(url, timeout=2.0)
+            except httpx.HTTPError as exc:
+                return None, f"GET {url}: {type(exc).__name__}"
+            if response.status_code == svc.ready.status:
+                return True, ""
+            return None, f"GET {url} answered {response.status_code}"
+
+        try:
+            wait_until(probe, awaited=f"the service to answer {svc.ready.status} on {url}", timeout=svc.ready.timeout)
+        except WaitTimeout as exc:
+            raise ServiceStartError(
+                f"the service never became ready: {exc.last_seen} after {exc.timeout:g}s",
+                hint="raise service.ready.timeout, or check service.ready.path",
+            ) from None
+
+    def _start_prometheus(self) -> None:
+        met = self.profile.metrics
+        target = ScrapeTarget(job=SERVICE_JOB, address=f"{LOOPBACK}:{self.metrics_port}", metrics_path=met.path)
+        self.prometheus = LocalPrometheus(
+            self.workdir / "prometheus",
+            [target],
+            binary=self._prometheus_binary,
+            scrape_interval=self.profile.prometheus.scrape_interval,
+            evaluation_interval=self.profile.prometheus.evaluation_interval,
+            rule_files=self.profile.prometheus.rule_files,
+        )
+        self.prometheus.start()
+
+    def describe(self) -> dict[str, Any]:
+        """The report's stack section: what ran, where, which versions."""
+        components: list[dict[str, Any]] = [
+            {
+                "name": "service",
+                "kind": "process",
+                "command": [mask_secrets(a, self.profile.service.env.values()) for a in self.service.argv]
+                if self.service
+                else [],
+                "url": self.service_url,
+                "metrics_url": self.metrics_url,
+            },
+        ]
+        if self.prometheus is not None:
+            components.append(self.prometheus.describe())
+        components.append(
+            {
+                "name": "otlp-receiver",
+                "kind": "embedded",
+                "description": self.receiver.describe(),
+                "protocol_used_by_service": self.profile.telemetry.otlp_protocol,
+                "stats": self.receiver.stats(),
+            }
+        )
+        return {"mode": self.mode, "components": components}
+
+
+def _fill(template: str, values: Mapping[str, str]) -> str:
+    out = template
+    for key, value in values.items():
+        out = out.replace("{" + key + "}", value)
+    return out

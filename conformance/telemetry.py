@@ -1,0 +1,113 @@
+"""Plain values the collectors produce and the checks consume.
+
+Nothing here does I/O. Collectors (log capture, OTLP receiver, Jaeger query,
+scrapes, traffic) turn what they read into these; checks take them as input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "HttpExchange",
+    "LogLine",
+    "OtlpLogRecord",
+    "Span",
+    "SpanEvent",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One line the service wrote to its log stream, exactly as bytes.
+
+    ``number`` is 1-based within the stream; ``raw`` excludes the newline.
+    ``truncated`` is set when the line was longer than the capture limit.
+    """
+
+    number: int
+    raw: bytes
+    stream: str = "stdout"
+    truncated: bool = False
+
+    def text(self) -> str:
+        return self.raw.decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True, slots=True)
+class SpanEvent:
+    name: str
+    time_unix_nano: int
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A span normalised from any trace store (OTLP receiver, Jaeger).
+
+    Ids are lowercase hex (32 chars for traces, 16 for spans); ``kind`` and
+    ``status_code`` use the OTLP enum names without prefix (``SERVER``, ``ERROR``).
+    """
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    kind: str
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    resource_attributes: Mapping[str, Any] = field(default_factory=dict)
+    events: tuple[SpanEvent, ...] = ()
+    status_code: str = "UNSET"
+    status_message: str = ""
+    trace_state: str = ""
+    scope_name: str = ""
+
+    @property
+    def service_name(self) -> str:
+        return str(self.resource_attributes.get("service.name", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class HttpExchange:
+    """One request the harness sent and what came back.
+
+    ``request_headers``/``response_headers`` keep every value in order (a
+    header may repeat). ``error`` is set when no response arrived.
+    """
+
+    endpoint: str
+    method: str
+    url: str
+    path: str
+    request_headers: tuple[tuple[str, str], ...]
+    status_code: int | None
+    response_headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    elapsed_seconds: float = 0.0
+    error: str = ""
+    sent_traceparent: str = ""
+
+    def response_header(self, name: str) -> str | None:
+        """The first value of a response header, case-insensitively."""
+        wanted = name.lower()
+        for key, value in self.response_headers:
+            if key.lower() == wanted:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class OtlpLogRecord:
+    """A log record that arrived over OTLP (as opposed to the stdout stream)."""
+
+    time_unix_nano: int
+    severity_text: str
+    body: Any
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    resource_attributes: Mapping[str, Any] = field(default_factory=dict)
+    trace_id: str = ""
+    span_id: str = ""

@@ -1,0 +1,106 @@
+"""Integration tier: run the real CLI against the real reference service.
+
+Each run is a separate ``conformance run`` process with its own stack
+(service process, Prometheus, OTLP receiver). After every run we check that
+nothing carrying the run's id (``OBSCONFORM_RUN_ID``) is still alive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+REFERENCE_PROFILE = REPO / "fixtures/reference_service/conformance.yaml"
+RUN_TIMEOUT = 180
+
+
+@dataclass
+class CliRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    report_dir: Path
+
+    @property
+    def report(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.report_dir / "conformance-report.json").read_text())
+        return data
+
+    def statuses(self) -> dict[str, str]:
+        return {r["id"]: r["status"] for r in self.report["results"]}
+
+    def ids_with(self, status: str) -> set[str]:
+        return {i for i, s in self.statuses().items() if s == status}
+
+    @property
+    def last_stderr_line(self) -> str:
+        lines = [line for line in self.stderr.splitlines() if line.strip()]
+        return lines[-1] if lines else ""
+
+
+def processes_with_run_id(run_id: str) -> list[str]:
+    """Live (non-zombie) processes whose environment carries ``run_id``."""
+    found = []
+    needle = f"OBSCONFORM_RUN_ID={run_id}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            stat = (entry / "stat").read_text()
+            if stat.rsplit(")", 1)[1].split()[0] == "Z":
+                continue
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            found.append(f"{entry.name}: {cmdline[:120]}")
+        except OSError:
+            continue
+    return found
+
+
+def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "REFSVC_"))}
+    env.update(extra or {})
+    return env
+
+
+def variant_profile(tmp_path: Path, changes: Callable[[dict[str, Any]], None]) -> Path:
+    """A copy of the reference profile in tmp_path with ``changes`` applied."""
+    data = yaml.safe_load(REFERENCE_PROFILE.read_text())
+    data["service"]["cwd"] = str(REPO / "fixtures")
+    prom = data.get("prometheus", {})
+    for key in ("rule_files", "rule_tests"):
+        prom[key] = [str(REFERENCE_PROFILE.parent / f) for f in prom.get(key, [])]
+    changes(data)
+    path = tmp_path / "profile.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> Callable[..., CliRun]:
+    def run(*args: str, env: Mapping[str, str] | None = None, profile: Path = REFERENCE_PROFILE) -> CliRun:
+        report_dir = tmp_path / "report"
+        proc = subprocess.run(
+            [sys.executable, "-m", "conformance.cli", "run", "--profile", str(profile),
+             "--report-dir", str(report_dir), *args],
+            capture_output=True, text=True, timeout=RUN_TIMEOUT, env=cli_env(env), cwd=tmp_path,
+        )  # fmt: skip
+        result = CliRun(proc.returncode, proc.stdout, proc.stderr, report_dir)
+        report_file = report_dir / "conformance-report.json"
+        if report_file.exists():
+            leftovers = processes_with_run_id(result.report["run_id"])
+            assert not leftovers, f"the run left processes behind: {leftovers}"
+        return result
+
+    return run

@@ -1,0 +1,163 @@
+"""The whole path, profile → stack → traffic → suites → report, on the real
+reference service: it passes; each broken variant fails exactly its
+requirement; bad starts end in one line with nothing left running."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from conformance._profile import schema_path
+from conformance._wait import wait_until
+
+from .conftest import REFERENCE_PROFILE, CliRun, cli_env, processes_with_run_id, variant_profile
+
+pytestmark = pytest.mark.integration
+
+RunCli = Callable[..., CliRun]
+
+
+def test_reference_service_conforms(run_cli: RunCli) -> None:
+    run = run_cli()
+    report = run.report
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.ids_with("passed") == set(run.statuses()), run.stdout
+    jsonschema.Draft202012Validator(
+        __import__("json").loads(schema_path("conformance-report.schema.json").read_text())
+    ).validate(report)
+    components = {c["name"]: c for c in report["stack"]["components"]}
+    assert report["stack"]["mode"] == "local"
+    assert components["prometheus"]["kind"] == "process"
+    assert components["prometheus"]["version"].startswith("2.")
+    assert components["otlp-receiver"]["stats"]["spans"] > 0
+    assert (run.report_dir / "junit.xml").exists() and (run.report_dir / "summary.md").exists()
+    assert any((run.report_dir / "allure-results").glob("*-result.json"))
+    assert "conformance: PASSED" in run.stdout
+
+
+# variant name (REFSVC_BREAK) → the requirement ids it must fail, and nothing else.
+LOG_VARIANTS = {
+    "plain-text-log": {"LOG-001"},
+    "non-object-json": {"LOG-001"},
+    "timestamp-no-tz": {"LOG-004"},
+    "bad-level": {"LOG-005"},
+    "bad-trace-id": {"LOG-006"},
+    "missing-correlation-in-log": {"LOG-003"},
+    "no-request-log": {"LOG-007"},
+    "raw-path-in-log": {"LOG-008"},
+}
+
+
+@pytest.mark.parametrize("variant", sorted(LOG_VARIANTS))
+def test_broken_variant_fails_its_requirement(run_cli: RunCli, variant: str) -> None:
+    run = run_cli(env={"REFSVC_BREAK": variant})
+    assert run.ids_with("failed") == LOG_VARIANTS[variant], run.stdout[-3000:]
+    assert run.ids_with("error") == set(), run.stdout[-3000:]
+    should_only = all(i == "LOG-008" for i in LOG_VARIANTS[variant])
+    assert run.returncode == (0 if should_only else 1)
+
+
+def test_missing_histogram_variant_still_scraped(run_cli: RunCli) -> None:
+    """A service without one of its metrics still passes MET-001 (the
+    exposition is valid); the metric contract is the MET family's business."""
+    run = run_cli(env={"REFSVC_BREAK": "missing-duration-histogram"})
+    assert run.statuses()["MET-001"] == "passed"
+
+
+def test_grpc_export_is_received(run_cli: RunCli, tmp_path: Path) -> None:
+    profile = variant_profile(tmp_path, lambda d: d["telemetry"].update(otlp_protocol="grpc"))
+    run = run_cli(profile=profile)
+    assert run.statuses()["TRC-001"] == "passed", run.stdout[-3000:]
+    stats = {c["name"]: c for c in run.report["stack"]["components"]}["otlp-receiver"]["stats"]
+    assert stats["requests"]["grpc"] > 0
+
+
+def test_service_crashing_at_start_is_one_line_and_exit_3(run_cli: RunCli) -> None:
+    run = run_cli(env={"REFSVC_BREAK": "crash-at-start"})
+    assert run.returncode == 3
+    assert run.last_stderr_line.startswith("conformance: error: the service exited with code 3 during start-up")
+    assert run.ids_with("error") == set(run.statuses())
+    assert run.report["stack"]["error"].startswith("the service exited with code 3")
+
+
+def test_service_never_ready_is_one_line_and_exit_3(run_cli: RunCli, tmp_path: Path) -> None:
+    profile = variant_profile(tmp_path, lambda d: d["service"]["ready"].update(timeout=3))
+    run = run_cli(env={"REFSVC_BREAK": "never-ready"}, profile=profile)
+    assert run.returncode == 3
+    assert run.last_stderr_line.startswith("conformance: error: the service never became ready: GET ")
+    assert "answered 503 after 3s" in run.last_stderr_line
+
+
+def test_command_that_does_not_exist(run_cli: RunCli) -> None:
+    run = run_cli("--service-command", "/nonexistent/bin/service --port {port}")
+    assert run.returncode == 3
+    assert run.last_stderr_line.startswith("conformance: error: cannot start the service (/nonexistent/bin/service)")
+
+
+def test_broken_profile_is_one_line_and_exit_2(run_cli: RunCli, tmp_path: Path) -> None:
+    profile = variant_profile(tmp_path, lambda d: d["endpoints"][0].update(method="FETCH"))
+    run = run_cli(profile=profile)
+    assert run.returncode == 2
+    assert run.stderr.strip() == (
+        f"conformance: error: {profile}: endpoints[0].method: must be one of GET, POST, PUT, PATCH, DELETE, "
+        "HEAD, OPTIONS; got 'FETCH'"
+    )
+
+
+def test_service_port_override(run_cli: RunCli) -> None:
+    from conformance._ports import free_port
+
+    port = free_port()
+    run = run_cli("--service-port", str(port), "-k", "test_exports")
+    service = {c["name"]: c for c in run.report["stack"]["components"]}["service"]
+    assert service["url"] == f"http://127.0.0.1:{port}"
+    assert run.statuses()["MET-001"] == "passed"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_mid_run_stops_everything(tmp_path: Path, sig: signal.Signals) -> None:
+    report_dir = tmp_path / "report"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "conformance.cli", "run", "--profile", str(REFERENCE_PROFILE),
+         "--report-dir", str(report_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(), cwd=tmp_path, text=True,
+    )  # fmt: skip
+    stdout_log = report_dir / "work" / "service" / "stdout.log"
+
+    def service_logging() -> tuple[Any, str]:
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended before the signal: {proc.communicate()}")
+        size = stdout_log.stat().st_size if stdout_log.exists() else 0
+        return (True if size > 0 else None), f"{size} bytes of service output"
+
+    wait_until(service_logging, awaited="the service to start logging", timeout=60)
+    run_id = _run_id_of_children(proc.pid)
+    os.kill(proc.pid, sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "interrupted" in err
+    assert run_id and processes_with_run_id(run_id) == []
+
+
+def _run_id_of_children(pid: int) -> str:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            env = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for item in env:
+            if item.startswith(b"OBSCONFORM_RUN_ID="):
+                stat = (entry / "stat").read_text()
+                if stat.rsplit(")", 1)[1].split()[1] == str(pid):
+                    return item.split(b"=", 1)[1].decode()
+    return ""

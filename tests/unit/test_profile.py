@@ -1,0 +1,113 @@
+"""Profiles: the shipped ones load; every malformed one ends in one clear line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conformance import ProfileError, load_profile
+
+REPO = Path(__file__).resolve().parents[2]
+BAD = yaml.safe_load((REPO / "tests/data/bad_profiles.yaml").read_text())
+
+
+def write(tmp_path: Path, text: str | bytes, name: str = "conformance.yaml") -> Path:
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+def test_reference_profile_loads() -> None:
+    profile = load_profile(REPO / "fixtures/reference_service/conformance.yaml")
+    assert profile.service.name == "reference-service"
+    assert profile.service.cwd == REPO / "fixtures"
+    assert profile.service.env["REFSVC_RATE_LIMIT_WINDOW_SECONDS"] == "5"
+    assert [e.name for e in profile.endpoints][:2] == ["health", "health_live"]
+    assert all(p.is_absolute() and p.is_file() for p in profile.prometheus.rule_files)
+
+
+@pytest.mark.parametrize("case", BAD, ids=[c["id"] for c in BAD])
+def test_malformed_profile_is_one_clear_line(tmp_path: Path, case: dict[str, Any]) -> None:
+    path = write(tmp_path, case["text"])
+    with pytest.raises(ProfileError) as info:
+        load_profile(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: ")
+    assert case["expect"] in message, message
+
+
+def test_corpus_is_large_enough() -> None:
+    assert len(BAD) >= 30
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match=r"nope\.yaml: file not found"):
+        load_profile(tmp_path / "nope.yaml")
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match="not a regular file"):
+        load_profile(tmp_path)
+
+
+def test_huge_file_is_refused_before_parsing(tmp_path: Path) -> None:
+    path = write(tmp_path, "version: 1\n" + "#" * (2 * 1024 * 1024))
+    with pytest.raises(ProfileError, match="profiles are limited to"):
+        load_profile(path)
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match=r"not UTF-8 text \(byte 11\)"):
+        load_profile(write(tmp_path, b"version: 1\n\xff\xfe"))
+
+
+def test_deeply_nested_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match="invalid YAML"):
+        load_profile(write(tmp_path, "a: " + "[" * 100_000))
+
+
+def test_invalid_custom_log_schema(tmp_path: Path) -> None:
+    (tmp_path / "s.json").write_text('{"type": 12}')
+    path = write(tmp_path, "version: 1\nservice: {name: x, command: [x]}\nlogs: {schema: s.json}\n")
+    with pytest.raises(ProfileError, match=r"logs\.schema: s\.json is not a valid JSON Schema"):
+        load_profile(path)
+
+
+def test_more_problems_are_counted(tmp_path: Path) -> None:
+    path = write(tmp_path, "version: 1\nservice: {name: x, command: [x], port: x, shutdown_timeout: -1}\n")
+    with pytest.raises(ProfileError, match=r"and 1 more problem"):
+        load_profile(path)
+
+
+class TestOverrides:
+    def test_command_and_port(self, tmp_path: Path) -> None:
+        profile = load_profile(write(tmp_path, "version: 1\nservice: {name: x, command: [a, b]}\n"))
+        assert profile.service.port is None
+        changed = profile.with_overrides(service_command="python -m app --port '{port}'", service_port=8123)
+        assert changed.service.command == ("python", "-m", "app", "--port", "{port}")
+        assert changed.service.port == 8123
+        assert profile.with_overrides() == profile
+
+    @pytest.mark.parametrize(("kwargs", "match"), [({"service_command": ""}, "--service-command: must not be empty"),
+                                                   ({"service_port": 0}, "--service-port: must be a port")])
+    def test_bad_overrides(self, tmp_path: Path, kwargs: dict[str, Any], match: str) -> None:
+        profile = load_profile(write(tmp_path, "version: 1\nservice: {name: x, command: [a]}\n"))
+        with pytest.raises(ProfileError, match=match):
+            profile.with_overrides(**kwargs)
+
+
+def test_defaults(tmp_path: Path) -> None:
+    profile = load_profile(write(tmp_path, "version: 1\nservice: {name: x, command: [a]}\n"))
+    assert profile.correlation_header == "X-Correlation-ID"
+    assert profile.logs.stream == "stdout"
+    assert profile.telemetry.otlp_protocol == "http/protobuf"
+    assert profile.telemetry.service_name == "x"
+    assert profile.metrics.path == "/metrics" and not profile.metrics.separate_port
+    assert profile.endpoints == ()
