@@ -9,7 +9,9 @@ Every problem is a :class:`ProfileError` whose message reads
 
 from __future__ import annotations
 
+import importlib
 import json
+import pkgutil
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,6 +23,7 @@ from typing import Any
 
 import jsonschema
 import yaml
+from referencing import Registry, Resource
 
 from conformance._exceptions import ProfileError
 
@@ -56,6 +59,22 @@ def schema_path(name: str) -> Path:
 def _load_schema(name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(schema_path(name).read_text(encoding="utf-8"))
     return data
+
+
+@cache
+def _schema_registry() -> Registry:  # type: ignore[type-arg]
+    """Every shipped schema by its ``$id``, so the profile schema's per-section
+    ``$ref``s (``profile-metrics.schema.json`` …) resolve without network."""
+    directory = schema_path("profile.schema.json").parent
+    resources = []
+    for file in sorted(directory.glob("*.schema.json")):
+        contents = json.loads(file.read_text(encoding="utf-8"))
+        resources.append((contents["$id"], Resource.from_contents(contents)))
+    return Registry().with_resources(resources)
+
+
+def profile_validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(_load_schema("profile.schema.json"), registry=_schema_registry())
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +172,14 @@ class Profile:
     request_timeout: float
     prometheus: PrometheusConfig
     not_applicable: Mapping[str, str]
+    client_header: str | None = None
     raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
+    #: Typed family sections by key (see ``conformance._sections``).
+    sections: Mapping[str, Any] = field(repr=False, default_factory=dict)
+
+    def section(self, key: str) -> Any:
+        """The parsed family section ``key`` (its defaults when the profile omits it)."""
+        return self.sections[key]
 
     @property
     def directory(self) -> Path:
@@ -293,13 +319,31 @@ def load_profile(path: str | Path) -> Profile:
         raise ProfileError(display, "", "file is empty")
     if not isinstance(data, dict):
         raise ProfileError(display, "", f"top level must be a mapping, got {type(data).__name__}")
-    validator = jsonschema.Draft202012Validator(_load_schema("profile.schema.json"))
-    errors = sorted(validator.iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), str(e.validator)))
+    errors = sorted(profile_validator().iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), str(e.validator)))
     if errors:
         where, problem = _schema_problem(errors[0])
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
         raise ProfileError(display, where, problem + more)
-    return _build(path.resolve(), display, data)
+    profile = _build(path.resolve(), display, data)
+    return replace(profile, sections=_parse_sections(profile, display, data))
+
+
+def _parse_sections(profile: Profile, display: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Typed views of the family sections (``traces``, ``rate_limits`` …).
+
+    Each module in ``conformance._sections`` declares ``KEY`` and
+    ``parse(profile, value, display) -> object`` and raises ProfileError for
+    problems a schema cannot express (a path that does not exist, an
+    endpoint name that is not in ``endpoints``).
+    """
+    from conformance import _sections
+
+    parsed: dict[str, Any] = {}
+    for info in sorted(pkgutil.iter_modules(_sections.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{_sections.__name__}.{info.name}")
+        key = module.KEY
+        parsed[key] = module.parse(profile, data.get(key), display)
+    return parsed
 
 
 def _existing_file(base: Path, value: str, display: str, where: str) -> Path:
@@ -407,6 +451,7 @@ def _build(path: Path, display: str, data: dict[str, Any]) -> Profile:
         request_timeout=float(traffic.get("request_timeout", 10.0)),
         prometheus=prometheus,
         not_applicable=dict(data.get("requirements", {}).get("not_applicable", {})),
+        client_header=traffic.get("client_header"),
         raw=data,
     )
 

@@ -8,6 +8,7 @@ stable: a released ID is never reused for a different obligation.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 from conformance._model import Level, Requirement
 
@@ -23,10 +24,6 @@ AREAS = {
     "ALR": "Alerts",
     "PERF": "Load",
 }
-
-# Modules whose import declares requirements; listed so the registry is
-# complete even when a run imports only some suites.
-_CHECK_MODULES = ("conformance.checks.logs", "conformance.checks.exports")
 
 _registry: dict[str, Requirement] = {}
 
@@ -46,8 +43,12 @@ def requirement(id: str, level: Level, title: str, *, source: str) -> Requiremen
 
 def all_requirements() -> list[Requirement]:
     """Every declared requirement, in area then id order."""
-    for module in _CHECK_MODULES:
-        importlib.import_module(module)
+    # Importing every check module declares every requirement, so the registry
+    # is complete even when a run imports only some suites.
+    from conformance import checks
+
+    for info in pkgutil.iter_modules(checks.__path__):
+        importlib.import_module(f"{checks.__name__}.{info.name}")
     order = list(AREAS)
     return sorted(_registry.values(), key=lambda r: (order.index(r.id.partition("-")[0]), r.id))
 

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from conformance._exceptions import HarnessError, WaitTimeout
+from conformance._process import RUN_ID
 from conformance._profile import Profile
 from conformance._wait import wait_until
 from conformance.checks.exports import check_server_spans_exported
@@ -34,7 +35,8 @@ class ConformanceSession:
     def __init__(self, profile: Profile, stack: LocalStack) -> None:
         self.profile = profile
         self.stack = stack
-        self.http = httpx.Client(base_url=stack.service_url, timeout=profile.request_timeout)
+        self._clients: list[httpx.Client] = []
+        self.http = self.client("baseline")
         self._api_http = httpx.Client(timeout=5.0)
         self.exchanges: list[HttpExchange] = []
         self.started_at = time.time()
@@ -62,9 +64,24 @@ class ConformanceSession:
         try:
             self.stack_description = self.stack.describe()
         finally:
-            self.http.close()
+            for client in self._clients:
+                client.close()
             self._api_http.close()
             self.stack.stop()
+
+    def client(self, purpose: str) -> httpx.Client:
+        """An HTTP client to the service for one purpose (a suite, a probe).
+
+        When the profile names ``traffic.client_header`` (the header the
+        service's rate limiter keys clients by), each purpose sends its own
+        value, so one suite's burst never throttles another suite's requests.
+        """
+        headers = {}
+        if self.profile.client_header:
+            headers[self.profile.client_header] = f"obsconform-{purpose}-{RUN_ID}"
+        client = httpx.Client(base_url=self.stack.service_url, timeout=self.profile.request_timeout, headers=headers)
+        self._clients.append(client)
+        return client
 
     # -- what the suites gather ------------------------------------------
     @cached_property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance import checks
+from conformance.checks import exports
 from conformance._session import ConformanceSession
 from conformance.plugin import Verdict
 
@@ -16,7 +16,7 @@ def test_metrics_are_scraped_by_prometheus(conformance_session: ConformanceSessi
     target = s.prometheus_target()
     verdict.note(url=exposition.url, families=len(exposition.families), format=exposition.format,
                  prometheus_target=(target or {}).get("scrapeUrl"))  # fmt: skip
-    findings = checks.exports.check_metrics_scraped(
+    findings = exports.check_metrics_scraped(
         url=exposition.url, status_code=exposition.status_code, parse_error=exposition.parse_error,
         family_count=len(exposition.families), target=target,
     )  # fmt: skip
@@ -29,7 +29,7 @@ def test_server_spans_are_exported(conformance_session: ConformanceSession, verd
     spans = s.server_spans()
     store = s.stack.trace_store.describe()
     verdict.note(store=store, spans=len(spans), protocol=s.profile.telemetry.otlp_protocol)
-    findings = checks.exports.check_server_spans_exported(
+    findings = exports.check_server_spans_exported(
         s.exchanges, spans, templates=s.templates, traced_endpoints=s.traced_endpoints, store=store
     )
     verdict.check(findings, what="the trace store")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from conformance import checks
+from conformance.checks import logs
 from conformance._profile import schema_path
 from conformance._session import ConformanceSession
 from conformance.checks.logs import ParsedLogLine
@@ -26,7 +26,7 @@ def parsed(conformance_session: ConformanceSession, verdict: Verdict) -> Sequenc
             f"the service wrote nothing to {contract.stream}; if its JSON logs go to the other stream, "
             "set logs.stream in the profile"
         )
-    return checks.logs.parse_log_lines(lines, contract)
+    return logs.parse_log_lines(lines, contract)
 
 
 def _schema(name: str) -> dict[str, Any]:
@@ -36,7 +36,7 @@ def _schema(name: str) -> dict[str, Any]:
 
 @pytest.mark.requirement("LOG-001")
 def test_every_line_is_a_json_object(parsed: Sequence[ParsedLogLine], verdict: Verdict) -> None:
-    verdict.check(checks.logs.check_json_lines(parsed), what=f"{len(parsed)} log lines")
+    verdict.check(logs.check_json_lines(parsed), what=f"{len(parsed)} log lines")
 
 
 @pytest.mark.requirement("LOG-002")
@@ -50,7 +50,7 @@ def test_records_match_the_log_schema(
     else:
         schema = _schema("log-record.schema.json")
         verdict.note(schema="log-record.schema.json", required=list(contract.required_fields))
-    verdict.check(checks.logs.check_record_schema(parsed, contract, schema), what="log records")
+    verdict.check(logs.check_record_schema(parsed, contract, schema), what="log records")
 
 
 @pytest.mark.requirement("LOG-003")
@@ -59,12 +59,12 @@ def test_request_completed_records_are_complete(
 ) -> None:
     contract = conformance_session.profile.logs
     schema = _schema("log-request-completed.schema.json")
-    verdict.check(checks.logs.check_request_completed(parsed, contract, schema), what="request_completed records")
+    verdict.check(logs.check_request_completed(parsed, contract, schema), what="request_completed records")
 
 
 @pytest.mark.requirement("LOG-004")
 def test_timestamps_are_rfc3339(parsed: Sequence[ParsedLogLine], verdict: Verdict) -> None:
-    verdict.check(checks.logs.check_timestamps(parsed), what="timestamps")
+    verdict.check(logs.check_timestamps(parsed), what="timestamps")
 
 
 @pytest.mark.requirement("LOG-005")
@@ -73,14 +73,14 @@ def test_levels_are_allowed(
 ) -> None:
     contract = conformance_session.profile.logs
     verdict.note(allowed=list(contract.levels), case=contract.level_case)
-    verdict.check(checks.logs.check_levels(parsed, contract), what="levels")
+    verdict.check(logs.check_levels(parsed, contract), what="levels")
 
 
 @pytest.mark.requirement("LOG-006")
 def test_trace_ids_are_w3c(
     parsed: Sequence[ParsedLogLine], verdict: Verdict, conformance_session: ConformanceSession
 ) -> None:
-    verdict.check(checks.logs.check_trace_ids(parsed, conformance_session.profile.logs), what="trace/span ids")
+    verdict.check(logs.check_trace_ids(parsed, conformance_session.profile.logs), what="trace/span ids")
 
 
 @pytest.mark.requirement("LOG-007")
@@ -89,7 +89,7 @@ def test_every_request_is_logged_once(
 ) -> None:
     s = conformance_session
     verdict.note(requests=len(s.exchanges))
-    findings = checks.logs.check_request_coverage(parsed, s.exchanges, s.profile.logs, s.profile.correlation_header)
+    findings = logs.check_request_coverage(parsed, s.exchanges, s.profile.logs, s.profile.correlation_header)
     verdict.check(findings, what=f"{len(s.exchanges)} requests")
 
 
@@ -98,4 +98,4 @@ def test_paths_are_route_templates(
     parsed: Sequence[ParsedLogLine], verdict: Verdict, conformance_session: ConformanceSession
 ) -> None:
     s = conformance_session
-    verdict.check(checks.logs.check_route_templates(parsed, s.profile.logs, s.templates), what="request paths")
+    verdict.check(logs.check_route_templates(parsed, s.profile.logs, s.templates), what="request paths")

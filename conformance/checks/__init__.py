@@ -1,5 +1,5 @@
-"""Pure checks: telemetry in, findings out; no I/O, no pytest, no stack."""
+"""Pure checks: telemetry in, findings out; no I/O, no pytest, no stack.
 
-from conformance.checks import exports, logs
-
-__all__ = ["exports", "logs"]
+One module per requirement family; importing a module declares its
+requirements (see ``conformance._requirements``).
+"""
