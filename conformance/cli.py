@@ -13,7 +13,9 @@ Exit codes (also in the README):
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import pkgutil
 import sys
 import time
 from collections.abc import Sequence
@@ -60,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
 
     req = sub.add_parser("requirements", help="list every requirement the harness checks")
     req.add_argument("--format", choices=["table", "json"], default="table")
+
+    from conformance import commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"{commands.__name__}.{info.name}").register(sub)
     return parser
 
 
@@ -72,7 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "requirements":
             return _list_requirements(args.format)
-        return _run(args)
+        if args.command == "run":
+            return _run(args)
+        code: int = args.func(args)
+        return code
     except UsageError as exc:
         print(f"conformance: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
