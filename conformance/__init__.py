@@ -6,7 +6,7 @@ checks (pure) → requirements → reports, with the CLI and the pytest plugin
 as thin shells.
 """
 
-from conformance import checks  # noqa: F401  (namespace of the check modules)
+from conformance import checks
 from conformance._exceptions import (
     ConformanceError,
     Failure,

@@ -11,7 +11,10 @@ from collections.abc import Iterable
 
 __all__ = ["excerpt", "mask_secrets", "mask_text", "mask_value"]
 
-_EMAIL = re.compile(r"\b([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9])[A-Za-z0-9.-]*(\.[A-Za-z]{2,})\b")
+# Deliberately broad local part (RFC 5322 allows most printable characters there).
+_EMAIL = re.compile(
+    r"([^\s@\"<>(),;:\[\]\\])[^\s@\"<>(),;:\[\]\\]*@([A-Za-z0-9])[A-Za-z0-9.-]*(\.[A-Za-z]{2,})\b"
+)
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}")
 _API_KEY = re.compile(r"\b(sk|pk|rk)-[A-Za-z0-9_-]{8,}")

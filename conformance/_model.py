@@ -10,14 +10,14 @@ from typing import Any
 __all__ = ["Finding", "Level", "Requirement", "RequirementResult", "Status"]
 
 
-class Level(str, enum.Enum):
+class Level(enum.StrEnum):
     """RFC 2119 strength: a failed MUST fails the run, a failed SHOULD is reported."""
 
     MUST = "MUST"
     SHOULD = "SHOULD"
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     PASSED = "passed"
     FAILED = "failed"
     #: The check could not run (stack broke, data missing); never counts as passed.

@@ -13,20 +13,27 @@ harness that was SIGKILLed (which no handler sees) can be found by run id.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 __all__ = [
+    "HARNESS_ENV",
     "RUN_ID",
     "RUN_ID_ENV",
+    "Leftover",
     "ManagedProcess",
+    "find_leftovers",
     "install_termination_handlers",
+    "reap_leftovers",
     "stop_all",
 ]
 
@@ -35,6 +42,10 @@ RUN_ID_ENV = "OBSCONFORM_RUN_ID"
 
 #: This harness process's run id.
 RUN_ID = uuid.uuid4().hex[:12]
+
+#: "<pid>:<start time>" of the harness that started a child; a child whose
+#: harness is gone (pid dead, or reused by another process) is a leftover.
+HARNESS_ENV = "OBSCONFORM_HARNESS"
 
 _live: set[ManagedProcess] = set()
 _live_lock = threading.Lock()
@@ -59,6 +70,7 @@ class ManagedProcess:
         self.stderr_path = stderr_path
         self.env = dict(os.environ if env is None else env)
         self.env[RUN_ID_ENV] = RUN_ID
+        self.env[HARNESS_ENV] = _harness_identity(os.getpid())
         self.cwd = cwd
         self._popen: subprocess.Popen[bytes] | None = None
 
@@ -72,7 +84,7 @@ class ManagedProcess:
     def start(self) -> None:
         self.stdout_path.parent.mkdir(parents=True, exist_ok=True)
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
-            self._popen = subprocess.Popen(  # noqa: S603 - argv comes from the user's profile
+            self._popen = subprocess.Popen(
                 self.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -121,10 +133,8 @@ class ManagedProcess:
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _tail(path: Path, max_bytes: int) -> str:
@@ -169,3 +179,81 @@ def install_termination_handlers() -> None:
             signal.signal(sig, _raise_interrupt)
     _handlers_installed = True
 
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses; fields after it are plain.
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _harness_identity(pid: int) -> str:
+    return f"{pid}:{_start_time(pid) or '?'}"
+
+
+@dataclass(frozen=True, slots=True)
+class Leftover:
+    """A process started by a harness run that is no longer alive."""
+
+    pid: int
+    run_id: str
+    cmdline: str
+
+
+def find_leftovers() -> list[Leftover]:
+    """Processes labelled by a run whose harness died without cleaning up (SIGKILL).
+
+    Processes of live runs, this one included, are never listed.
+    """
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = dict(
+                item.split(b"=", 1) for item in (entry / "environ").read_bytes().split(b"\0") if b"=" in item
+            )
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        run_id = environ.get(RUN_ID_ENV.encode())
+        harness = environ.get(HARNESS_ENV.encode())
+        if run_id is None or harness is None:
+            continue
+        pid_text, _, started = harness.decode(errors="replace").partition(":")
+        if pid_text.isdigit() and _start_time(int(pid_text)) == started:
+            continue  # its harness is alive
+        found.append(Leftover(int(entry.name), run_id.decode(errors="replace"), cmdline[:200]))
+    return found
+
+
+def reap_leftovers(timeout: float = 5.0) -> list[Leftover]:
+    """Stop every leftover (its whole process group): SIGTERM, then SIGKILL."""
+    leftovers = find_leftovers()
+    for leftover in leftovers:
+        _signal_group(_pgid(leftover.pid), signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for leftover in leftovers:
+        while Path(f"/proc/{leftover.pid}").exists() and _state(leftover.pid) not in ("Z", None):
+            if time.monotonic() > deadline:
+                _signal_group(_pgid(leftover.pid), signal.SIGKILL)
+                break
+            time.sleep(0.05)
+    return leftovers
+
+
+def _pgid(pid: int) -> int:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return pid
+
+
+def _state(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None

@@ -43,9 +43,18 @@ __all__ = [
 MAX_PROFILE_BYTES = 1024 * 1024
 
 CANONICAL_LOG_FIELDS = (
-    "timestamp", "level", "logger", "message", "correlation_id", "trace_id", "span_id",
-    "method", "path", "status_code", "duration_ms",
-)  # fmt: skip
+    "timestamp",
+    "level",
+    "logger",
+    "message",
+    "correlation_id",
+    "trace_id",
+    "span_id",
+    "method",
+    "path",
+    "status_code",
+    "duration_ms",
+)
 
 DEFAULT_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -62,7 +71,7 @@ def _load_schema(name: str) -> dict[str, Any]:
 
 
 @cache
-def _schema_registry() -> Registry:  # type: ignore[type-arg]
+def _schema_registry() -> Registry[Any]:
     """Every shipped schema by its ``$id``, so the profile schema's per-section
     ``$ref``s (``profile-metrics.schema.json`` …) resolve without network."""
     directory = schema_path("profile.schema.json").parent
@@ -208,7 +217,7 @@ class _NoAliasLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]
             raise yaml.constructor.ConstructorError(
                 None, None, "YAML aliases (*name) are not allowed in profiles", event.start_mark
             )
@@ -225,8 +234,15 @@ def _format_path(parts: Iterable[Any]) -> str:
     return out
 
 
-_TYPE_NAMES = {"integer": "an integer", "number": "a number", "string": "a string", "object": "a mapping",
-               "array": "a list", "boolean": "true or false", "null": "null"}  # fmt: skip
+_TYPE_NAMES = {
+    "integer": "an integer",
+    "number": "a number",
+    "string": "a string",
+    "object": "a mapping",
+    "array": "a list",
+    "boolean": "true or false",
+    "null": "null",
+}
 
 
 def _describe(instance: Any) -> str:
@@ -238,8 +254,11 @@ def _schema_problem(error: jsonschema.ValidationError) -> tuple[str, str]:
     """Turn a jsonschema error into (path, problem) in the profile's own words."""
     path = list(error.absolute_path)
     validator = error.validator
+    # types-jsonschema types these as "X | Unset"; a raised error always has them set.
+    value: Any = error.validator_value
+    schema: Any = error.schema
     if validator == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
+        allowed = sorted(schema.get("properties", {}))
         extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
         key = extra[0] if extra else "?"
         hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
@@ -249,20 +268,24 @@ def _schema_problem(error: jsonschema.ValidationError) -> tuple[str, str]:
         key = missing[0] if missing else "?"
         return _format_path([*path, key]), "is required"
     if validator == "type":
-        expected = error.validator_value
+        expected = value
         names = [expected] if isinstance(expected, str) else list(expected)
         want = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
         return _format_path(path), f"must be {want}, got {_describe(error.instance)}"
     if validator == "enum":
-        options = ", ".join(str(o) for o in error.validator_value)
+        options = ", ".join(str(o) for o in value)
         return _format_path(path), f"must be one of {options}; got {_describe(error.instance)}"
     if validator == "const":
-        return _format_path(path), f"must be {_describe(error.validator_value)}, got {_describe(error.instance)}"
+        return _format_path(
+            path
+        ), f"must be {_describe(value)}, got {_describe(error.instance)}"
     if validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         words = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
-        return _format_path(path), f"must be {words[str(validator)]} {error.validator_value}, got {error.instance}"
+        return _format_path(
+            path
+        ), f"must be {words[str(validator)]} {value}, got {error.instance}"
     if validator == "pattern":
-        return _format_path(path), f"{_describe(error.instance)} does not match {error.validator_value}"
+        return _format_path(path), f"{_describe(error.instance)} does not match {value}"
     if validator == "oneOf" and error.context:
         # A branch whose type fits but whose constraint fails says most ("must be <= 65535");
         # when no branch's type fits, name the alternatives ("an integer or 'auto'").
@@ -271,14 +294,15 @@ def _schema_problem(error: jsonschema.ValidationError) -> tuple[str, str]:
             return _schema_problem(fitting[0])
         wants = []
         for e in error.context:
+            sub: Any = e.validator_value
             if e.validator == "const":
-                wants.append(_describe(e.validator_value))
+                wants.append(_describe(sub))
             else:
-                names = [e.validator_value] if isinstance(e.validator_value, str) else list(e.validator_value)
+                names = [sub] if isinstance(sub, str) else list(sub)
                 wants.append(" or ".join(_TYPE_NAMES.get(n, n) for n in names))
         return _format_path(path), f"must be {' or '.join(wants)}, got {_describe(error.instance)}"
     if validator == "minItems":
-        return _format_path(path), f"must have at least {error.validator_value} item(s)"
+        return _format_path(path), f"must have at least {value} item(s)"
     return _format_path(path), error.message
 
 
@@ -302,10 +326,10 @@ def _read_yaml(path: Path, display: str) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = exc.problem or exc.context or "invalid YAML"
+        problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
         raise ProfileError(display, where, f"invalid YAML: {problem}") from None
     except yaml.YAMLError as exc:
-        raise ProfileError(display, "", f"invalid YAML: {exc}") from None
+        raise ProfileError(display, "", f"invalid YAML: {' '.join(str(exc).split())}") from None
     except RecursionError:
         raise ProfileError(display, "", "invalid YAML: nested too deeply") from None
 
@@ -319,7 +343,10 @@ def load_profile(path: str | Path) -> Profile:
         raise ProfileError(display, "", "file is empty")
     if not isinstance(data, dict):
         raise ProfileError(display, "", f"top level must be a mapping, got {type(data).__name__}")
-    errors = sorted(profile_validator().iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), str(e.validator)))
+    errors = sorted(
+        profile_validator().iter_errors(data),
+        key=lambda e: (list(map(str, e.absolute_path)), str(e.validator)),
+    )
     if errors:
         where, problem = _schema_problem(errors[0])
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
@@ -467,7 +494,9 @@ def _build_logs(base: Path, display: str, logs: dict[str, Any]) -> LogContract:
             jsonschema.Draft202012Validator.check_schema(custom)
         except (ValueError, jsonschema.SchemaError) as exc:
             first = str(exc).splitlines()[0]
-            raise ProfileError(display, "logs.schema", f"{logs['schema']} is not a valid JSON Schema: {first}") from None
+            raise ProfileError(
+                display, "logs.schema", f"{logs['schema']} is not a valid JSON Schema: {first}"
+            ) from None
     return LogContract(
         stream=logs.get("stream", "stdout"),
         schema=schema,

@@ -7,6 +7,7 @@ so the stack starts once.
 
 from __future__ import annotations
 
+import sys
 import time
 from functools import cached_property
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import httpx
 
 from conformance._exceptions import HarnessError, WaitTimeout
-from conformance._process import RUN_ID
+from conformance._process import RUN_ID, reap_leftovers
 from conformance._profile import Profile
 from conformance._wait import wait_until
 from conformance.checks.exports import check_server_spans_exported
@@ -44,14 +45,27 @@ class ConformanceSession:
         self._closed = False
 
     @classmethod
-    def open(cls, profile: Profile, workdir: Path, *, prometheus_binary: str | None = None) -> ConformanceSession:
-        """Start the stack and send the baseline traffic; clean up if anything fails."""
+    def open(
+        cls, profile: Profile, workdir: Path, *, prometheus_binary: str | None = None
+    ) -> ConformanceSession:
+        """Start the stack and send the baseline traffic; clean up if anything fails.
+
+        Leftovers of earlier runs that were SIGKILLed are stopped first, so they
+        cannot hold ports or skew measurements.
+        """
+        for leftover in reap_leftovers():
+            print(
+                f"conformance: stopped leftover pid {leftover.pid} of dead run {leftover.run_id}",
+                file=sys.stderr,
+            )
         stack = LocalStack(profile, workdir, prometheus_binary=prometheus_binary)
         stack.start()
         session = cls(profile, stack)
         try:
             session.stack_description = stack.describe()
-            session.exchanges = drive_endpoints(session.http, profile.endpoints, profile.requests_per_endpoint)
+            session.exchanges = drive_endpoints(
+                session.http, profile.endpoints, profile.requests_per_endpoint
+            )
         except BaseException:
             session.close()
             raise
@@ -79,7 +93,9 @@ class ConformanceSession:
         headers = {}
         if self.profile.client_header:
             headers[self.profile.client_header] = f"obsconform-{purpose}-{RUN_ID}"
-        client = httpx.Client(base_url=self.stack.service_url, timeout=self.profile.request_timeout, headers=headers)
+        client = httpx.Client(
+            base_url=self.stack.service_url, timeout=self.profile.request_timeout, headers=headers
+        )
         self._clients.append(client)
         return client
 
@@ -132,13 +148,18 @@ class ConformanceSession:
         def probe() -> tuple[list[Span] | None, str]:
             spans = store.spans()
             missing = check_server_spans_exported(
-                self.exchanges, spans, templates=self.templates,
-                traced_endpoints=self.traced_endpoints, store=store.describe(),
-            )  # fmt: skip
+                self.exchanges,
+                spans,
+                templates=self.templates,
+                traced_endpoints=self.traced_endpoints,
+                store=store.describe(),
+            )
             return (spans if not missing else None), f"{len(spans)} span(s), {len(missing)} route(s) short"
 
         try:
-            return wait_until(probe, awaited="SERVER spans for the baseline traffic", timeout=self.profile.telemetry.timeout)
+            return wait_until(
+                probe, awaited="SERVER spans for the baseline traffic", timeout=self.profile.telemetry.timeout
+            )
         except WaitTimeout:
             return store.spans()
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance._exceptions import HarnessError, UsageError
-from conformance._process import install_termination_handlers, stop_all
+from conformance._process import RUN_ID, install_termination_handlers, stop_all
 from conformance._profile import Profile, load_profile
 from conformance._requirements import all_requirements
 from conformance.report import EXIT_HARNESS_ERROR, EXIT_USAGE, REPORT_NAME, write_reports
@@ -51,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="start the stack, run the suites, write the reports")
     run.add_argument("--profile", required=True, help="the service's conformance profile (YAML)")
-    run.add_argument("--report-dir", default="conformance-report", help="where reports go (default: %(default)s)")
+    run.add_argument(
+        "--report-dir", default="conformance-report", help="where reports go (default: %(default)s)"
+    )
     run.add_argument("--service-command", help="override service.command (a shell-style string)")
     run.add_argument("--service-port", type=int, help="override service.port")
     run.add_argument("-k", dest="keyword", help="only suite tests matching this pytest -k expression")
@@ -91,8 +93,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _list_requirements(fmt: str) -> int:
     reqs = all_requirements()
     if fmt == "json":
-        print(json.dumps([{"id": r.id, "level": r.level.value, "area": r.area, "title": r.title,
-                           "source": r.source} for r in reqs], indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                [
+                    {"id": r.id, "level": r.level.value, "area": r.area, "title": r.title, "source": r.source}
+                    for r in reqs
+                ],
+                indent=2,
+            )
+        )
     else:
         for r in reqs:
             print(f"{r.id:<9} {r.level.value:<6} {r.title}\n{'':16}source: {r.source}")
@@ -109,7 +118,11 @@ def _run(args: argparse.Namespace) -> int:
     report_dir = Path(args.report_dir).resolve()
     report_dir.mkdir(parents=True, exist_ok=True)
     install_termination_handlers()
-    print(f"conformance: starting {profile.service.name} (local mode) …", file=sys.stderr)
+    print(
+        f"conformance: run {RUN_ID}: starting {profile.service.name} (local mode)",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         session = ConformanceSession.open(profile, report_dir / "work")
     except HarnessError as exc:
@@ -137,7 +150,10 @@ def _run(args: argparse.Namespace) -> int:
     report = _write(report_dir, profile, results, session.stack_description, started)
     _print_summary(report, report_dir)
     if interrupted:
-        print("conformance: interrupted; partial report written, everything started was stopped", file=sys.stderr)
+        print(
+            "conformance: interrupted; partial report written, everything started was stopped",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     code: int = report["summary"]["exit_code"]
     return code
@@ -154,11 +170,22 @@ def _run_suites(report_dir: Path, provided: ProvidedSession, args: argparse.Name
     ini = work / "pytest.ini"
     ini.write_text("[pytest]\naddopts =\n", encoding="utf-8")
     pytest_args = [
-        "-c", str(ini), "--rootdir", str(work), "-p", "no:cacheprovider", "-q", "--no-header",
-        "--tb=short", "-W", "ignore::pytest.PytestAssertRewriteWarning",
-        f"--alluredir={report_dir / 'allure-results'}", "--clean-alluredir",
-        "--pyargs", "conformance.suites",
-    ]  # fmt: skip
+        "-c",
+        str(ini),
+        "--rootdir",
+        str(work),
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--no-header",
+        "--tb=short",
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",
+        f"--alluredir={report_dir / 'allure-results'}",
+        "--clean-alluredir",
+        "--pyargs",
+        "conformance.suites",
+    ]
     if args.keyword:
         pytest_args += ["-k", args.keyword]
     pytest_args += args.pytest_arg
@@ -174,8 +201,15 @@ def _write(
     *,
     stack_error: str = "",
 ) -> dict[str, Any]:
-    return write_reports(report_dir, profile=profile, results=results, stack=stack, started_at=started,
-                         finished_at=time.time(), stack_error=stack_error)  # fmt: skip
+    return write_reports(
+        report_dir,
+        profile=profile,
+        results=results,
+        stack=stack,
+        started_at=started,
+        finished_at=time.time(),
+        stack_error=stack_error,
+    )
 
 
 def _print_summary(report: dict[str, Any], report_dir: Path) -> None:

@@ -81,7 +81,9 @@ class Verdict:
         __tracebackhide__ = True  # the failure is the service's, not this frame's
         stray = sorted({f.requirement_id for f in findings} - {self.requirement.id})
         if stray:
-            raise HarnessError(f"suite wiring: {self.requirement.id} test got findings for {', '.join(stray)}")
+            raise HarnessError(
+                f"suite wiring: {self.requirement.id} test got findings for {', '.join(stray)}"
+            )
         self.findings = list(findings)
         if not findings:
             return
@@ -196,7 +198,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         return
     allure.dynamic.epic(req.area)
     allure.dynamic.feature(req.id)
-    allure.dynamic.severity(allure.severity_level.CRITICAL if req.level is Level.MUST else allure.severity_level.NORMAL)
+    allure.dynamic.severity(
+        allure.severity_level.CRITICAL if req.level is Level.MUST else allure.severity_level.NORMAL
+    )
     allure.dynamic.label("requirement_level", req.level.value)
     allure.dynamic.description(f"Source: {req.source}")
 
@@ -211,8 +215,11 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     v = item.stash.get(_VERDICT_KEY, None)
     if v is not None and (v.evidence or v.findings):
         payload = {"notes": v.evidence, "findings": [f.to_dict() for f in v.findings[:MAX_EVIDENCE]]}
-        allure.attach(json.dumps(payload, indent=2, default=str), name="evidence",
-                      attachment_type=allure.attachment_type.JSON)  # fmt: skip
+        allure.attach(
+            json.dumps(payload, indent=2, default=str),
+            name="evidence",
+            attachment_type=allure.attachment_type.JSON,
+        )
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -260,9 +267,20 @@ def _one_line(exc: BaseException) -> str:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(STATE_KEY, None)
-    if state is None or state.provided_session is not None or state.report_dir is None or state.profile is None:
+    if (
+        state is None
+        or state.provided_session is not None
+        or state.report_dir is None
+        or state.profile is None
+    ):
         return
     from conformance.report import write_reports
 
-    write_reports(state.report_dir, profile=state.profile, results=state.results, stack=state.stack,
-                  started_at=state.started_at, finished_at=time.time())  # fmt: skip
+    write_reports(
+        state.report_dir,
+        profile=state.profile,
+        results=state.results,
+        stack=state.stack,
+        started_at=state.started_at,
+        finished_at=time.time(),
+    )

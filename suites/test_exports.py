@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.checks import exports
 from conformance._session import ConformanceSession
+from conformance.checks import exports
 from conformance.plugin import Verdict
 
 
@@ -14,12 +14,19 @@ def test_metrics_are_scraped_by_prometheus(conformance_session: ConformanceSessi
     s = conformance_session
     exposition = s.scrape(openmetrics=s.profile.metrics.format == "openmetrics")
     target = s.prometheus_target()
-    verdict.note(url=exposition.url, families=len(exposition.families), format=exposition.format,
-                 prometheus_target=(target or {}).get("scrapeUrl"))  # fmt: skip
+    verdict.note(
+        url=exposition.url,
+        families=len(exposition.families),
+        format=exposition.format,
+        prometheus_target=(target or {}).get("scrapeUrl"),
+    )
     findings = exports.check_metrics_scraped(
-        url=exposition.url, status_code=exposition.status_code, parse_error=exposition.parse_error,
-        family_count=len(exposition.families), target=target,
-    )  # fmt: skip
+        url=exposition.url,
+        status_code=exposition.status_code,
+        parse_error=exposition.parse_error,
+        family_count=len(exposition.families),
+        target=target,
+    )
     verdict.check(findings, what="the metrics endpoint")
 
 

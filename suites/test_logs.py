@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from conformance.checks import logs
 from conformance._profile import schema_path
 from conformance._session import ConformanceSession
+from conformance.checks import logs
 from conformance.checks.logs import ParsedLogLine
 from conformance.plugin import Verdict
 

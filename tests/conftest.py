@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import pytest
 
@@ -14,9 +13,8 @@ _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
 
 @pytest.fixture(autouse=True)
-def _hermetic_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _hermetic_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No OTel, reference-service or proxy settings leak in from the machine."""
     for name in list(os.environ):
         if name.startswith(_LEAKY_PREFIXES) or name.lower() in _PROXY_VARS:
             monkeypatch.delenv(name)
-    yield

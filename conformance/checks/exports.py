@@ -18,15 +18,18 @@ from conformance.telemetry import HttpExchange, Span
 __all__ = ["MET_001", "TRC_001", "check_metrics_scraped", "check_server_spans_exported", "span_route"]
 
 MET_001 = requirement(
-    "MET-001", Level.MUST,
+    "MET-001",
+    Level.MUST,
     "The metrics endpoint serves a valid Prometheus exposition and Prometheus scrapes it (target up)",
     source="seed 000 §Middleware 3 'Metrics endpoint: GET /metrics'; seed 002 §Metrics Reference",
-)  # fmt: skip
+)
 TRC_001 = requirement(
-    "TRC-001", Level.MUST, "Every traced request produces a SERVER span exported over OTLP",
+    "TRC-001",
+    Level.MUST,
+    "Every traced request produces a SERVER span exported over OTLP",
     source="seed 001 §Distributed Tracing 'Automatic instrumentation for all HTTP requests'; "
     "seed 000 §OpenTelemetry Components",
-)  # fmt: skip
+)
 
 
 def check_metrics_scraped(
@@ -53,7 +56,8 @@ def check_metrics_scraped(
         findings.append(
             Finding(
                 MET_001.id,
-                f"Prometheus target health is {target.get('health')!r}: {excerpt(str(target.get('lastError', '')))}",
+                f"Prometheus target health is {target.get('health')!r}: "
+                f"{excerpt(str(target.get('lastError', '')))}",
                 {"scrape_url": target.get("scrapeUrl"), "health": target.get("health")},
             )
         )

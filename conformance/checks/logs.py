@@ -47,39 +47,55 @@ __all__ = [
 ]
 
 LOG_001 = requirement(
-    "LOG-001", Level.MUST, "Every line on the log stream is one JSON object in UTF-8",
+    "LOG-001",
+    Level.MUST,
+    "Every line on the log stream is one JSON object in UTF-8",
     source="seed 000 §Middleware 2 'Structured JSON Logging': all logs in JSON format",
-)  # fmt: skip
+)
 LOG_002 = requirement(
-    "LOG-002", Level.MUST, "Every record validates against the log-record schema",
+    "LOG-002",
+    Level.MUST,
+    "Every record validates against the log-record schema",
     source="seed 000 §Middleware 2 'Log format'; schemas/log-record.schema.json",
-)  # fmt: skip
+)
 LOG_003 = requirement(
-    "LOG-003", Level.MUST,
-    "request_completed records carry correlation_id, trace_id, span_id, method, path, status_code, duration_ms",
+    "LOG-003",
+    Level.MUST,
+    "request_completed records carry correlation_id, trace_id, span_id, method, path, status_code, "
+    "duration_ms",
     source="seed 000 §Middleware 2 'Log format' and seed 001 §Structured Logging; "
     "schemas/log-request-completed.schema.json",
-)  # fmt: skip
+)
 LOG_004 = requirement(
-    "LOG-004", Level.MUST, "Timestamps are RFC 3339 date-times with a time zone",
+    "LOG-004",
+    Level.MUST,
+    "Timestamps are RFC 3339 date-times with a time zone",
     source="RFC 3339 §5.6; seed 000 log example '2025-12-02T10:30:45.123Z'",
-)  # fmt: skip
+)
 LOG_005 = requirement(
-    "LOG-005", Level.MUST, "The level is one of the allowed levels",
+    "LOG-005",
+    Level.MUST,
+    "The level is one of the allowed levels",
     source="seed 000 LOG_LEVEL: DEBUG, INFO, WARNING, ERROR, CRITICAL",
-)  # fmt: skip
+)
 LOG_006 = requirement(
-    "LOG-006", Level.MUST, "trace_id and span_id are W3C trace-context ids (lowercase hex, not all zero)",
+    "LOG-006",
+    Level.MUST,
+    "trace_id and span_id are W3C trace-context ids (lowercase hex, not all zero)",
     source="W3C Trace Context §3.2.2.3 trace-id, §3.2.2.4 parent-id; seed 001 trace-log correlation",
-)  # fmt: skip
+)
 LOG_007 = requirement(
-    "LOG-007", Level.MUST, "Every request the service answered has exactly one request_completed record",
+    "LOG-007",
+    Level.MUST,
+    "Every request the service answered has exactly one request_completed record",
     source="seed 000 §Middleware 2 'Automatic request/response logging'",
-)  # fmt: skip
+)
 LOG_008 = requirement(
-    "LOG-008", Level.SHOULD, "request_completed.path is the route template, not the raw URL path",
+    "LOG-008",
+    Level.SHOULD,
+    "request_completed.path is the route template, not the raw URL path",
     source="seed 000 log example path '/chat/completions'; seed 002 'full_path can include IDs'",
-)  # fmt: skip
+)
 
 _W3C_TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 _W3C_SPAN_ID = re.compile(r"^[0-9a-f]{16}$")
@@ -102,7 +118,12 @@ class ParsedLogLine:
     problem: str = ""
 
     def evidence(self, **extra: Any) -> dict[str, Any]:
-        return {"stream": self.line.stream, "line": self.line.number, "excerpt": excerpt(self.line.text()), **extra}
+        return {
+            "stream": self.line.stream,
+            "line": self.line.number,
+            "excerpt": excerpt(self.line.text()),
+            **extra,
+        }
 
 
 def get_field(record: Mapping[str, Any], name: str) -> Any:
@@ -133,7 +154,9 @@ def parse_log_lines(lines: Iterable[LogLine], contract: LogContract) -> list[Par
     parsed: list[ParsedLogLine] = []
     for line in lines:
         if line.truncated:
-            parsed.append(ParsedLogLine(line, None, None, f"line longer than {contract.max_line_bytes} bytes"))
+            parsed.append(
+                ParsedLogLine(line, None, None, f"line longer than {contract.max_line_bytes} bytes")
+            )
             continue
         try:
             text = line.raw.decode("utf-8")
@@ -183,7 +206,9 @@ def _validation_findings(
     out = []
     for error in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
         where = "/".join(map(str, error.absolute_path)) or "(record)"
-        out.append(Finding(req_id, f"line {p.line.number}: {where}: {error.message}", p.evidence(field=where)))
+        out.append(
+            Finding(req_id, f"line {p.line.number}: {where}: {error.message}", p.evidence(field=where))
+        )
     return out
 
 
@@ -242,9 +267,12 @@ def check_timestamps(parsed: Sequence[ParsedLogLine]) -> list[Finding]:
         problem = rfc3339_problem(record["timestamp"])
         if problem:
             findings.append(
-                Finding(LOG_004.id, f"line {p.line.number}: timestamp {record['timestamp']!r} {problem}",
-                        p.evidence(field="timestamp"))
-            )  # fmt: skip
+                Finding(
+                    LOG_004.id,
+                    f"line {p.line.number}: timestamp {record['timestamp']!r} {problem}",
+                    p.evidence(field="timestamp"),
+                )
+            )
     return findings
 
 
@@ -261,12 +289,24 @@ def check_levels(parsed: Sequence[ParsedLogLine], contract: LogContract) -> list
         if "level" not in record:
             continue
         level = record["level"]
-        key = level.casefold() if contract.level_case == "any" and isinstance(level, str) else level
+        if not isinstance(level, str):
+            findings.append(
+                Finding(
+                    LOG_005.id,
+                    f"line {p.line.number}: level is {type(level).__name__}, not a string",
+                    p.evidence(field="level"),
+                )
+            )
+            continue
+        key = level.casefold() if contract.level_case == "any" else level
         if key not in allowed:
             findings.append(
-                Finding(LOG_005.id, f"line {p.line.number}: level {level!r} is not one of {sorted(allowed)}",
-                        p.evidence(field="level"))
-            )  # fmt: skip
+                Finding(
+                    LOG_005.id,
+                    f"line {p.line.number}: level {level!r} is not one of {sorted(allowed)}",
+                    p.evidence(field="level"),
+                )
+            )
     return findings
 
 
@@ -300,14 +340,22 @@ def check_trace_ids(parsed: Sequence[ParsedLogLine], contract: LogContract) -> l
     findings = []
     for p, record in _records(parsed):
         for name, problem in (
-            ("trace_id", trace_id_problem(record["trace_id"], contract.trace_id_format) if "trace_id" in record else ""),
+            (
+                "trace_id",
+                trace_id_problem(record["trace_id"], contract.trace_id_format)
+                if "trace_id" in record
+                else "",
+            ),
             ("span_id", span_id_problem(record["span_id"]) if "span_id" in record else ""),
         ):
             if problem:
                 findings.append(
-                    Finding(LOG_006.id, f"line {p.line.number}: {name} {str(record[name])[:80]!r} {problem}",
-                            p.evidence(field=name))
-                )  # fmt: skip
+                    Finding(
+                        LOG_006.id,
+                        f"line {p.line.number}: {name} {str(record[name])[:80]!r} {problem}",
+                        p.evidence(field=name),
+                    )
+                )
     return findings
 
 
@@ -340,11 +388,19 @@ def check_request_coverage(
         used.add(str(cid))
         if count > 1:
             findings.append(
-                Finding(LOG_007.id, f"{x.method} {x.path} -> {x.status_code} ({correlation_header}: {cid}) has "
-                        f"{count} request_completed records",
-                        {"endpoint": x.endpoint, "method": x.method, "path": x.path, "correlation_id": cid,
-                         "records": count})
-            )  # fmt: skip
+                Finding(
+                    LOG_007.id,
+                    f"{x.method} {x.path} -> {x.status_code} ({correlation_header}: {cid}) has "
+                    f"{count} request_completed records",
+                    {
+                        "endpoint": x.endpoint,
+                        "method": x.method,
+                        "path": x.path,
+                        "correlation_id": cid,
+                        "records": count,
+                    },
+                )
+            )
     pool = Counter(
         (r.get("method"), r.get("status_code")) for r in completed if str(r.get("correlation_id")) not in used
     )
@@ -354,10 +410,13 @@ def check_request_coverage(
         if logged < n:
             paths = sorted({x.path for x in unmatched if (x.method, x.status_code) == (method, status)})
             findings.append(
-                Finding(LOG_007.id, f"{n} {method} request(s) answered {status} ({', '.join(paths)[:120]}) "
-                        f"but only {logged} request_completed record(s) match them",
-                        {"method": method, "status_code": status, "sent": n, "logged": logged})
-            )  # fmt: skip
+                Finding(
+                    LOG_007.id,
+                    f"{n} {method} request(s) answered {status} ({', '.join(paths)[:120]}) "
+                    f"but only {logged} request_completed record(s) match them",
+                    {"method": method, "status_code": status, "sent": n, "logged": logged},
+                )
+            )
     return findings
 
 
@@ -379,7 +438,11 @@ def check_route_templates(
             bare = path.split("?", 1)[0]
             if bare in raw_to_template:
                 findings.append(
-                    Finding(LOG_008.id, f"line {p.line.number}: path {excerpt(path, 80)!r} is the raw path; "
-                            f"expected the route template {raw_to_template[bare]!r}", p.evidence(field="path"))
-                )  # fmt: skip
+                    Finding(
+                        LOG_008.id,
+                        f"line {p.line.number}: path {excerpt(path, 80)!r} is the raw path; "
+                        f"expected the route template {raw_to_template[bare]!r}",
+                        p.evidence(field="path"),
+                    )
+                )
     return findings

@@ -63,17 +63,28 @@ def send(
         body = response.read()
     except httpx.HTTPError as exc:
         return HttpExchange(
-            endpoint=endpoint.name, method=endpoint.method, url=str(request.url), path=path,
-            request_headers=tuple(request.headers.multi_items()), status_code=None,
-            elapsed_seconds=time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}",
+            endpoint=endpoint.name,
+            method=endpoint.method,
+            url=str(request.url),
+            path=path,
+            request_headers=tuple(request.headers.multi_items()),
+            status_code=None,
+            elapsed_seconds=time.perf_counter() - started,
+            error=f"{type(exc).__name__}: {exc}",
             sent_traceparent=headers.get("traceparent", ""),
-        )  # fmt: skip
+        )
     return HttpExchange(
-        endpoint=endpoint.name, method=endpoint.method, url=str(request.url), path=path,
-        request_headers=tuple(request.headers.multi_items()), status_code=response.status_code,
-        response_headers=tuple(response.headers.multi_items()), body=body,
-        elapsed_seconds=time.perf_counter() - started, sent_traceparent=headers.get("traceparent", ""),
-    )  # fmt: skip
+        endpoint=endpoint.name,
+        method=endpoint.method,
+        url=str(request.url),
+        path=path,
+        request_headers=tuple(request.headers.multi_items()),
+        status_code=response.status_code,
+        response_headers=tuple(response.headers.multi_items()),
+        body=body,
+        elapsed_seconds=time.perf_counter() - started,
+        sent_traceparent=headers.get("traceparent", ""),
+    )
 
 
 def drive_endpoints(client: httpx.Client, endpoints: Iterable[Endpoint], repeats: int) -> list[HttpExchange]:

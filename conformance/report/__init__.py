@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from conformance._mask import mask_secrets
 from conformance._model import Level, RequirementResult, Status
 from conformance._process import RUN_ID
 from conformance._profile import Profile
@@ -63,7 +64,9 @@ def complete_results(
         elif stack_error:
             out.append(RequirementResult(req, Status.ERROR, f"not evaluated: {stack_error}"))
         else:
-            out.append(RequirementResult(req, Status.ERROR, "not evaluated: no suite test decided it in this run"))
+            out.append(
+                RequirementResult(req, Status.ERROR, "not evaluated: no suite test decided it in this run")
+            )
     return out
 
 
@@ -116,12 +119,18 @@ def build_report(
             "verdict": _verdict(code),
             "exit_code": code,
             "counts": {s.value: counts.get(s.value, 0) for s in Status},
-            "failed_must": [r.requirement.id for r in results
-                            if r.status is Status.FAILED and r.requirement.level is Level.MUST],
-            "failed_should": [r.requirement.id for r in results
-                              if r.status is Status.FAILED and r.requirement.level is Level.SHOULD],
+            "failed_must": [
+                r.requirement.id
+                for r in results
+                if r.status is Status.FAILED and r.requirement.level is Level.MUST
+            ],
+            "failed_should": [
+                r.requirement.id
+                for r in results
+                if r.status is Status.FAILED and r.requirement.level is Level.SHOULD
+            ],
             "errors": [r.requirement.id for r in results if r.status is Status.ERROR],
-        },  # fmt: skip
+        },
         "results": [r.to_dict() for r in results],
     }
 
@@ -142,9 +151,12 @@ def render_junit(report: Mapping[str, Any]) -> str:
     )
     for r in results:
         case = ET.SubElement(
-            suite, "testcase", classname=f"conformance.{r['area']}", name=f"{r['id']} [{r['level']}] {r['title']}",
+            suite,
+            "testcase",
+            classname=f"conformance.{r['area']}",
+            name=f"{r['id']} [{r['level']}] {r['title']}",
             time=str(r["duration_seconds"]),
-        )  # fmt: skip
+        )
         detail = json.dumps(r["evidence"], indent=2, default=str) if r["evidence"] else ""
         if r["status"] == "failed":
             ET.SubElement(case, "failure", message=r["message"], type=r["level"]).text = detail
@@ -153,9 +165,11 @@ def render_junit(report: Mapping[str, Any]) -> str:
         elif r["status"] == "skipped":
             ET.SubElement(case, "skipped", message=r["message"])
         ET.SubElement(case, "properties").extend(
-            [ET.Element("property", name="source", value=r["source"]),
-             ET.Element("property", name="level", value=r["level"])]
-        )  # fmt: skip
+            [
+                ET.Element("property", name="source", value=r["source"]),
+                ET.Element("property", name="level", value=r["level"]),
+            ]
+        )
     root = ET.Element("testsuites")
     root.append(suite)
     ET.indent(root)
@@ -203,11 +217,32 @@ def write_reports(
         results, not_applicable=profile.not_applicable if profile else {}, stack_error=stack_error
     )
     report = build_report(
-        complete, profile=profile, profile_path=profile_path or (str(profile.path) if profile else ""),
-        stack=stack, started_at=started_at, finished_at=finished_at, stack_error=stack_error,
-    )  # fmt: skip
+        complete,
+        profile=profile,
+        profile_path=profile_path or (str(profile.path) if profile else ""),
+        stack=stack,
+        started_at=started_at,
+        finished_at=finished_at,
+        stack_error=stack_error,
+    )
+    if profile is not None:
+        secrets = [profile.service.env[k] for k in profile.service.secret_env]
+        report = _mask_tree(report, secrets)
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / REPORT_NAME).write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
     (report_dir / "junit.xml").write_text(render_junit(report), encoding="utf-8")
     (report_dir / "summary.md").write_text(render_markdown(report), encoding="utf-8")
     return report
+
+
+def _mask_tree(node: Any, secrets: list[str]) -> Any:
+    """The report with every profile secret (``service.secret_env``) replaced by ``***``."""
+    if not secrets:
+        return node
+    if isinstance(node, str):
+        return mask_secrets(node, secrets)
+    if isinstance(node, dict):
+        return {k: _mask_tree(v, secrets) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_mask_tree(v, secrets) for v in node]
+    return node

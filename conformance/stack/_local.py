@@ -211,7 +211,9 @@ class LocalStack:
             return None, f"GET {url} answered {response.status_code}"
 
         try:
-            wait_until(probe, awaited=f"the service to answer {svc.ready.status} on {url}", timeout=svc.ready.timeout)
+            wait_until(
+                probe, awaited=f"the service to answer {svc.ready.status} on {url}", timeout=svc.ready.timeout
+            )
         except WaitTimeout as exc:
             raise ServiceStartError(
                 f"the service never became ready: {exc.last_seen} after {exc.timeout:g}s",
@@ -220,7 +222,9 @@ class LocalStack:
 
     def _start_prometheus(self) -> None:
         met = self.profile.metrics
-        target = ScrapeTarget(job=SERVICE_JOB, address=f"{LOOPBACK}:{self.metrics_port}", metrics_path=met.path)
+        target = ScrapeTarget(
+            job=SERVICE_JOB, address=f"{LOOPBACK}:{self.metrics_port}", metrics_path=met.path
+        )
         self.prometheus = LocalPrometheus(
             self.workdir / "prometheus",
             [target],

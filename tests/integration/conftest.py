@@ -92,10 +92,23 @@ def run_cli(tmp_path: Path) -> Callable[..., CliRun]:
     def run(*args: str, env: Mapping[str, str] | None = None, profile: Path = REFERENCE_PROFILE) -> CliRun:
         report_dir = tmp_path / "report"
         proc = subprocess.run(
-            [sys.executable, "-m", "conformance.cli", "run", "--profile", str(profile),
-             "--report-dir", str(report_dir), *args],
-            capture_output=True, text=True, timeout=RUN_TIMEOUT, env=cli_env(env), cwd=tmp_path,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "conformance.cli",
+                "run",
+                "--profile",
+                str(profile),
+                "--report-dir",
+                str(report_dir),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT,
+            env=cli_env(env),
+            cwd=tmp_path,
+        )
         result = CliRun(proc.returncode, proc.stdout, proc.stderr, report_dir)
         report_file = report_dir / "conformance-report.json"
         if report_file.exists():

@@ -5,7 +5,6 @@ requirement; bad starts end in one line with nothing left running."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -32,9 +31,9 @@ def test_reference_service_conforms(run_cli: RunCli) -> None:
     report = run.report
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.ids_with("passed") == set(run.statuses()), run.stdout
-    jsonschema.Draft202012Validator(json.loads(schema_path("conformance-report.schema.json").read_text())).validate(
-        report
-    )
+    jsonschema.Draft202012Validator(
+        json.loads(schema_path("conformance-report.schema.json").read_text())
+    ).validate(report)
     components = {c["name"]: c for c in report["stack"]["components"]}
     assert report["stack"]["mode"] == "local"
     assert components["prometheus"]["kind"] == "process"
@@ -81,7 +80,9 @@ def test_grpc_export_is_received(run_cli: RunCli, tmp_path: Path) -> None:
 def test_service_crashing_at_start_is_one_line_and_exit_3(run_cli: RunCli) -> None:
     run = run_cli(env={"REFSVC_BREAK": "crash-at-start"})
     assert run.returncode == 3
-    assert run.last_stderr_line.startswith("conformance: error: the service exited with code 3 during start-up")
+    assert run.last_stderr_line.startswith(
+        "conformance: error: the service exited with code 3 during start-up"
+    )
     assert run.ids_with("error") == set(run.statuses())
     assert run.report["stack"]["error"].startswith("the service exited with code 3")
 
@@ -97,7 +98,9 @@ def test_service_never_ready_is_one_line_and_exit_3(run_cli: RunCli, tmp_path: P
 def test_command_that_does_not_exist(run_cli: RunCli) -> None:
     run = run_cli("--service-command", "/nonexistent/bin/service --port {port}")
     assert run.returncode == 3
-    assert run.last_stderr_line.startswith("conformance: error: cannot start the service (/nonexistent/bin/service)")
+    assert run.last_stderr_line.startswith(
+        "conformance: error: cannot start the service (/nonexistent/bin/service)"
+    )
 
 
 def test_broken_profile_is_one_line_and_exit_2(run_cli: RunCli, tmp_path: Path) -> None:
@@ -124,10 +127,24 @@ def test_service_port_override(run_cli: RunCli) -> None:
 def test_signal_mid_run_stops_everything(tmp_path: Path, sig: signal.Signals) -> None:
     report_dir = tmp_path / "report"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "conformance.cli", "run", "--profile", str(REFERENCE_PROFILE),
-         "--report-dir", str(report_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(), cwd=tmp_path, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "conformance.cli",
+            "run",
+            "--profile",
+            str(REFERENCE_PROFILE),
+            "--report-dir",
+            str(report_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(),
+        cwd=tmp_path,
+        text=True,
+    )
+    assert proc.stderr is not None
+    run_id = proc.stderr.readline().split()[2].rstrip(":")
     stdout_log = report_dir / "work" / "service" / "stdout.log"
 
     def service_logging() -> tuple[Any, str]:
@@ -137,25 +154,8 @@ def test_signal_mid_run_stops_everything(tmp_path: Path, sig: signal.Signals) ->
         return (True if size > 0 else None), f"{size} bytes of service output"
 
     wait_until(service_logging, awaited="the service to start logging", timeout=60)
-    run_id = _run_id_of_children(proc.pid)
-    os.kill(proc.pid, sig)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, out + err
     assert "interrupted" in err
-    assert run_id and processes_with_run_id(run_id) == []
-
-
-def _run_id_of_children(pid: int) -> str:
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            env = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        for item in env:
-            if item.startswith(b"OBSCONFORM_RUN_ID="):
-                stat = (entry / "stat").read_text()
-                if stat.rsplit(")", 1)[1].split()[1] == str(pid):
-                    return item.split(b"=", 1)[1].decode()
-    return ""
+    assert processes_with_run_id(run_id) == []

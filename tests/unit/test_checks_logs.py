@@ -18,10 +18,18 @@ SPAN = "00f067aa0ba902b7"
 
 def record(**over: Any) -> dict[str, Any]:
     base = {
-        "timestamp": "2025-12-06T10:30:45.123Z", "level": "INFO", "logger": "svc",
-        "message": "request_completed", "correlation_id": "c-1", "trace_id": TRACE, "span_id": SPAN,
-        "method": "GET", "path": "/users/{user_id}", "status_code": 200, "duration_ms": 1.5,
-    }  # fmt: skip
+        "timestamp": "2025-12-06T10:30:45.123Z",
+        "level": "INFO",
+        "logger": "svc",
+        "message": "request_completed",
+        "correlation_id": "c-1",
+        "trace_id": TRACE,
+        "span_id": SPAN,
+        "method": "GET",
+        "path": "/users/{user_id}",
+        "status_code": 200,
+        "duration_ms": 1.5,
+    }
     base.update(over)
     return {k: v for k, v in base.items() if v is not ...}
 
@@ -79,25 +87,39 @@ class TestJsonLines:
 
 class TestRecordSchema:
     def test_complete_record_passes(self) -> None:
-        assert logs.check_record_schema(parse(record()), LogContract(), schema("log-record.schema.json")) == []
+        assert (
+            logs.check_record_schema(parse(record()), LogContract(), schema("log-record.schema.json")) == []
+        )
 
     def test_missing_required_field_fails(self) -> None:
-        findings = logs.check_record_schema(parse(record(logger=...)), LogContract(), schema("log-record.schema.json"))
+        findings = logs.check_record_schema(
+            parse(record(logger=...)), LogContract(), schema("log-record.schema.json")
+        )
         assert ids(findings) == {"LOG-002"}
         assert "'logger' is a required property" in findings[0].message
 
     def test_wrong_type_fails(self) -> None:
-        findings = logs.check_record_schema(parse(record(message=42)), LogContract(), schema("log-record.schema.json"))
+        findings = logs.check_record_schema(
+            parse(record(message=42)), LogContract(), schema("log-record.schema.json")
+        )
         assert ids(findings) == {"LOG-002"}
 
     def test_profile_can_relax_required_fields(self) -> None:
         contract = LogContract(required_fields=("timestamp", "level", "message"))
-        assert logs.check_record_schema(parse(record(logger=...)), contract, schema("log-record.schema.json")) == []
+        assert (
+            logs.check_record_schema(parse(record(logger=...)), contract, schema("log-record.schema.json"))
+            == []
+        )
 
     def test_field_mapping_structlog_event(self) -> None:
         contract = LogContract(fields={**LogContract().fields, "message": "event", "level": "severity"})
         raw = {"event": "hi", "severity": "INFO", "timestamp": "2025-01-01T00:00:00Z", "logger": "x"}
-        assert logs.check_record_schema(parse(raw, contract=contract), contract, schema("log-record.schema.json")) == []
+        assert (
+            logs.check_record_schema(
+                parse(raw, contract=contract), contract, schema("log-record.schema.json")
+            )
+            == []
+        )
 
     def test_custom_schema_applies_to_raw_record(self, tmp_path: Any) -> None:
         custom = {"type": "object", "required": ["svc"]}
@@ -111,8 +133,9 @@ class TestRequestCompleted:
         sch = schema("log-request-completed.schema.json")
         assert logs.check_request_completed(parse(record()), LogContract(), sch) == []
 
-    @pytest.mark.parametrize("field", ["correlation_id", "trace_id", "span_id", "method", "path", "status_code",
-                                       "duration_ms"])  # fmt: skip
+    @pytest.mark.parametrize(
+        "field", ["correlation_id", "trace_id", "span_id", "method", "path", "status_code", "duration_ms"]
+    )
     def test_each_missing_field_fails(self, field: str) -> None:
         sch = schema("log-request-completed.schema.json")
         findings = logs.check_request_completed(parse(record(**{field: ...})), LogContract(), sch)
@@ -121,18 +144,28 @@ class TestRequestCompleted:
 
     def test_other_messages_are_not_request_records(self) -> None:
         sch = schema("log-request-completed.schema.json")
-        assert logs.check_request_completed(parse(record(message="startup", method=...)), LogContract(), sch) == []
+        assert (
+            logs.check_request_completed(parse(record(message="startup", method=...)), LogContract(), sch)
+            == []
+        )
 
     def test_status_code_as_string_fails(self) -> None:
         sch = schema("log-request-completed.schema.json")
-        assert ids(logs.check_request_completed(parse(record(status_code="200")), LogContract(), sch)) == {"LOG-003"}
+        assert ids(logs.check_request_completed(parse(record(status_code="200")), LogContract(), sch)) == {
+            "LOG-003"
+        }
 
 
 class TestTimestamps:
     @pytest.mark.parametrize(
-        "ts", ["2025-12-06T10:30:45.123Z", "2025-12-06T10:30:45Z", "2025-12-06T10:30:45+05:30",
-               "2025-12-06t10:30:45.123456789z"],
-    )  # fmt: skip
+        "ts",
+        [
+            "2025-12-06T10:30:45.123Z",
+            "2025-12-06T10:30:45Z",
+            "2025-12-06T10:30:45+05:30",
+            "2025-12-06t10:30:45.123456789z",
+        ],
+    )
     def test_rfc3339_passes(self, ts: str) -> None:
         assert logs.check_timestamps(parse(record(timestamp=ts))) == []
 
@@ -172,9 +205,15 @@ class TestTraceIds:
 
     @pytest.mark.parametrize(
         "over",
-        [{"trace_id": TRACE.upper()}, {"trace_id": "0" * 32}, {"trace_id": TRACE[:-1]}, {"span_id": "0" * 16},
-         {"span_id": SPAN + "00"}, {"trace_id": 12345}],
-    )  # fmt: skip
+        [
+            {"trace_id": TRACE.upper()},
+            {"trace_id": "0" * 32},
+            {"trace_id": TRACE[:-1]},
+            {"span_id": "0" * 16},
+            {"span_id": SPAN + "00"},
+            {"trace_id": 12345},
+        ],
+    )
     def test_invalid_fails(self, over: dict[str, Any]) -> None:
         assert ids(logs.check_trace_ids(parse(record(**over)), LogContract())) == {"LOG-006"}
 
@@ -189,27 +228,42 @@ class TestTraceIds:
         assert ids(logs.check_trace_ids(parse(bad, contract=contract), contract)) == {"LOG-006"}
 
 
-def exchange(cid: str | None, *, method: str = "GET", status: int = 200, path: str = "/users/1") -> HttpExchange:
+def exchange(
+    cid: str | None, *, method: str = "GET", status: int = 200, path: str = "/users/1"
+) -> HttpExchange:
     headers = (("x-correlation-id", cid),) if cid else ()
-    return HttpExchange(endpoint="e", method=method, url="http://127.0.0.1" + path, path=path,
-                        request_headers=(), status_code=status, response_headers=headers)  # fmt: skip
+    return HttpExchange(
+        endpoint="e",
+        method=method,
+        url="http://127.0.0.1" + path,
+        path=path,
+        request_headers=(),
+        status_code=status,
+        response_headers=headers,
+    )
 
 
 class TestRequestCoverage:
     def test_each_request_logged_once(self) -> None:
         parsed = parse(record(correlation_id="a"), record(correlation_id="b"))
-        findings = logs.check_request_coverage(parsed, [exchange("a"), exchange("b")], LogContract(), "X-Correlation-ID")
+        findings = logs.check_request_coverage(
+            parsed, [exchange("a"), exchange("b")], LogContract(), "X-Correlation-ID"
+        )
         assert findings == []
 
     def test_missing_and_duplicate(self) -> None:
         parsed = parse(record(correlation_id="a"), record(correlation_id="a"))
-        findings = logs.check_request_coverage(parsed, [exchange("a"), exchange("b")], LogContract(), "X-Correlation-ID")
+        findings = logs.check_request_coverage(
+            parsed, [exchange("a"), exchange("b")], LogContract(), "X-Correlation-ID"
+        )
         assert ids(findings) == {"LOG-007"}
         assert [f.evidence.get("records", f.evidence.get("logged")) for f in findings] == [2, 0]
 
     def test_records_without_correlation_id_still_count(self) -> None:
         parsed = parse(record(correlation_id=...), record(correlation_id=...))
-        findings = logs.check_request_coverage(parsed, [exchange("a"), exchange("b")], LogContract(), "X-Correlation-ID")
+        findings = logs.check_request_coverage(
+            parsed, [exchange("a"), exchange("b")], LogContract(), "X-Correlation-ID"
+        )
         assert findings == []
 
     def test_without_correlation_header_counts_by_method_and_status(self) -> None:
@@ -218,10 +272,17 @@ class TestRequestCoverage:
         findings = logs.check_request_coverage(parsed, xs, LogContract(), "X-Correlation-ID")
         assert ids(findings) == {"LOG-007"}
         assert findings[0].evidence == {"method": "GET", "status_code": 200, "sent": 2, "logged": 1}
-        assert logs.check_request_coverage(parse(record(correlation_id="zz")), xs[:1], LogContract(), "X-Correlation-ID") == []
+        assert (
+            logs.check_request_coverage(
+                parse(record(correlation_id="zz")), xs[:1], LogContract(), "X-Correlation-ID"
+            )
+            == []
+        )
 
     def test_unanswered_requests_are_not_expected_in_logs(self) -> None:
-        x = HttpExchange(endpoint="e", method="GET", url="u", path="/", request_headers=(), status_code=None, error="boom")
+        x = HttpExchange(
+            endpoint="e", method="GET", url="u", path="/", request_headers=(), status_code=None, error="boom"
+        )
         assert logs.check_request_coverage(parse(record()), [x], LogContract(), "X-Correlation-ID") == []
 
 
@@ -236,5 +297,16 @@ class TestRouteTemplates:
 
 
 def test_every_log_requirement_is_declared() -> None:
-    assert {r.id for r in (logs.LOG_001, logs.LOG_002, logs.LOG_003, logs.LOG_004, logs.LOG_005, logs.LOG_006,
-                           logs.LOG_007, logs.LOG_008)} == {f"LOG-00{i}" for i in range(1, 9)}  # fmt: skip
+    assert {
+        r.id
+        for r in (
+            logs.LOG_001,
+            logs.LOG_002,
+            logs.LOG_003,
+            logs.LOG_004,
+            logs.LOG_005,
+            logs.LOG_006,
+            logs.LOG_007,
+            logs.LOG_008,
+        )
+    } == {f"LOG-00{i}" for i in range(1, 9)}

@@ -18,7 +18,9 @@ def test_validate_ok(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.strip().endswith(": ok (reference-service, 8 endpoint(s))")
 
 
-def test_validate_broken_profile_is_exit_2_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_broken_profile_is_exit_2_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "p.yaml"
     bad.write_text("version: 1\nservice: {name: x, command: [x]}\ntraffic: {requests_per_endpoint: ten}\n")
     assert main(["validate", str(bad)]) == 2

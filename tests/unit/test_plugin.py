@@ -32,23 +32,31 @@ def test_plain_assert(verdict):
     assert 1 == 2, "levels differ"
 """
 
-PROFILE = "version: 1\nservice: {name: demo, command: [x]}\nrequirements: {not_applicable: {LOG-008: no paths}}\n"
+PROFILE = (
+    "version: 1\nservice: {name: demo, command: [x]}\nrequirements: {not_applicable: {LOG-008: no paths}}\n"
+)
 
 
 @pytest.fixture
 def run(pytester: pytest.Pytester) -> pytest.RunResult:
     pytester.makepyfile(test_suite=SUITE)
     pytester.makefile(".yaml", conformance=PROFILE)
-    return pytester.runpytest("--conformance-profile", "conformance.yaml", "--conformance-report-dir", "out",
-                              "-p", "no:cacheprovider")  # fmt: skip
+    return pytester.runpytest(
+        "--conformance-profile",
+        "conformance.yaml",
+        "--conformance-report-dir",
+        "out",
+        "-p",
+        "no:cacheprovider",
+    )
 
 
 def test_outcomes_and_failure_message(run: pytest.RunResult) -> None:
     run.assert_outcomes(passed=1, failed=4)
     run.stdout.fnmatch_lines(
         [
-            "E       conformance._exceptions.Failure: LOG-002 (MUST) Every record validates against the log-record "
-            "schema: 1 finding(s) in log records",
+            "E       conformance._exceptions.Failure: LOG-002 (MUST) Every record validates against the "
+            "log-record schema: 1 finding(s) in log records",
             "E         - line 3: logger: is required",
         ]
     )
@@ -66,7 +74,9 @@ def test_report_statuses(run: pytest.RunResult, pytester: pytest.Pytester) -> No
     assert status["LOG-006"] == ("error", "not evaluated: no suite test decided it in this run")
     evidence = {r["id"]: r["evidence"] for r in report["results"]}
     assert evidence["LOG-001"] == [{"lines": 3}]
-    assert evidence["LOG-002"] == [{"requirement": "LOG-002", "message": "line 3: logger: is required", "line": 3}]
+    assert evidence["LOG-002"] == [
+        {"requirement": "LOG-002", "message": "line 3: logger: is required", "line": 3}
+    ]
 
 
 def test_unknown_requirement_id_is_a_usage_error(pytester: pytest.Pytester) -> None:
@@ -89,7 +99,12 @@ def test_allure_labels(pytester: pytest.Pytester) -> None:
     results = [json.loads(p.read_text()) for p in (pytester.path / "allure").glob("*-result.json")]
     failing = next(r for r in results if r["name"].startswith("LOG-002"))
     labels = {(label["name"], label["value"]) for label in failing["labels"]}
-    assert {("epic", "Logs"), ("feature", "LOG-002"), ("severity", "critical"), ("requirement_level", "MUST")} <= labels
+    assert {
+        ("epic", "Logs"),
+        ("feature", "LOG-002"),
+        ("severity", "critical"),
+        ("requirement_level", "MUST"),
+    } <= labels
     assert failing["status"] == "failed"
     passing = next(r for r in results if r["name"].startswith("LOG-001"))
     assert [a["name"] for a in passing.get("attachments", [])] == ["evidence"]

@@ -95,8 +95,13 @@ class TestOverrides:
         assert changed.service.port == 8123
         assert profile.with_overrides() == profile
 
-    @pytest.mark.parametrize(("kwargs", "match"), [({"service_command": ""}, "--service-command: must not be empty"),
-                                                   ({"service_port": 0}, "--service-port: must be a port")])
+    @pytest.mark.parametrize(
+        ("kwargs", "match"),
+        [
+            ({"service_command": ""}, "--service-command: must not be empty"),
+            ({"service_port": 0}, "--service-port: must be a port"),
+        ],
+    )
     def test_bad_overrides(self, tmp_path: Path, kwargs: dict[str, Any], match: str) -> None:
         profile = load_profile(write(tmp_path, "version: 1\nservice: {name: x, command: [a]}\n"))
         with pytest.raises(ProfileError, match=match):

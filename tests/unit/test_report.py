@@ -36,7 +36,9 @@ def test_unevaluated_requirements_are_errors_not_passes() -> None:
 def test_not_applicable_is_skipped_with_reason() -> None:
     results = complete_results({}, not_applicable={"LOG-008": "logs raw paths by design"})
     skipped = [r for r in results if r.status is Status.SKIPPED]
-    assert [(r.requirement.id, r.message) for r in skipped] == [("LOG-008", "not applicable: logs raw paths by design")]
+    assert [(r.requirement.id, r.message) for r in skipped] == [
+        ("LOG-008", "not applicable: logs raw paths by design")
+    ]
 
 
 def test_exit_codes() -> None:
@@ -58,8 +60,9 @@ def test_written_reports_agree(tmp_path: Path) -> None:
         get_requirement("LOG-001"), Status.FAILED, "1 finding(s)", [{"line": 3, "excerpt": "INFO: started"}]
     )
     stack = {"mode": "local", "components": [{"name": "prometheus", "kind": "process", "version": "2.42.0"}]}
-    report = write_reports(tmp_path, profile=profile, results=results, stack=stack, started_at=1000.0,
-                           finished_at=1002.5)  # fmt: skip
+    report = write_reports(
+        tmp_path, profile=profile, results=results, stack=stack, started_at=1000.0, finished_at=1002.5
+    )
     on_disk = json.loads((tmp_path / "conformance-report.json").read_text())
     assert on_disk == report
     jsonschema.Draft202012Validator(REPORT_SCHEMA).validate(on_disk)
@@ -80,10 +83,50 @@ def test_written_reports_agree(tmp_path: Path) -> None:
 
 
 def test_stack_error_marks_everything_error(tmp_path: Path) -> None:
-    report = write_reports(tmp_path, profile=None, results={}, stack={"mode": "local", "components": []},
-                           started_at=1.0, finished_at=2.0, profile_path="p.yaml",
-                           stack_error="the service exited with code 3 during start-up")  # fmt: skip
+    report = write_reports(
+        tmp_path,
+        profile=None,
+        results={},
+        stack={"mode": "local", "components": []},
+        started_at=1.0,
+        finished_at=2.0,
+        profile_path="p.yaml",
+        stack_error="the service exited with code 3 during start-up",
+    )
     jsonschema.Draft202012Validator(REPORT_SCHEMA).validate(report)
     assert report["summary"]["exit_code"] == EXIT_HARNESS_ERROR
     assert report["stack"]["error"].startswith("the service exited")
     assert all(r["message"].startswith("not evaluated: the service exited") for r in report["results"])
+
+
+def test_profile_secrets_never_reach_the_reports(tmp_path: Path) -> None:
+    profile_file = tmp_path / "p.yaml"
+    profile_file.write_text(
+        "version: 1\nservice: {name: x, command: [x], env: {API_TOKEN: s3cr3t-t0ken-value},"
+        " secret_env: [API_TOKEN]}\n"
+    )
+    profile = load_profile(profile_file)
+    leak = RequirementResult(
+        get_requirement("LOG-001"),
+        Status.FAILED,
+        "saw s3cr3t-t0ken-value in a log line",
+        [{"excerpt": "token=s3cr3t-t0ken-value"}],
+    )
+    write_reports(
+        tmp_path / "out",
+        profile=profile,
+        results={"LOG-001": leak},
+        stack={
+            "mode": "local",
+            "components": [
+                {"name": "service", "kind": "process", "command": ["--token", "s3cr3t-t0ken-value"]}
+            ],
+        },
+        started_at=1.0,
+        finished_at=2.0,
+        stack_error="",
+    )
+    for name in ("conformance-report.json", "junit.xml", "summary.md"):
+        text = (tmp_path / "out" / name).read_text()
+        assert "s3cr3t-t0ken-value" not in text, name
+    assert "***" in (tmp_path / "out" / "conformance-report.json").read_text()

@@ -1,0 +1,93 @@
+"""Nothing a run starts survives it: signals at each phase of a run, and
+SIGKILL (which no handler sees) followed by ``conformance clean``."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conformance._wait import wait_until
+
+from .conftest import REFERENCE_PROFILE, cli_env, processes_with_run_id
+
+pytestmark = pytest.mark.integration
+
+
+def _phase_markers(report_dir: Path) -> dict[str, Callable[[], bool]]:
+    """Observable points of a run, from the files it writes as it goes."""
+    work = report_dir / "work"
+    return {
+        "prometheus-starting": lambda: (work / "prometheus" / "prometheus.yml").exists(),
+        "service-up": lambda: (
+            (work / "service" / "stdout.log").exists()
+            and (work / "service" / "stdout.log").stat().st_size > 0
+        ),
+        "suites-running": lambda: (report_dir / "allure-results").exists(),
+    }
+
+
+def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
+    report_dir = tmp_path / "report"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "conformance.cli",
+            "run",
+            "--profile",
+            str(REFERENCE_PROFILE),
+            "--report-dir",
+            str(report_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(),
+        cwd=tmp_path,
+        text=True,
+    )
+    return proc, report_dir
+
+
+def _read_run_id(proc: subprocess.Popen[str]) -> str:
+    """The CLI's first stderr line is ``conformance: run <id>: starting …``."""
+    assert proc.stderr is not None
+    first = proc.stderr.readline()
+    assert first.startswith("conformance: run "), first
+    return first.split()[2].rstrip(":")
+
+
+def _wait_for_phase(proc: subprocess.Popen[str], marker: Callable[[], bool], phase: str) -> None:
+    def probe() -> tuple[bool | None, str]:
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended before phase {phase}: {proc.communicate()}")
+        return (True if marker() else None), f"phase {phase} not reached"
+
+    wait_until(probe, awaited=f"phase {phase}", timeout=60, interval=0.01, max_interval=0.05)
+
+
+@pytest.mark.parametrize("phase", ["prometheus-starting", "service-up", "suites-running"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_signal_at_each_phase_leaves_nothing(tmp_path: Path, phase: str, sig: signal.Signals) -> None:
+    proc, report_dir = _start(tmp_path)
+    run_id = _read_run_id(proc)
+    _wait_for_phase(proc, _phase_markers(report_dir)[phase], phase)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    if sig == signal.SIGKILL:
+        # No handler sees SIGKILL: whatever survived is reaped by `conformance clean` (and by the next run).
+        clean = subprocess.run(
+            [sys.executable, "-m", "conformance.cli", "clean"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=cli_env(),
+        )
+        assert clean.returncode == 0, clean.stderr
+    else:
+        assert proc.returncode in (130, 3), out + err
+    assert processes_with_run_id(run_id) == [], (phase, sig)
