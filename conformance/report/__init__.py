@@ -21,7 +21,7 @@ from conformance._mask import mask_secrets
 from conformance._model import Level, RequirementResult, Status
 from conformance._process import RUN_ID
 from conformance._profile import Profile
-from conformance._requirements import all_requirements
+from conformance._requirements import AREAS, all_requirements
 
 __all__ = [
     "EXIT_FAILED",
@@ -29,6 +29,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "REPORT_NAME",
+    "RUN_KINDS",
     "build_report",
     "complete_results",
     "exit_code_for",
@@ -50,12 +51,28 @@ EXIT_USAGE = 2
 EXIT_HARNESS_ERROR = 3
 
 
+#: The kinds of run, and which requirement areas each one decides. The load
+#: gate is its own run (``conformance load``), so a PR-mode ``conformance run``
+#: does not report PERF-* as "not evaluated".
+RUN_KINDS = {
+    "conformance": frozenset(p for p in AREAS if p != "PERF"),
+    "load": frozenset({"PERF"}),
+}
+
+
 def complete_results(
-    results: Mapping[str, RequirementResult], *, not_applicable: Mapping[str, str], stack_error: str = ""
+    results: Mapping[str, RequirementResult],
+    *,
+    not_applicable: Mapping[str, str],
+    stack_error: str = "",
+    kind: str = "conformance",
 ) -> list[RequirementResult]:
-    """One result per registered requirement, in report order."""
+    """One result per requirement this kind of run decides, in report order."""
+    prefixes = RUN_KINDS[kind]
     out = []
     for req in all_requirements():
+        if req.id.partition("-")[0] not in prefixes and req.id not in results:
+            continue
         got = results.get(req.id)
         if got is not None:
             out.append(got)
@@ -102,6 +119,7 @@ def build_report(
     started_at: float,
     finished_at: float,
     stack_error: str = "",
+    kind: str = "conformance",
 ) -> dict[str, Any]:
     """The JSON report (``schemas/conformance-report.schema.json``)."""
     code = exit_code_for(results)
@@ -109,6 +127,7 @@ def build_report(
     return {
         "schema_version": REPORT_SCHEMA_VERSION,
         "run_id": RUN_ID,
+        "kind": kind,
         "tool": {"name": "obsconform", "version": _version(), "python": platform.python_version()},
         "profile": {"path": profile_path, "service": profile.service.name if profile else None},
         "started_at": _iso(started_at),
@@ -211,10 +230,11 @@ def write_reports(
     finished_at: float,
     profile_path: str = "",
     stack_error: str = "",
+    kind: str = "conformance",
 ) -> dict[str, Any]:
     """Write JSON, JUnit and Markdown into ``report_dir``; return the JSON report."""
     complete = complete_results(
-        results, not_applicable=profile.not_applicable if profile else {}, stack_error=stack_error
+        results, not_applicable=profile.not_applicable if profile else {}, stack_error=stack_error, kind=kind
     )
     report = build_report(
         complete,
@@ -224,6 +244,7 @@ def write_reports(
         started_at=started_at,
         finished_at=finished_at,
         stack_error=stack_error,
+        kind=kind,
     )
     if profile is not None:
         secrets = [profile.service.env[k] for k in profile.service.secret_env]
