@@ -7,20 +7,87 @@ PII and secrets live, so every excerpt passes through :func:`mask_text`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 
-__all__ = ["excerpt", "mask_secrets", "mask_text", "mask_value"]
+__all__ = [
+    "PII_PATTERNS",
+    "excerpt",
+    "luhn_check_digit",
+    "luhn_valid",
+    "mask_pii",
+    "mask_secrets",
+    "mask_text",
+    "mask_value",
+]
 
 # Deliberately broad local part (RFC 5322 allows most printable characters there).
-_EMAIL = re.compile(
-    r"([^\s@\"<>(),;:\[\]\\])[^\s@\"<>(),;:\[\]\\]*@([A-Za-z0-9])[A-Za-z0-9.-]*(\.[A-Za-z]{2,})\b"
-)
+_EMAIL_LOCAL_CHAR = r"[^\s@\"<>(),;:\[\]\\]"
+_EMAIL_SOURCE = rf"({_EMAIL_LOCAL_CHAR}){_EMAIL_LOCAL_CHAR}*@([A-Za-z0-9])[A-Za-z0-9.-]*(\.[A-Za-z]{{2,}})\b"
+_EMAIL = re.compile(_EMAIL_SOURCE)
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
-_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}")
+_BEARER_SOURCE = r"\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}"
+_BEARER = re.compile("(?i)" + _BEARER_SOURCE)
 _API_KEY = re.compile(r"\b(sk|pk|rk)-[A-Za-z0-9_-]{8,}")
 # Digit runs that could be cards (13-19 digits with optional separators), SSNs, phones.
 _LONG_DIGITS = re.compile(r"(?<![\w-])\+?\d(?:[ -]?\d){8,18}(?![\w-])")
 _SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
+
+#: The shapes of PII and credentials, for detection (the PII family's detectors
+#: validate each match: Luhn, issued SSN ranges, a decodable JWT header...).
+#: They reuse the masking patterns above; where detection needs a stricter
+#: edge or a shape masking does not cover, the pattern is its own. Every
+#: pattern is free of global inline flags, so it can be embedded in another.
+PII_PATTERNS: Mapping[str, re.Pattern[str]] = MappingProxyType(
+    {
+        # Same matches as _EMAIL; the look-behind only skips starts inside a token, which
+        # keeps the scan linear in the token length (the local part never backtracks).
+        "email": re.compile(
+            rf"(?<!{_EMAIL_LOCAL_CHAR}){_EMAIL_LOCAL_CHAR}++@[A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z]{{2,}}\b"
+        ),
+        "jwt": _JWT,
+        "bearer": re.compile("(?i:" + _BEARER_SOURCE + ")"),
+        "api_key": _API_KEY,
+        # Runs of digit groups with at least 8 digits, unbounded (unlike _LONG_DIGITS) so a card
+        # next to a phone number is one run; the validator splits it into an E.164 phone (a
+        # leading +) and card numbers.
+        "digits": re.compile(r"(?<![\w-])(?=\+?(?:\d[ -]?){8})\+?\d+(?:[ -]\d+)*(?![\w-])"),
+        "ssn": re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])"),
+        # North American formats: (202) 555-0147, 202-555-0147, 202.555.0147, +1 202 555 0147.
+        "us_phone": re.compile(
+            r"(?<![\w+])(?:\+?1[ .-]?)?(?:\(\d{3}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w-])"
+        ),
+    }
+)
+
+
+def luhn_check_digit(digits: str) -> str:
+    """The Luhn check digit that makes ``digits + check`` valid."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2 == 0:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return str((10 - total % 10) % 10)
+
+
+def luhn_valid(digits: str) -> bool:
+    """Whether a string of digits passes the Luhn check (ISO/IEC 7812-1 Annex B)."""
+    if len(digits) < 2 or not digits.isdigit():
+        return False
+    return luhn_check_digit(digits[:-1]) == digits[-1]
+
+
+def mask_pii(kind: str, value: str) -> str:
+    """The form a found PII value takes in a report: ``j***@e***.com`` for an
+    email, first and last two characters otherwise (``40***97``)."""
+    if kind == "email":
+        local, at, domain = value.rpartition("@")
+        name, dot, tld = domain.rpartition(".")
+        if at and local and dot and name:
+            return f"{local[0]}***@{name[0]}***.{tld}"
+    return mask_value(value)
 
 
 def mask_value(value: str) -> str:

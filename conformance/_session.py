@@ -24,7 +24,8 @@ from conformance.collect._logs import read_log_lines
 from conformance.collect._prometheus_api import PrometheusClient, wait_for_target_up
 from conformance.collect._scrape import Exposition, scrape_metrics
 from conformance.collect._traffic import drive_endpoints
-from conformance.stack._local import SERVICE_JOB, LocalStack
+from conformance.stack import Stack, make_stack
+from conformance.stack._local import SERVICE_JOB
 from conformance.telemetry import HttpExchange, LogLine, Span
 
 __all__ = ["ConformanceSession"]
@@ -33,7 +34,7 @@ __all__ = ["ConformanceSession"]
 class ConformanceSession:
     """Start with :meth:`open`; always :meth:`close` (it stops the stack)."""
 
-    def __init__(self, profile: Profile, stack: LocalStack) -> None:
+    def __init__(self, profile: Profile, stack: Stack) -> None:
         self.profile = profile
         self.stack = stack
         self._clients: list[httpx.Client] = []
@@ -46,19 +47,21 @@ class ConformanceSession:
 
     @classmethod
     def open(
-        cls, profile: Profile, workdir: Path, *, prometheus_binary: str | None = None
+        cls, profile: Profile, workdir: Path, *, prometheus_binary: str | None = None, mode: str = "local"
     ) -> ConformanceSession:
         """Start the stack and send the baseline traffic; clean up if anything fails.
 
         Leftovers of earlier runs that were SIGKILLed are stopped first, so they
-        cannot hold ports or skew measurements.
+        cannot hold ports or skew measurements. ``mode`` is a concrete stack mode
+        (``local``, ``containers``, ``external``; resolve ``auto`` with
+        :func:`conformance.stack.resolve_mode` first).
         """
         for leftover in reap_leftovers():
             print(
                 f"conformance: stopped leftover pid {leftover.pid} of dead run {leftover.run_id}",
                 file=sys.stderr,
             )
-        stack = LocalStack(profile, workdir, prometheus_binary=prometheus_binary)
+        stack = make_stack(mode, profile, workdir, prometheus_binary=prometheus_binary)
         stack.start()
         session = cls(profile, stack)
         try:

@@ -57,6 +57,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--service-command", help="override service.command (a shell-style string)")
     run.add_argument("--service-port", type=int, help="override service.port")
     run.add_argument("-k", dest="keyword", help="only suite tests matching this pytest -k expression")
+    run.add_argument(
+        "--mode",
+        choices=["auto", "containers", "local", "external"],
+        default="auto",
+        help="where the stack runs: containers (Docker), local (processes), external (URLs in the "
+        "profile); auto = containers when a Docker engine answers, else local (default: %(default)s)",
+    )
+    for component in ("service", "prometheus", "collector", "jaeger", "receiver"):
+        run.add_argument(
+            f"--{component}-image", metavar="IMAGE", help=f"container mode: override the {component} image"
+        )
+    run.add_argument(
+        "--pull",
+        choices=["missing", "never"],
+        help="container mode: pull missing images, or never (overrides containers.pull)",
+    )
     run.add_argument("--pytest-arg", action="append", default=[], help="extra argument passed to pytest")
 
     val = sub.add_parser("validate", help="validate a profile and exit")
@@ -112,21 +128,34 @@ def _run(args: argparse.Namespace) -> int:
     from conformance._session import ConformanceSession
 
     started = time.time()
+    from conformance._sections.containers import with_image_overrides
+    from conformance.stack import resolve_mode
+
     profile = load_profile(args.profile).with_overrides(
         service_command=args.service_command, service_port=args.service_port
     )
+    profile = with_image_overrides(
+        profile,
+        service=args.service_image,
+        prometheus=args.prometheus_image,
+        collector=args.collector_image,
+        jaeger=args.jaeger_image,
+        receiver=args.receiver_image,
+        pull=args.pull,
+    )
+    mode, why = resolve_mode(args.mode)
     report_dir = Path(args.report_dir).resolve()
     report_dir.mkdir(parents=True, exist_ok=True)
     install_termination_handlers()
     print(
-        f"conformance: run {RUN_ID}: starting {profile.service.name} (local mode)",
+        f"conformance: run {RUN_ID}: starting {profile.service.name} ({mode} mode; {why})",
         file=sys.stderr,
         flush=True,
     )
     try:
-        session = ConformanceSession.open(profile, report_dir / "work")
+        session = ConformanceSession.open(profile, report_dir / "work", mode=mode)
     except HarnessError as exc:
-        _write(report_dir, profile, {}, {"mode": "local", "components": []}, started, stack_error=str(exc))
+        _write(report_dir, profile, {}, {"mode": mode, "components": []}, started, stack_error=str(exc))
         print(f"conformance: error: {exc}", file=sys.stderr)
         return EXIT_HARNESS_ERROR
     except KeyboardInterrupt:
@@ -215,11 +244,18 @@ def _write(
 def _print_summary(report: dict[str, Any], report_dir: Path) -> None:
     print()
     for r in report["results"]:
-        print(f"  {r['status'].upper():<8} {r['id']:<9} {r['level']:<6} {r['title']}")
+        status = "BASELINED" if r["status"] == "failed" and r.get("baselined") else r["status"].upper()
+        print(f"  {status:<9} {r['id']:<9} {r['level']:<6} {r['title']}")
     s = report["summary"]
     c = s["counts"]
+    baselined = len(s.get("baselined", []))
+    for kind in ("stale", "expired"):
+        for entry in s.get(f"baseline_{kind}", []):
+            print(f"  BASELINE  {entry:<9} {kind} entry in the baseline (fails the run: remove or renew it)")
+    known = f", {baselined} baselined" if baselined else ""
     print(
-        f"\nconformance: {s['verdict'].upper()} — {c['passed']} passed, {c['failed']} failed, "
+        f"\nconformance: {s['verdict'].upper()} — {c['passed']} passed, "
+        f"{c['failed'] - baselined} failed{known}, "
         f"{c['error']} error, {c['skipped']} skipped; report: {report_dir / REPORT_NAME}"
     )
 

@@ -62,6 +62,7 @@ class RunState:
 
 STATE_KEY = pytest.StashKey[RunState]()
 _VERDICT_KEY = pytest.StashKey["Verdict"]()
+_SETUP_SECONDS_KEY = pytest.StashKey[float]()
 
 
 class Verdict:
@@ -150,8 +151,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if state.profile is not None and req.id in state.profile.not_applicable:
             reason = state.profile.not_applicable[req.id]
             item.add_marker(pytest.mark.skip(reason=f"not applicable: {reason}"))
-    # Log checks read everything the service wrote, so they run after the suites that add traffic.
-    items.sort(key=lambda it: 1 if "requirement" in it.keywords and _area_of(it) == "LOG" else 0)
+    # PII detectors scan what every other suite's traffic left behind; alert live-fire drives
+    # errors on purpose, so it follows the suites that measure steady behaviour; log checks
+    # read everything the service wrote, so they run last.
+    items.sort(key=lambda it: _RUN_LAST.get(_area_of(it), 0))
+
+
+_RUN_LAST = {"PII": 1, "ALR": 2, "LOG": 3}
 
 
 def _area_of(item: pytest.Item) -> str:
@@ -254,8 +260,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                 result = RequirementResult(req, Status.FAILED, _one_line(exc), notes)
             else:
                 result = RequirementResult(req, Status.ERROR, _one_line(exc), notes)
+    if report.when == "setup":
+        # Probes often run in fixtures (a burst, a trace wait); their time is the requirement's too.
+        item.stash[_SETUP_SECONDS_KEY] = report.duration
     if result is not None:
-        result.duration_seconds = report.duration
+        result.duration_seconds = report.duration + (
+            item.stash.get(_SETUP_SECONDS_KEY, 0.0) if report.when == "call" else 0.0
+        )
         state.record(result)
 
 

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "LOAD_AGGREGATE_NAME",
     "HttpExchange",
+    "LoadStatsEntry",
     "LogLine",
     "OtlpLogRecord",
     "Span",
@@ -111,3 +113,36 @@ class OtlpLogRecord:
     resource_attributes: Mapping[str, Any] = field(default_factory=dict)
     trace_id: str = ""
     span_id: str = ""
+
+
+#: The name of Locust's whole-run row in its statistics.
+LOAD_AGGREGATE_NAME = "Aggregated"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadStatsEntry:
+    """One row of Locust's request statistics (its ``_stats.csv``), as Locust computed it.
+
+    ``name`` is the load scenario, or ``Aggregated`` for the whole run.
+    ``percentiles_ms`` holds Locust's own ``get_response_time_percentile``
+    values in whole milliseconds, keyed by fraction (``0.95``); a value is
+    ``None`` when Locust had no request to rank. ``rps`` is Locust's
+    ``Requests/s``: requests over the time from the run's start to the last one.
+    """
+
+    name: str
+    method: str
+    requests: int
+    failures: int
+    rps: float
+    percentiles_ms: Mapping[float, float | None] = field(default_factory=dict)
+    average_ms: float = 0.0
+    max_ms: float = 0.0
+
+    @property
+    def failure_ratio(self) -> float:
+        return self.failures / self.requests if self.requests else 0.0
+
+    @property
+    def is_aggregate(self) -> bool:
+        return self.name == LOAD_AGGREGATE_NAME and not self.method

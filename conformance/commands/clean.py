@@ -17,9 +17,17 @@ def register(sub: Any) -> None:
 
 
 def _clean(args: argparse.Namespace) -> int:
+    from conformance.stack._docker import find_container_leftovers, reap_container_leftovers
+
     leftovers = find_leftovers() if args.dry_run else reap_leftovers()
+    containers = find_container_leftovers() if args.dry_run else reap_container_leftovers()
     verb = "would stop" if args.dry_run else "stopped"
     for item in leftovers:
         print(f"{verb} pid {item.pid} (run {item.run_id}): {item.cmdline}")
-    print(f"conformance: {verb} {len(leftovers)} leftover process(es)")
+    for c in containers:
+        print(f"{verb} {c.kind} {c.name} (run {c.run_id})")
+    print(
+        f"conformance: {verb} {len(leftovers)} leftover process(es), "
+        f"{len(containers)} container(s)/network(s)"
+    )
     return 0

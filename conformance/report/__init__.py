@@ -1,12 +1,19 @@
-"""Reports of a run: JSON (the source of truth), JUnit XML and Markdown.
+"""Reports of a run: JSON (the source of truth), HTML, JUnit XML and Markdown.
 
 Every registered requirement appears in every report. One that no suite
 decided is ``error`` ("not evaluated"), never silently absent or passed;
 one the profile declares not applicable is ``skipped`` with the reason.
+
+The profile's ``baseline`` (known violations) is applied in
+:func:`build_report`, so the CLI and the pytest plugin both get it: a
+baselined failure stays ``failed`` but is marked ``baselined`` and does not
+count for the exit code; a baseline entry that no longer occurs or has
+expired fails the run (``EXIT_FAILED``); see ``conformance.report._baseline``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import platform
 import xml.etree.ElementTree as ET
@@ -22,23 +29,38 @@ from conformance._model import Level, RequirementResult, Status
 from conformance._process import RUN_ID
 from conformance._profile import Profile
 from conformance._requirements import AREAS, all_requirements
+from conformance._sections.baseline import Baseline
+from conformance.report._baseline import BaselineOutcome, apply_baseline
+from conformance.report._diff import ReportDiff, diff_reports, load_report
+from conformance.report._html import render_html
 
 __all__ = [
     "EXIT_FAILED",
     "EXIT_HARNESS_ERROR",
     "EXIT_OK",
     "EXIT_USAGE",
+    "HTML_NAME",
+    "JUNIT_NAME",
+    "MARKDOWN_NAME",
     "REPORT_NAME",
     "RUN_KINDS",
+    "ReportDiff",
     "build_report",
     "complete_results",
+    "diff_reports",
     "exit_code_for",
+    "load_report",
+    "render_html",
     "render_junit",
     "render_markdown",
+    "write_renderings",
     "write_reports",
 ]
 
 REPORT_NAME = "conformance-report.json"
+HTML_NAME = "conformance-report.html"
+JUNIT_NAME = "junit.xml"
+MARKDOWN_NAME = "summary.md"
 REPORT_SCHEMA_VERSION = 1
 
 #: Every MUST passed (SHOULD failures are reported, not fatal).
@@ -120,11 +142,23 @@ def build_report(
     finished_at: float,
     stack_error: str = "",
     kind: str = "conformance",
+    today: dt.date | None = None,
 ) -> dict[str, Any]:
-    """The JSON report (``schemas/conformance-report.schema.json``)."""
-    code = exit_code_for(results)
+    """The JSON report (``schemas/conformance-report.schema.json``).
+
+    ``today`` (UTC, default: now) is the date baseline expiries are judged against.
+    """
+    today = today or datetime.now(tz=UTC).date()
+    rows = [r.to_dict() for r in results]
+    baseline: Baseline = profile.sections.get("baseline", Baseline()) if profile else Baseline()
+    outcome = apply_baseline(rows, baseline, today)
+    baselined = set(outcome.baselined)
+    counted = [r for r in results if r.requirement.id not in baselined]
+    code = exit_code_for(counted)
+    if outcome.problems:
+        code = EXIT_FAILED
     counts = Counter(r.status.value for r in results)
-    return {
+    report: dict[str, Any] = {
         "schema_version": REPORT_SCHEMA_VERSION,
         "run_id": RUN_ID,
         "kind": kind,
@@ -140,31 +174,56 @@ def build_report(
             "counts": {s.value: counts.get(s.value, 0) for s in Status},
             "failed_must": [
                 r.requirement.id
-                for r in results
+                for r in counted
                 if r.status is Status.FAILED and r.requirement.level is Level.MUST
             ],
             "failed_should": [
                 r.requirement.id
-                for r in results
+                for r in counted
                 if r.status is Status.FAILED and r.requirement.level is Level.SHOULD
             ],
             "errors": [r.requirement.id for r in results if r.status is Status.ERROR],
+            "baselined": list(outcome.baselined),
+            "baseline_stale": outcome.ids_in("stale"),
+            "baseline_expired": outcome.ids_in("expired"),
         },
-        "results": [r.to_dict() for r in results],
+        "results": rows,
+    }
+    if baseline:
+        report["baseline"] = _baseline_section(baseline, outcome, today)
+    return report
+
+
+def _baseline_section(baseline: Baseline, outcome: BaselineOutcome, today: dt.date) -> dict[str, Any]:
+    return {
+        "source": baseline.source,
+        "today": today.isoformat(),
+        "warn_days": baseline.warn_days,
+        "entries": outcome.entries,
     }
 
 
 def render_junit(report: Mapping[str, Any]) -> str:
-    """JUnit XML with one testcase per requirement (classname = area)."""
+    """JUnit XML with one testcase per requirement (classname = area).
+
+    A baselined failure is a ``skipped`` testcase (a known failure, like an
+    xfail) whose message names the reason and expiry; each stale or expired
+    baseline entry is a failed testcase of classname ``conformance.baseline``,
+    so a CI test tab shows why the run failed.
+    """
     results = report["results"]
     counts = report["summary"]["counts"]
+    problems = [
+        e for e in report.get("baseline", {}).get("entries", []) if e.get("state") in ("stale", "expired")
+    ]
+    baselined = sum(1 for r in results if r["status"] == "failed" and r.get("baselined"))
     suite = ET.Element(
         "testsuite",
         name=f"conformance: {report['profile']['service']}",
-        tests=str(len(results)),
-        failures=str(counts["failed"]),
+        tests=str(len(results) + len(problems)),
+        failures=str(counts["failed"] - baselined + len(problems)),
         errors=str(counts["error"]),
-        skipped=str(counts["skipped"]),
+        skipped=str(counts["skipped"] + baselined),
         time=str(report["duration_seconds"]),
         timestamp=report["started_at"],
     )
@@ -177,7 +236,11 @@ def render_junit(report: Mapping[str, Any]) -> str:
             time=str(r["duration_seconds"]),
         )
         detail = json.dumps(r["evidence"], indent=2, default=str) if r["evidence"] else ""
-        if r["status"] == "failed":
+        if r["status"] == "failed" and r.get("baselined"):
+            b = r["baselined"]
+            message = f"baselined until {b['expires']}: {b['reason']}; failure: {r['message']}"
+            ET.SubElement(case, "skipped", message=message).text = detail
+        elif r["status"] == "failed":
             ET.SubElement(case, "failure", message=r["message"], type=r["level"]).text = detail
         elif r["status"] == "error":
             ET.SubElement(case, "error", message=r["message"]).text = detail
@@ -189,6 +252,13 @@ def render_junit(report: Mapping[str, Any]) -> str:
                 ET.Element("property", name="level", value=r["level"]),
             ]
         )
+    for e in problems:
+        name = f"baseline entry {e['id']} ({e['origin']})"
+        case = ET.SubElement(suite, "testcase", classname="conformance.baseline", name=name)
+        text = f"reason: {e['reason']}\nexpires: {e['expires']}"
+        if e.get("match"):
+            text += f"\nmatch: {e['match']}"
+        ET.SubElement(case, "failure", message=f"{e['state']}: {e['detail']}", type="baseline").text = text
     root = ET.Element("testsuites")
     root.append(suite)
     ET.indent(root)
@@ -202,22 +272,57 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     """A summary short enough for a PR comment: verdict, counts, and only what needs attention."""
     s = report["summary"]
     c = s["counts"]
+    baselined = [r for r in report["results"] if r["status"] == "failed" and r.get("baselined")]
     lines = [
         f"### Conformance: {report['profile']['service']} — {s['verdict'].upper()}",
         "",
-        f"{c['passed']} passed · {c['failed']} failed · {c['error']} error · {c['skipped']} skipped "
-        f"· mode `{report['stack'].get('mode', '?')}` · {report['duration_seconds']:.1f}s",
+        f"{c['passed']} passed · {c['failed'] - len(baselined)} failed · {c['error']} error · "
+        f"{c['skipped']} skipped"
+        + (f" · {len(baselined)} baselined" if baselined else "")
+        + f" · mode `{report['stack'].get('mode', '?')}` · {report['duration_seconds']:.1f}s",
         "",
     ]
-    attention = [r for r in report["results"] if r["status"] in ("failed", "error")]
-    if attention:
+    failed = [r for r in report["results"] if r["status"] == "failed" and not r.get("baselined")]
+    failed.sort(key=lambda r: 0 if r["level"] == "MUST" else 1)
+    by_cause: dict[str, list[Mapping[str, Any]]] = {}
+    for r in report["results"]:
+        if r["status"] == "error":
+            by_cause.setdefault(r["message"], []).append(r)
+    rows = [[_ICON["failed"], r["id"], r["level"], _md(r["title"]), _md(r["message"])] for r in failed]
+    for cause, group in by_cause.items():
+        if len(group) >= 3:  # one row per shared cause ("not evaluated: the service exited …")
+            ids = ", ".join(r["id"] for r in group)
+            rows.append([_ICON["error"], f"{len(group)} requirements", "", _md(ids, 400), _md(cause)])
+        else:
+            rows += [[_ICON["error"], r["id"], r["level"], _md(r["title"]), _md(r["message"])] for r in group]
+    problems = [
+        e for e in report.get("baseline", {}).get("entries", []) if e.get("state") in ("stale", "expired")
+    ]
+    rows += [
+        ["❌", e["id"], "baseline", f"{e['state']} entry ({_md(e['origin'])})", _md(e["detail"])]
+        for e in problems
+    ]
+    if rows:
         lines += ["| | ID | Level | Requirement | Detail |", "|---|---|---|---|---|"]
-        for r in attention:
-            detail = r["message"].replace("|", "\\|").replace("\n", " ")[:160]
-            lines.append(f"| {_ICON[r['status']]} | {r['id']} | {r['level']} | {r['title']} | {detail} |")
+        lines += [f"| {' | '.join(cells)} |" for cells in rows[:MARKDOWN_MAX_ROWS]]
+        if len(rows) > MARKDOWN_MAX_ROWS:
+            lines.append(f"\n… and {len(rows) - MARKDOWN_MAX_ROWS} more in the HTML report.")
     else:
         lines.append("All requirements passed or are not applicable.")
+    if baselined:
+        known = ", ".join(f"{r['id']} (until {r['baselined']['expires']})" for r in baselined)
+        lines += ["", f"Known violations (baselined, not failing the run): {known}."]
     return "\n".join(lines) + "\n"
+
+
+#: Rows of the Markdown summary's table before it says "and N more".
+MARKDOWN_MAX_ROWS = 25
+
+
+def _md(text: str, limit: int = 160) -> str:
+    """One table cell: no pipes, newlines, or markup that would break the table or ping people."""
+    flat = " ".join(str(text).split()).replace("|", "\\|").replace("<", "&lt;").replace("@", "@\u200b")
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def write_reports(
@@ -231,8 +336,12 @@ def write_reports(
     profile_path: str = "",
     stack_error: str = "",
     kind: str = "conformance",
+    today: dt.date | None = None,
 ) -> dict[str, Any]:
-    """Write JSON, JUnit and Markdown into ``report_dir``; return the JSON report."""
+    """Write JSON, HTML, JUnit and Markdown into ``report_dir``; return the JSON report.
+
+    ``today`` is the date baseline expiries are judged against (default: today, UTC).
+    """
     complete = complete_results(
         results, not_applicable=profile.not_applicable if profile else {}, stack_error=stack_error, kind=kind
     )
@@ -245,15 +354,43 @@ def write_reports(
         finished_at=finished_at,
         stack_error=stack_error,
         kind=kind,
+        today=today,
     )
     if profile is not None:
         secrets = [profile.service.env[k] for k in profile.service.secret_env]
         report = _mask_tree(report, secrets)
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / REPORT_NAME).write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
-    (report_dir / "junit.xml").write_text(render_junit(report), encoding="utf-8")
-    (report_dir / "summary.md").write_text(render_markdown(report), encoding="utf-8")
+    write_renderings(report_dir, report)
     return report
+
+
+def write_renderings(report_dir: Path, report: Mapping[str, Any]) -> list[Path]:
+    """HTML, JUnit and Markdown from a JSON report (also used by ``conformance report``)."""
+    written = []
+    renderers = ((HTML_NAME, _html_or_apology), (JUNIT_NAME, render_junit), (MARKDOWN_NAME, render_markdown))
+    for name, render in renderers:
+        path = report_dir / name
+        path.write_text(render(report), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def _html_or_apology(report: Mapping[str, Any]) -> str:
+    """The HTML report; if rendering breaks (a bug), a page that says so, so the run keeps its
+    other reports and nobody mistakes an empty page for a verdict."""
+    try:
+        return render_html(report)
+    except Exception as exc:
+        from html import escape
+
+        return (
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>report not rendered</title>'
+            "</head><body><h1>The HTML report could not be rendered</h1>"
+            f"<p>{escape(type(exc).__name__)}: {escape(str(exc))[:500]}</p>"
+            f"<p>Verdict: {escape(str(report.get('summary', {}).get('verdict', '?')))}. "
+            "conformance-report.json next to this file is complete.</p></body></html>\n"
+        )
 
 
 def _mask_tree(node: Any, secrets: list[str]) -> Any:

@@ -43,6 +43,8 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
             str(REFERENCE_PROFILE),
             "--report-dir",
             str(report_dir),
+            "--mode",
+            "local",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

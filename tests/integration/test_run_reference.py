@@ -62,17 +62,11 @@ def test_broken_variant_fails_its_requirement(run_cli: RunCli, case: dict[str, A
     assert run.returncode == (1 if must_failed else 3 if left_out else 0)
 
 
-def test_missing_histogram_variant_still_scraped(run_cli: RunCli) -> None:
-    """A service without one of its metrics still passes MET-001 (the
-    exposition is valid); the metric contract is the MET family's business."""
-    run = run_cli(env={"REFSVC_BREAK": "missing-duration-histogram"})
-    assert run.statuses()["MET-001"] == "passed"
-
-
 def test_grpc_export_is_received(run_cli: RunCli, tmp_path: Path) -> None:
     profile = variant_profile(tmp_path, lambda d: d["telemetry"].update(otlp_protocol="grpc"))
-    run = run_cli(profile=profile)
-    assert run.statuses()["TRC-001"] == "passed", run.stdout[-3000:]
+    run = run_cli("-k", "test_exports or test_traces", profile=profile)
+    traces = {i: s for i, s in run.statuses().items() if i.startswith("TRC-")}
+    assert set(traces.values()) == {"passed"}, run.stdout[-3000:]
     stats = {c["name"]: c for c in run.report["stack"]["components"]}["otlp-receiver"]["stats"]
     assert stats["requests"]["grpc"] > 0 and stats["spans"]["received"] > 0
 
@@ -136,6 +130,8 @@ def test_signal_mid_run_stops_everything(tmp_path: Path, sig: signal.Signals) ->
             str(REFERENCE_PROFILE),
             "--report-dir",
             str(report_dir),
+            "--mode",
+            "local",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -111,6 +111,31 @@ def _no_correlation_echo(service: InProcessService) -> bool:
     return returned != "abc" and uuid.UUID(returned).version == 4
 
 
+def _continue_first_traceparent(service: InProcessService) -> bool:
+    first = f"00-{TRACE_ID[:-1]}1-00f067aa0ba902b7-01"
+    service.get("/health", headers=[("traceparent", first), ("traceparent", TRACEPARENT)])
+    (span,) = service.server_spans()
+    return format(span.context.trace_id, "032x") == first[3:35]
+
+
+def _echo_any_correlation_id(service: InProcessService) -> bool:
+    oversized = "a" * 300
+    return bool(
+        service.get("/health", headers={"X-Correlation-ID": oversized}).headers["X-Correlation-ID"]
+        == oversized
+    )
+
+
+def _sequential_correlation_id(service: InProcessService) -> bool:
+    ids = [service.get("/health").headers["X-Correlation-ID"] for _ in range(2)]
+    return ids == ["req-1", "req-2"]
+
+
+def _recycled_correlation_id(service: InProcessService) -> bool:
+    ids = [service.get("/health/live").headers["X-Correlation-ID"] for _ in range(257)]
+    return len(set(ids[:256])) == 256 and ids[256] == ids[0] and uuid.UUID(ids[0]).version == 4
+
+
 def _log_raw_email(service: InProcessService) -> bool:
     service.post("/auth/login", json={"email": EMAIL, "password": "x"})
     (attempt,) = service.records("login_attempt")
@@ -214,6 +239,12 @@ def _drop_counter_increments(service: InProcessService) -> bool:
     )
 
 
+def _uncounted_errors(service: InProcessService) -> bool:
+    response = service.get("/error")
+    labels = {"method": "GET", "endpoint": "/error", "error_type": "DeliberateFailure"}
+    return response.status_code == 500 and service.sample("http_errors_total", labels) is None
+
+
 DETECTORS: dict[str, Callable[[InProcessService], bool]] = {
     brk.PLAIN_TEXT_LOG: _plain_text_log,
     brk.TIMESTAMP_NO_TZ: _timestamp_no_tz,
@@ -228,6 +259,10 @@ DETECTORS: dict[str, Callable[[InProcessService], bool]] = {
     brk.WRONG_LOG_TRACE_ID: _wrong_log_trace_id,
     brk.NO_CORRELATION_HEADER: _no_correlation_header,
     brk.NO_CORRELATION_ECHO: _no_correlation_echo,
+    brk.CONTINUE_FIRST_TRACEPARENT: _continue_first_traceparent,
+    brk.ECHO_ANY_CORRELATION_ID: _echo_any_correlation_id,
+    brk.SEQUENTIAL_CORRELATION_ID: _sequential_correlation_id,
+    brk.RECYCLED_CORRELATION_ID: _recycled_correlation_id,
     brk.LOG_RAW_EMAIL: _log_raw_email,
     brk.LOG_AUTHORIZATION: _log_authorization,
     brk.LOG_CARD_IN_PROMPT: _log_card_in_prompt,
@@ -243,6 +278,7 @@ DETECTORS: dict[str, Callable[[InProcessService], bool]] = {
     brk.LOOSE_RATE_LIMIT: _loose_rate_limit,
     brk.SLOW_HEALTH: _slow_health,
     brk.DROP_COUNTER_INCREMENTS: _drop_counter_increments,
+    brk.UNCOUNTED_ERRORS: _uncounted_errors,
 }
 
 

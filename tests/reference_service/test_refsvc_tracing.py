@@ -45,6 +45,20 @@ def test_invalid_traceparent_is_ignored(service: InProcessService) -> None:
     assert span.parent is None
 
 
+def test_duplicated_traceparent_restarts_the_trace_and_drops_tracestate(service: InProcessService) -> None:
+    """W3C test suite ``test_traceparent_duplicated``: two traceparent field lines are invalid."""
+    other = f"00-{TRACE_ID[:-1]}1-{PARENT_ID}-01"
+    service.get(
+        "/health",
+        headers=[("traceparent", other), ("traceparent", TRACEPARENT), ("tracestate", "vendor=opaque")],
+    )
+
+    (span,) = service.server_spans()
+    assert span.parent is None
+    assert format(span.context.trace_id, "032x") not in (TRACE_ID, other[3:35])
+    assert span.context.trace_state.to_header() == ""
+
+
 def test_only_server_and_provider_spans_no_send_receive_noise(service: InProcessService) -> None:
     service.get("/health")
 

@@ -1,0 +1,148 @@
+"""Parse and lint a generated exposition of N series; compare with the parser alone and promtool.
+
+    python benchmarks/bench_metrics_parse.py [--series 1000000] [--no-promtool]
+
+Generates a Prometheus text exposition of ``--series`` series (counters,
+gauges and histograms with realistic labels, plus a few lint problems), then
+times, on the same text:
+
+* ``prometheus-client parser``: ``text_string_to_metric_families`` alone;
+* ``obsconform MET (one scrape)``: that parse plus what the MET suite does
+  with one scrape: the Prometheus-name view, the promlint port, and the
+  series-per-metric snapshot used by the cardinality checks;
+* ``promtool check metrics --extended``: the local promtool (lint plus its
+  cardinality table), when one is found.
+
+Prints one table; nothing is asserted (speed is never a test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from conformance._exceptions import StackError
+from conformance.checks.metrics import lint_exposition, snapshot_from_view
+from conformance.collect._promtool import LocalPromtool
+
+_ROUTES = ("/health", "/users/{user_id}", "/auth/login", "/chat/completions", "/models", "/settings")
+_METHODS = ("GET", "POST")
+_STATUSES = ("200", "201", "400", "401", "404", "429", "500", "503")
+_BUCKETS = ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2", "5", "10", "+Inf")
+
+
+def generate(series: int) -> str:
+    """A lint-clean exposition of exactly ``series`` series: 40% counters, 30% gauges, 30% histograms.
+
+    Clean on purpose: promtool 2.42 prints its ``--extended`` cardinality
+    table only for an exposition without lint problems.
+    """
+    out = io.StringIO()
+    per_histogram_series = len(_BUCKETS) + 2
+    budget = {"counter": int(series * 0.4), "gauge": int(series * 0.3)}
+    budget["histogram"] = series - budget["counter"] - budget["gauge"]
+    families = {"counter": 8, "gauge": 6, "histogram": 6}
+    written = 0
+    for kind, count in families.items():
+        for f in range(count):
+            share = budget[kind] // count + (1 if f < budget[kind] % count else 0)
+            if kind == "counter":
+                name = f"bench_requests_{f}_total"
+                out.write(f"# HELP {name} Requests served.\n# TYPE {name} counter\n")
+                for i in range(share):
+                    out.write(f'{name}{{{_labels(i)}}} {i % 977}\n')
+                written += share
+            elif kind == "gauge":
+                name = f"bench_queue_depth_{f}"
+                out.write(f"# HELP {name} Queue state.\n# TYPE {name} gauge\n")
+                for i in range(share):
+                    out.write(f'{name}{{{_labels(i)}}} {i % 13}.5\n')
+                written += share
+            else:
+                name = f"bench_request_duration_{f}_seconds"
+                out.write(f"# HELP {name} Latency.\n# TYPE {name} histogram\n")
+                groups, rest = divmod(share, per_histogram_series)
+                for i in range(groups):
+                    labels = _labels(i)
+                    for n, le in enumerate(_BUCKETS):
+                        out.write(f'{name}_bucket{{{labels},le="{le}"}} {n + i % 7}\n')
+                    out.write(f"{name}_sum{{{labels}}} {i * 0.01:.2f}\n")
+                    out.write(f"{name}_count{{{labels}}} {11 + i % 7}\n")
+                for i in range(rest):  # top up to the exact count with _count-only series
+                    out.write(f"{name}_count{{{_labels(groups + i)}}} 1\n")
+                written += share
+    assert written == series, (written, series)
+    return out.getvalue()
+
+
+def _labels(i: int) -> str:
+    return (
+        f'method="{_METHODS[i % 2]}",route="{_ROUTES[i % len(_ROUTES)]}",status_code="{_STATUSES[i % 8]}",'
+        f'instance_id="pod-{i // 24}"'
+    )
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - started, result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--series", type=int, default=1_000_000)
+    parser.add_argument("--no-promtool", action="store_true", help="skip promtool check metrics --extended")
+    args = parser.parse_args()
+
+    generation, text = timed(lambda: generate(args.series))
+    size_mb = len(text.encode()) / 1e6
+    print(f"exposition: {args.series:,} series, {size_mb:.1f} MB, generated in {generation:.1f} s\n")
+
+    rows: list[tuple[str, float, str]] = []
+    seconds, families = timed(lambda: list(text_string_to_metric_families(text)))
+    rows.append(("prometheus-client parser", seconds, f"{len(families)} families"))
+    del families
+
+    def ours() -> tuple[int, int]:
+        parsed = list(text_string_to_metric_families(text))
+        linted = lint_exposition("bench", parsed, text, "prometheus-text")
+        snapshot = snapshot_from_view(linted.view, source="/metrics", moment="bench")
+        return len(linted.problems), snapshot.total
+
+    seconds, (problems, counted) = timed(ours)
+    rows.append(
+        ("obsconform MET (one scrape)", seconds, f"{problems} lint problems, {counted:,} series counted")
+    )
+
+    if not args.no_promtool:
+        try:
+            runner = LocalPromtool.discover(timeout=600)
+        except StackError as exc:
+            rows.append(("promtool check metrics --extended", float("nan"), f"not available: {exc}"))
+        else:
+            described = runner.describe()
+            seconds, result = timed(lambda: runner.check_metrics(text, extended=True))
+            total = sum(row[1] for row in result.cardinality)
+            rows.append(
+                (f"promtool check metrics --extended ({described['kind']} {described['version']})", seconds,
+                 f"{len(result.problems)} lint problems, {total:,} series in its own count")
+            )  # fmt: skip
+
+    width = max(len(r[0]) for r in rows)
+    print(f"{'tool':<{width}}  {'seconds':>8}  {'series/s':>10}  result")
+    for name, seconds, note in rows:
+        rate = f"{args.series / seconds:,.0f}" if seconds == seconds and seconds > 0 else "-"
+        print(f"{name:<{width}}  {seconds:>8.2f}  {rate:>10}  {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,732 @@
+"""Container mode: the service's image and its backends on one Docker network.
+
+:class:`ContainerStack` starts, with testcontainers (``DockerContainer``,
+``Network``), on a user-defined network created for the run:
+
+* ``otlp-receiver`` — the harness's own OTLP receiver (image built from the
+  harness's wheel), the trace store: the harness reads its spans through a
+  read API published on 127.0.0.1 (:class:`~conformance.collect._receiver_api.ReceiverApiTraceStore`);
+* ``jaeger`` and ``otel-collector`` — when their images are available (or
+  required by the profile): the service then exports to the collector, which
+  sends traces to Jaeger and the receiver, metrics to a Prometheus exporter;
+* ``prometheus`` — scraping the service (job ``service``) and the collector,
+  with the profile's rule files mounted read-only;
+* ``service`` — the service's image, ``OTEL_EXPORTER_OTLP_ENDPOINT`` pointed at
+  the collector (else the receiver) by name; its stdout/stderr are followed
+  into files (``log_path``), so the log suites read them as in local mode.
+
+The harness reaches every container only through ports published on
+127.0.0.1. Each wait is an HTTP readiness probe (a testcontainers
+``WaitStrategy`` driven by :func:`~conformance._wait.wait_until`) that also
+notices a container that exited. Everything carries the run's labels
+(:func:`~conformance.stack._docker.run_labels`) and is removed in :meth:`stop`,
+which runs on failure, Ctrl-C and SIGTERM too; leftovers of SIGKILLed runs are
+reaped by the next run and ``conformance clean``.
+
+A component whose image is neither present nor pullable is reported as
+``not available`` when it is optional (collector, Jaeger with ``enabled: auto``),
+and is a :class:`~conformance._exceptions.StackError` when it is required.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+
+from conformance._exceptions import ServiceStartError, StackError, UsageError
+from conformance._mask import excerpt, mask_secrets
+from conformance._ports import LOOPBACK
+from conformance._process import RUN_ID, RUN_ID_ENV
+from conformance._profile import Profile
+from conformance._sections.containers import ContainersSection, OptionalBackend, containers_section
+from conformance._wait import wait_until
+from conformance.collect._prometheus_api import PrometheusClient
+from conformance.collect._receiver_api import ReceiverApiTraceStore
+from conformance.stack._collector import (
+    COLLECTOR_HEALTH_PORT,
+    COLLECTOR_METRICS_EXPORTER_PORT,
+    COLLECTOR_OTLP_GRPC_PORT,
+    COLLECTOR_OTLP_HTTP_PORT,
+    COLLECTOR_TELEMETRY_PORT,
+    render_collector_config,
+)
+from conformance.stack._docker import docker_client, image_present, reap_container_leftovers, run_labels
+from conformance.stack._local import _FAST_EXPORT_ENV, SERVICE_JOB
+from conformance.stack._prometheus import ScrapeTarget, render_config
+from conformance.stack._receiver_server import API_PORT, GRPC_PORT, HTTP_PORT
+
+__all__ = ["COLLECTOR_JOBS", "NOT_AVAILABLE", "ContainerStack"]
+
+#: Status of an optional component whose image could not be had.
+NOT_AVAILABLE = "not available"
+
+#: Prometheus jobs for the collector (its OTLP-received metrics, its own telemetry).
+COLLECTOR_JOBS = ("otel-collector", "otel-collector-internal")
+
+_PROMETHEUS_PORT = 9090
+_JAEGER_ADMIN_PORT = 14269
+_JAEGER_QUERY_PORT = 16686
+#: Where host files are mounted inside containers: /obsconform/host/<absolute host path>.
+_HOST_MOUNT = "/obsconform/host"
+_LOG_SYNC_TIMEOUT = 5.0
+
+
+def _container_classes() -> tuple[Any, Any, Any]:
+    """testcontainers' classes, imported on first use (the ``containers`` extra).
+
+    Ryuk (testcontainers' reaper container) is switched off: its image cannot be
+    assumed to exist, and our own labels and :meth:`ContainerStack.stop` do its job.
+    """
+    try:
+        from testcontainers.core.config import testcontainers_config
+        from testcontainers.core.container import DockerContainer
+        from testcontainers.core.network import Network
+        from testcontainers.core.waiting_utils import WaitStrategy
+    except ImportError:
+        raise StackError(
+            "container mode needs testcontainers", hint="pip install 'obsconform[containers]'"
+        ) from None
+    testcontainers_config.ryuk_disabled = True
+    return DockerContainer, Network, WaitStrategy
+
+
+def _published_port(container: Any, port: int) -> int | None:
+    """The 127.0.0.1 port Docker published for ``port``, or None (not published, or not running)."""
+    wrapped = container.get_wrapped_container()
+    wrapped.reload()
+    bindings = (wrapped.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(f"{port}/tcp") or []
+    for binding in bindings:
+        if binding.get("HostIp") in (LOOPBACK, "") and binding.get("HostPort"):
+            return int(binding["HostPort"])
+    return None
+
+
+def _exit_state(container: Any) -> tuple[str, int | None]:
+    wrapped = container.get_wrapped_container()
+    wrapped.reload()
+    state = wrapped.attrs.get("State", {})
+    status = str(state.get("Status", "?"))
+    return status, int(state.get("ExitCode", 0)) if status in ("exited", "dead") else None
+
+
+def _logs_tail(container: Any, max_bytes: int = 2000) -> str:
+    try:
+        out, err = container.get_logs()
+    except Exception:  # the container may be gone already
+        return ""
+    text = (err or out or b"")[-max_bytes:]
+    return bytes(text).decode("utf-8", errors="replace").strip()
+
+
+class _LogFollower:
+    """Copies one stream of a container's log into a file, in a thread, as it is written.
+
+    :meth:`sync` waits (bounded) until the file holds everything the engine has
+    logged so far, so a reader right after a request sees its log lines.
+    """
+
+    def __init__(self, container: Any, stream: str, path: Path) -> None:
+        self.container = container
+        self.stream = stream
+        self.path = path
+        self.written = 0
+        self.error = ""
+        self._thread = threading.Thread(target=self._follow, name=f"logs-{stream}", daemon=True)
+
+    def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_bytes(b"")
+        self._thread.start()
+
+    def _selector(self) -> dict[str, bool]:
+        return {"stdout": self.stream == "stdout", "stderr": self.stream == "stderr"}
+
+    def _follow(self) -> None:
+        try:
+            chunks = self.container.get_wrapped_container().logs(stream=True, follow=True, **self._selector())
+            with self.path.open("ab") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+                    out.flush()
+                    self.written += len(chunk)
+        except Exception as exc:  # the container was removed under us: the stream just ends
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def sync(self, timeout: float = _LOG_SYNC_TIMEOUT) -> None:
+        try:
+            logged = len(
+                self.container.get_wrapped_container().logs(stream=False, follow=False, **self._selector())
+            )
+        except Exception:
+            return  # container gone: the file has all there will be
+
+        def caught_up() -> tuple[bool | None, str]:
+            done = self.written >= logged or not self._thread.is_alive()
+            return (True if done else None), f"{self.written} of {logged} bytes copied"
+
+        wait_until(caught_up, awaited=f"the service's {self.stream} to reach {self.path}", timeout=timeout)
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+
+class ContainerStack:
+    """Service, Prometheus, OTLP receiver (+ collector, Jaeger) as containers on one network."""
+
+    mode = "containers"
+
+    def __init__(self, profile: Profile, workdir: Path) -> None:
+        self.profile = profile
+        self.workdir = workdir
+        self.section: ContainersSection = containers_section(profile)
+        self.network_name = f"obsconform-{RUN_ID}-{uuid.uuid4().hex[:6]}"
+        self._client: Any = None
+        self._network: Any = None
+        self._containers: dict[str, Any] = {}
+        self._ports: dict[tuple[str, int], int] = {}
+        self._followers: dict[str, _LogFollower] = {}
+        self._status: dict[str, dict[str, Any]] = {}
+        self._launched_at: dict[str, float] = {}
+        self._startup: dict[str, float] = {}
+        self._images: dict[str, str] = {}
+        self._store: ReceiverApiTraceStore | None = None
+        self._http = httpx.Client(timeout=2.0, trust_env=False)
+        self._stopped = False
+        self._exit_code: int | None = None
+        self.startup_seconds: float | None = None
+
+    # -- addresses -------------------------------------------------------
+    def _url(self, component: str, port: int) -> str:
+        published = self._ports.get((component, port))
+        if published is None:
+            raise StackError(f"{component} is not running (no port published for {port})")
+        return f"http://{LOOPBACK}:{published}"
+
+    @property
+    def service_url(self) -> str:
+        return self._url("service", self.section.service.port)
+
+    @property
+    def metrics_url(self) -> str:
+        return self._url("service", self.section.service.scrape_port) + self.profile.metrics.path
+
+    @property
+    def trace_store(self) -> ReceiverApiTraceStore:
+        if self._store is None:
+            raise StackError("the OTLP receiver container is not running")
+        return self._store
+
+    def prometheus_client(self, client: httpx.Client) -> PrometheusClient:
+        return PrometheusClient(self._url("prometheus", _PROMETHEUS_PORT), client=client)
+
+    def log_path(self, stream: str) -> Path:
+        follower = self._followers.get(stream)
+        if follower is None:
+            raise StackError("the service container was never started")
+        follower.sync()
+        return follower.path
+
+    def service_exit_code(self) -> int | None:
+        if self._exit_code is not None:
+            return self._exit_code
+        service = self._containers.get("service")
+        if service is None:
+            return None
+        try:
+            _, code = _exit_state(service)
+        except Exception:
+            return None
+        return code
+
+    # -- lifecycle -------------------------------------------------------
+    def __enter__(self) -> ContainerStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Bring everything up; on any failure (or Ctrl-C), remove what started and raise."""
+        docker_container, network_class, _ = _container_classes()
+        service_image = self.section.service.image
+        if not service_image:
+            raise UsageError(
+                f"{self.profile.path.name}: container mode needs the service's image: set "
+                "containers.service.image (or service.image), or pass --service-image"
+            )
+        started = time.monotonic()
+        atexit.register(self.stop)
+        try:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            try:
+                self._client = docker_client()
+            except Exception as exc:
+                raise StackError(
+                    f"no Docker engine answers: {str(exc).splitlines()[0] if str(exc) else exc}",
+                    hint="start one (scripts/docker-engine start), or run with --mode local",
+                ) from None
+            for item in reap_container_leftovers():
+                print(
+                    f"conformance: removed leftover {item.kind} {item.name} of dead run {item.run_id}",
+                    file=sys.stderr,
+                )
+            self._require_image("service", service_image)
+            self._require_image("prometheus", self.section.prometheus_image)
+            self._require_image("otlp-receiver", self.section.receiver_image)
+            jaeger = self._optional("jaeger", self.section.jaeger)
+            collector = self._optional("otel-collector", self.section.collector)
+
+            self._network = network_class(
+                docker_network_kw={"labels": run_labels("network"), "driver": "bridge"}
+            )
+            self._network.name = self.network_name
+            self._network.create()
+
+            self._launch(
+                "otlp-receiver",
+                self.section.receiver_image,
+                ports=(API_PORT,),
+                docker_container=docker_container,
+            )
+            if jaeger:
+                self._launch(
+                    "jaeger",
+                    self.section.jaeger.image,
+                    ports=(_JAEGER_ADMIN_PORT, _JAEGER_QUERY_PORT),
+                    env={"COLLECTOR_OTLP_ENABLED": "true"},
+                    docker_container=docker_container,
+                )
+            if collector:
+                config = self.workdir / "otel-collector" / "config.yaml"
+                config.parent.mkdir(parents=True, exist_ok=True)
+                config.write_text(
+                    render_collector_config(
+                        receiver_host="otlp-receiver",
+                        receiver_grpc_port=GRPC_PORT,
+                        jaeger_host="jaeger" if jaeger else None,
+                    ),
+                    encoding="utf-8",
+                )
+                config.chmod(0o644)
+                self._launch(
+                    "otel-collector",
+                    self.section.collector.image,
+                    ports=(COLLECTOR_HEALTH_PORT,),
+                    command=[f"--config={self._in_container(config)}"],
+                    mounts=[config.parent],
+                    docker_container=docker_container,
+                )
+            self._launch_prometheus(collector, docker_container)
+            self._launch_service(collector, docker_container)
+
+            self._wait_http("otlp-receiver", API_PORT, "/ready", 200, self.section.startup_timeout)
+            self._store = ReceiverApiTraceStore(
+                self._url("otlp-receiver", API_PORT),
+                where=f"{self.section.receiver_image} on {self.network_name}",
+            )
+            if jaeger:
+                self._wait_http("jaeger", _JAEGER_ADMIN_PORT, "/", 200, self.section.startup_timeout)
+            if collector:
+                self._wait_http(
+                    "otel-collector", COLLECTOR_HEALTH_PORT, "/", 200, self.section.startup_timeout
+                )
+            self._wait_http("prometheus", _PROMETHEUS_PORT, "/-/ready", 200, self.section.startup_timeout)
+            ready = self.profile.service.ready
+            self._wait_http(
+                "service",
+                self.section.service.port,
+                self.section.service.ready_path,
+                ready.status,
+                ready.timeout,
+            )
+            self.startup_seconds = time.monotonic() - started
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop the service gracefully (so it flushes its spans), then remove every container
+        and the network; safe to call more than once."""
+        if self._stopped:
+            return
+        self._stopped = True
+        atexit.unregister(self.stop)
+        errors: list[str] = []
+        service = self._containers.get("service")
+        if service is not None:
+            try:
+                service.get_wrapped_container().stop(
+                    timeout=max(1, round(self.profile.service.shutdown_timeout))
+                )
+                _, self._exit_code = _exit_state(service)
+            except Exception as exc:
+                errors.append(f"service: {exc}")
+        for follower in self._followers.values():
+            follower.join(5.0)
+        self._describe_receiver()  # last statistics, while the receiver still runs
+        for name in reversed(list(self._containers)):
+            try:
+                self._containers[name].get_wrapped_container().remove(force=True, v=True)
+            except Exception as exc:
+                if "No such container" not in str(exc) and "404" not in str(exc):
+                    errors.append(f"{name}: {exc}")
+        self._containers.clear()
+        if self._network is not None and getattr(self._network, "_network", None) is not None:
+            try:
+                self._network.remove()
+            except Exception as exc:
+                errors.append(f"network {self.network_name}: {exc}")
+        if self._store is not None:
+            self._store.close()
+        self._http.close()
+        if self._client is not None:
+            self._client.close()
+        if errors:
+            raise StackError("clean-up failed: " + "; ".join(errors), hint="run `conformance clean`")
+
+    # -- images ----------------------------------------------------------
+    def _obtain(self, image: str) -> str:
+        """'' when ``image`` is present (pulled if allowed and missing), else why not."""
+        if image_present(self._client, image):
+            return ""
+        if self.section.pull == "never":
+            return f"image {image} is not present locally and containers.pull is never"
+        failure: list[str] = []
+
+        def pull() -> None:
+            try:
+                self._client.images.pull(image)
+            except Exception as exc:
+                failure.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+        thread = threading.Thread(target=pull, name=f"pull-{image}", daemon=True)
+        thread.start()
+        thread.join(self.section.pull_timeout)
+        if thread.is_alive():
+            return f"pulling {image} took longer than {self.section.pull_timeout:g}s"
+        if failure:
+            return f"image {image} is not present locally and could not be pulled: {excerpt(failure[0], 200)}"
+        return ""
+
+    def _require_image(self, component: str, image: str) -> None:
+        problem = self._obtain(image)
+        if problem:
+            raise StackError(
+                f"{component}: {problem}",
+                hint="pull or build it (scripts/build-images builds the CI images), point the profile's "
+                "containers section or --<component>-image at your registry, or run with --mode local",
+            )
+        self._images[component] = image
+
+    def _optional(self, component: str, backend: OptionalBackend) -> bool:
+        if backend.enabled is False:
+            self._status[component] = {
+                "name": component,
+                "kind": "container",
+                "image": backend.image,
+                "status": "disabled",
+                "reason": "disabled in the profile",
+            }
+            return False
+        problem = self._obtain(backend.image)
+        if not problem:
+            self._images[component] = backend.image
+            return True
+        if backend.enabled:
+            raise StackError(
+                f"{component}: {problem}", hint=f"the profile requires it (containers.{component}.enabled)"
+            )
+        self._status[component] = {
+            "name": component,
+            "kind": "container",
+            "image": backend.image,
+            "status": NOT_AVAILABLE,
+            "reason": problem,
+        }
+        return False
+
+    # -- containers ------------------------------------------------------
+    def _in_container(self, host_path: Path) -> str:
+        return f"{_HOST_MOUNT}{host_path.resolve()}"
+
+    def _launch(
+        self,
+        component: str,
+        image: str,
+        *,
+        ports: tuple[int, ...],
+        docker_container: Any,
+        env: Mapping[str, str] | None = None,
+        command: list[str] | None = None,
+        mounts: list[Path] | None = None,
+        user: str | None = None,
+        tmpfs: str | None = None,
+    ) -> Any:
+        kwargs: dict[str, Any] = {"labels": run_labels(component), "name": f"{self.network_name}-{component}"}
+        if user:
+            kwargs["user"] = user
+        container = docker_container(
+            image,
+            env=dict(env or {}),
+            command=command,
+            network=self._network,
+            network_aliases=[component],
+            **kwargs,
+        )
+        for port in ports:
+            cast(dict[str, Any], container.ports)[f"{port}/tcp"] = (LOOPBACK,)
+        for directory in mounts or []:
+            container.with_volume_mapping(str(directory.resolve()), self._in_container(directory), "ro")
+        if tmpfs:
+            container.with_tmpfs_mount(tmpfs)
+        self._containers[component] = container
+        self._launched_at[component] = time.monotonic()
+        try:
+            container.start()
+        except Exception as exc:
+            raise StackError(
+                f"{component}: the container would not start: {excerpt(str(exc), 300)}"
+            ) from None
+        for port in ports:
+            published = _published_port(container, port)
+            if published is None:
+                status, code = _exit_state(container)
+                raise self._exited(component, status, code)
+            self._ports[(component, port)] = published
+        return container
+
+    def _exited(self, component: str, status: str, code: int | None) -> StackError:
+        container = self._containers[component]
+        tail = _logs_tail(container)
+        if component == "service":
+            svc = self.profile.service
+            tail = mask_secrets(tail, [svc.env[k] for k in svc.secret_env])
+            return ServiceStartError(
+                f"the service container exited with code {code} during start-up; "
+                f"last output: {excerpt(tail, 300) or '(none)'}",
+                hint=f"full output in {self.workdir / 'service'}",
+            )
+        return StackError(
+            f"the {component} container is {status} (exit code {code}) during start-up; "
+            f"last output: {excerpt(tail, 300) or '(none)'}",
+            hint=f"check the image ({self._images.get(component, '?')}) and its log",
+        )
+
+    def _wait_http(self, component: str, port: int, path: str, status: int, timeout: float) -> None:
+        """An HTTP readiness probe through the published port, as a testcontainers wait strategy."""
+        _, _, wait_strategy = _container_classes()
+        stack = self
+        url = self._url(component, port) + path
+
+        class HttpReady(wait_strategy):  # type: ignore[misc,valid-type]
+            """Ready when GET ``url`` answers ``status``; fails at once if the container exits."""
+
+            def wait_until_ready(self, container: Any) -> None:
+                def probe() -> tuple[bool | None, str]:
+                    state, code = _exit_state(container)
+                    if code is not None or state in ("exited", "dead"):
+                        raise stack._exited(component, state, code)
+                    try:
+                        response = stack._http.get(url)
+                    except httpx.HTTPError as exc:
+                        return None, f"GET {url}: {type(exc).__name__}"
+                    if response.status_code == status:
+                        return True, ""
+                    return None, f"GET {url} answered {response.status_code}"
+
+                wait_until(probe, awaited=f"{component} to answer {status} on {url}", timeout=timeout)
+
+        try:
+            HttpReady().wait_until_ready(self._containers[component])
+        except StackError:
+            raise
+        except Exception as exc:
+            if component == "service" and type(exc).__name__ == "WaitTimeout":
+                raise ServiceStartError(
+                    f"the service never became ready: {getattr(exc, 'last_seen', exc)} after {timeout:g}s",
+                    hint="raise service.ready.timeout, or check containers.service.ready_path and port",
+                ) from None
+            raise
+        self._startup[component] = time.monotonic() - self._launched_at[component]
+
+    def _launch_prometheus(self, collector: bool, docker_container: Any) -> None:
+        svc = self.section.service
+        targets = [
+            ScrapeTarget(
+                job=SERVICE_JOB, address=f"service:{svc.scrape_port}", metrics_path=self.profile.metrics.path
+            )
+        ]
+        if collector:
+            targets.append(
+                ScrapeTarget(
+                    job=COLLECTOR_JOBS[0], address=f"otel-collector:{COLLECTOR_METRICS_EXPORTER_PORT}"
+                )
+            )
+            targets.append(
+                ScrapeTarget(job=COLLECTOR_JOBS[1], address=f"otel-collector:{COLLECTOR_TELEMETRY_PORT}")
+            )
+        rule_files = list(self.profile.prometheus.rule_files)
+        directory = self.workdir / "prometheus"
+        directory.mkdir(parents=True, exist_ok=True)
+        config = directory / "prometheus.yml"
+        config.write_text(
+            render_config(
+                targets,
+                scrape_interval=self.profile.prometheus.scrape_interval,
+                evaluation_interval=self.profile.prometheus.evaluation_interval,
+                rule_files=[self._in_container(f) for f in rule_files],
+            ),
+            encoding="utf-8",
+        )
+        mounts = [directory, *sorted({f.parent for f in rule_files})]
+        self._launch(
+            "prometheus",
+            self.section.prometheus_image,
+            ports=(_PROMETHEUS_PORT,),
+            command=[
+                f"--config.file={self._in_container(config)}",
+                "--storage.tsdb.path=/prometheus",
+                f"--web.listen-address=0.0.0.0:{_PROMETHEUS_PORT}",
+                "--web.enable-lifecycle",
+                "--storage.tsdb.retention.time=1h",
+                "--log.level=warn",
+            ],
+            mounts=mounts,
+            # The host's uid reads the mounted config (0600, it may hold credentials); data on tmpfs.
+            user=f"{os.getuid()}:{os.getgid()}",
+            tmpfs="/prometheus",
+            docker_container=docker_container,
+        )
+
+    def service_env(self, *, collector: bool) -> dict[str, str]:
+        """The service container's environment: fast export settings, the stack's OTLP
+        endpoint (by name on the network), the profile's service.env, then containers.service.env."""
+        svc = self.section.service
+        values = {"port": str(svc.port), "metrics_port": str(svc.scrape_port)}
+        protocol = self.profile.telemetry.otlp_protocol
+        host = "otel-collector" if collector else "otlp-receiver"
+        if collector:
+            port = COLLECTOR_OTLP_GRPC_PORT if protocol == "grpc" else COLLECTOR_OTLP_HTTP_PORT
+        else:
+            port = GRPC_PORT if protocol == "grpc" else HTTP_PORT
+        env = dict(_FAST_EXPORT_ENV)
+        env.update(
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{host}:{port}",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+                "OTEL_SERVICE_NAME": self.profile.telemetry.service_name,
+                "PYTHONUNBUFFERED": "1",
+                RUN_ID_ENV: RUN_ID,
+            }
+        )
+        env.update({k: _fill(v, values) for k, v in self.profile.service.env.items()})
+        env.update({k: _fill(v, values) for k, v in svc.env.items()})
+        return env
+
+    def _launch_service(self, collector: bool, docker_container: Any) -> None:
+        svc = self.section.service
+        values = {"port": str(svc.port), "metrics_port": str(svc.scrape_port)}
+        ports = (svc.port,) if svc.metrics_port is None else (svc.port, svc.metrics_port)
+        service = self._launch(
+            "service",
+            str(svc.image),
+            ports=ports,
+            env=self.service_env(collector=collector),
+            command=[_fill(part, values) for part in svc.command] or None,
+            docker_container=docker_container,
+        )
+        logs = self.workdir / "service"
+        for stream in ("stdout", "stderr"):
+            follower = _LogFollower(service, stream, logs / f"{stream}.log")
+            follower.start()
+            self._followers[stream] = follower
+
+    # -- report ----------------------------------------------------------
+    def _image_id(self, image: str) -> str:
+        try:
+            return str(self._client.images.get(image).id)
+        except Exception:
+            return ""
+
+    def _describe_receiver(self) -> None:
+        if self._store is None or "otlp-receiver" not in self._containers:
+            return
+        with contextlib.suppress(StackError):
+            self._status.setdefault("otlp-receiver", {})["stats"] = self._store.stats()
+
+    def _prometheus_version(self) -> str:
+        try:
+            response = self._http.get(self._url("prometheus", _PROMETHEUS_PORT) + "/api/v1/status/buildinfo")
+            return str(response.json().get("data", {}).get("version", ""))
+        except Exception:
+            return ""
+
+    def describe(self) -> dict[str, Any]:
+        """The report's stack section: mode, network, every component with its image
+        (and id), published URL and start-up time; unavailable ones say why."""
+        running = not self._stopped
+        if running:
+            self._describe_receiver()
+        components: list[dict[str, Any]] = []
+        order = ("service", "prometheus", "otlp-receiver", "otel-collector", "jaeger")
+        for name in order:
+            if name in self._images:
+                entry: dict[str, Any] = {
+                    "name": name,
+                    "kind": "container",
+                    "image": self._images[name],
+                    "image_id": self._image_id(self._images[name]) if self._client is not None else "",
+                    "status": "running" if running and name in self._containers else "stopped",
+                    "network_alias": name,
+                }
+                urls = {
+                    port: published
+                    for (component, port), published in self._ports.items()
+                    if component == name
+                }
+                if urls:
+                    entry["published"] = {
+                        str(port): f"{LOOPBACK}:{published}" for port, published in urls.items()
+                    }
+                seconds = self._startup.get(name)
+                if seconds is not None:
+                    entry["startup_seconds"] = round(seconds, 3)
+                if name == "service":
+                    entry["url"] = (
+                        self.service_url
+                        if running and ("service", self.section.service.port) in self._ports
+                        else ""
+                    )
+                    entry["otlp_endpoint"] = self.service_env(collector="otel-collector" in self._images)[
+                        "OTEL_EXPORTER_OTLP_ENDPOINT"
+                    ]
+                if name == "prometheus" and running and ("prometheus", _PROMETHEUS_PORT) in self._ports:
+                    entry["version"] = self._prometheus_version()
+                entry.update({k: v for k, v in self._status.get(name, {}).items() if k not in entry})
+                components.append(entry)
+            elif name in self._status:
+                components.append(dict(self._status[name]))
+        return {
+            "mode": self.mode,
+            "network": self.network_name,
+            "startup_seconds": round(self.startup_seconds, 3) if self.startup_seconds is not None else None,
+            "components": components,
+        }
+
+
+def _fill(template: str, values: Mapping[str, str]) -> str:
+    out = template
+    for key, value in values.items():
+        out = out.replace("{" + key + "}", value)
+    return out

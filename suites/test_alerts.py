@@ -1,0 +1,310 @@
+"""ALR-*: alert rules, from "the file parses" to "this alert really fires" (see conformance.checks.alerts).
+
+Tests run in file order, and the order is deliberate: promtool and the lint
+need no traffic; then the real Prometheus: rules loaded (ALR-011), the
+live-fire with its quiet baseline first (ALR-013, ALR-012), and the selector
+check (ALR-009) last, so that series the traffic created (the error counters
+of a failing endpoint) count as "after the suites' traffic".
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance._exceptions import HarnessError, WaitTimeout
+from conformance._mask import excerpt
+from conformance._session import ConformanceSession
+from conformance._wait import wait_until
+from conformance.checks import alerts
+from conformance.checks.alerts import MetricInventory, RuleSet
+from conformance.collect._livefire import LiveFireOutcome, QuietOutcome, fire_alert, watch_quiet
+from conformance.collect._promtool import PromtoolRunner, RuleCheckResult, RuleTestResult, default_runner
+from conformance.plugin import Verdict
+from conformance.stack._local import SERVICE_JOB
+
+NOT_APPLICABLE_HINT = "or declare it in requirements.not_applicable with a reason"
+
+
+def _section(session: ConformanceSession) -> Any:
+    return session.profile.section("alerts")
+
+
+def _rule_files(session: ConformanceSession) -> tuple[Path, ...]:
+    files = session.profile.prometheus.rule_files
+    if not files:
+        raise HarnessError(f"the profile lists no prometheus.rule_files to check ({NOT_APPLICABLE_HINT})")
+    return files
+
+
+def _display(path: Path | str, session: ConformanceSession) -> str:
+    """A rule file's name as the report shows it: relative to the profile when it is below it."""
+    path = Path(path)
+    try:
+        return str(path.relative_to(session.profile.directory))
+    except ValueError:
+        return str(path)
+
+
+def _texts(files: tuple[Path, ...], session: ConformanceSession) -> dict[str, str]:
+    return {_display(f, session): f.read_text(encoding="utf-8") for f in files}
+
+
+@pytest.fixture(scope="module")
+def promtool(conformance_session: ConformanceSession) -> PromtoolRunner:
+    return default_runner(timeout=_section(conformance_session).promtool_timeout)
+
+
+@pytest.fixture(scope="module")
+def rule_check(conformance_session: ConformanceSession, promtool: PromtoolRunner) -> RuleCheckResult:
+    return promtool.check_rules(_rule_files(conformance_session), lint="all")
+
+
+@pytest.fixture(scope="module")
+def rule_set(conformance_session: ConformanceSession) -> RuleSet:
+    return alerts.parse_rule_files(_texts(_rule_files(conformance_session), conformance_session))
+
+
+@pytest.fixture
+def lintable(rule_set: RuleSet, verdict: Verdict) -> RuleSet:
+    """The rules, when every file could be read as rule groups (else the lint cannot run)."""
+    if rule_set.problems:
+        raise HarnessError(f"cannot read the rule files as rule groups (see ALR-001): {rule_set.problems[0]}")
+    verdict.note(alerts=len(rule_set.alerts), recording_rules=len(rule_set.records))
+    return rule_set
+
+
+# -- promtool -----------------------------------------------------------------
+
+
+@pytest.mark.requirement("ALR-001")
+def test_promtool_accepts_the_rule_files(
+    rule_check: RuleCheckResult, promtool: PromtoolRunner, verdict: Verdict
+) -> None:
+    verdict.note(
+        promtool=promtool.describe(),
+        command=f"check rules --lint={rule_check.lint}",
+        files={
+            f.file: {"exit_code": f.run.exit_code, "rules_found": f.rules_found} for f in rule_check.files
+        },
+    )
+    lint = [excerpt(text, 300) for f in rule_check.files for text in f.lint]
+    if lint:
+        verdict.note(promtool_lint=lint)
+    verdict.check(alerts.check_rule_files(rule_check), what=f"{len(rule_check.files)} rule file(s)")
+
+
+@pytest.mark.requirement("ALR-002")
+def test_promtool_unit_tests_pass(
+    conformance_session: ConformanceSession,
+    promtool: PromtoolRunner,
+    verdict: Verdict,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    s = conformance_session
+    _rule_files(s)
+    # Every stack keeps its artifacts in a work directory (report-dir/work); the protocol does not name it.
+    workdir = getattr(s.stack, "workdir", None)
+    base = Path(workdir) if workdir is not None else tmp_path_factory.mktemp("alerts")
+    junit = base / "alerts" / "promtool-rule-tests.xml"
+    result: RuleTestResult = promtool.test_rules(s.profile.prometheus.rule_tests, junit_path=junit)
+    verdict.note(
+        promtool=promtool.describe(),
+        files=list(result.files),
+        parsed_from=result.source,
+        junit=result.junit_path,
+        test_groups=len(result.cases),
+        passed=sum(1 for c in result.cases if c.passed),
+        seconds=round(sum(r.duration_seconds for r in result.runs), 3),
+    )
+    verdict.check(alerts.check_rule_tests(result), what="the promtool unit tests")
+
+
+@pytest.mark.requirement("ALR-003")
+def test_every_alert_has_a_firing_unit_test(
+    conformance_session: ConformanceSession, lintable: RuleSet, verdict: Verdict
+) -> None:
+    s = conformance_session
+    fired = alerts.fired_in_tests(_texts(s.profile.prometheus.rule_tests, s))
+    verdict.note(fired_in_tests=sorted(fired))
+    verdict.check(alerts.check_alerts_tested(lintable, fired), what=f"{len(lintable.alerts)} alerts")
+
+
+# -- lint ----------------------------------------------------------------------
+
+
+@pytest.mark.requirement("ALR-004")
+def test_every_alert_has_for(lintable: RuleSet, verdict: Verdict) -> None:
+    verdict.check(alerts.check_for_durations(lintable), what=f"{len(lintable.alerts)} alerts")
+
+
+@pytest.mark.requirement("ALR-005")
+def test_every_alert_has_an_allowed_severity(
+    conformance_session: ConformanceSession, lintable: RuleSet, verdict: Verdict
+) -> None:
+    allowed = _section(conformance_session).severities
+    verdict.note(allowed=list(allowed))
+    verdict.check(alerts.check_severities(lintable, allowed), what=f"{len(lintable.alerts)} alerts")
+
+
+@pytest.mark.requirement("ALR-006")
+def test_every_alert_has_its_annotations(
+    conformance_session: ConformanceSession, lintable: RuleSet, verdict: Verdict
+) -> None:
+    required = _section(conformance_session).required_annotations
+    verdict.note(required=list(required))
+    verdict.check(alerts.check_annotations(lintable, required), what=f"{len(lintable.alerts)} alerts")
+
+
+@pytest.mark.requirement("ALR-007")
+def test_alert_names_are_unique(lintable: RuleSet, verdict: Verdict) -> None:
+    verdict.check(alerts.check_unique_alert_names(lintable), what=f"{len(lintable.alerts)} alerts")
+
+
+@pytest.mark.requirement("ALR-008")
+def test_recording_rules_are_well_named(lintable: RuleSet, verdict: Verdict) -> None:
+    verdict.check(
+        alerts.check_recording_rule_names(lintable), what=f"{len(lintable.records)} recording rules"
+    )
+
+
+@pytest.mark.requirement("ALR-010")
+def test_every_slo_has_an_alert(
+    conformance_session: ConformanceSession, lintable: RuleSet, verdict: Verdict
+) -> None:
+    slos = list(conformance_session.profile.section("slos"))
+    if not slos:
+        raise HarnessError(f"the profile declares no slos to look for alerts on ({NOT_APPLICABLE_HINT})")
+    verdict.note(coverage=alerts.slo_coverage(slos, lintable))
+    verdict.check(alerts.check_slo_coverage(slos, lintable), what=f"{len(slos)} SLO(s)")
+
+
+# -- the real Prometheus --------------------------------------------------------
+
+
+@pytest.mark.requirement("ALR-011")
+def test_rules_evaluate_in_prometheus(
+    conformance_session: ConformanceSession, lintable: RuleSet, verdict: Verdict
+) -> None:
+    s = conformance_session
+    prometheus = s.prometheus
+    wanted = {(r.group, r.name) for r in lintable.rules}
+
+    def probe() -> tuple[list[dict[str, Any]] | None, str]:
+        loaded = prometheus.rules()
+        settled = {
+            (str(r.get("group")), str(r.get("name"))) for r in loaded if r.get("health") in ("ok", "err")
+        }
+        waiting = wanted - settled
+        return (loaded if not waiting else None), f"{len(waiting)} rule(s) not loaded or not yet evaluated"
+
+    try:
+        loaded = wait_until(
+            probe, awaited="Prometheus to evaluate every rule once", timeout=_section(s).rules_timeout
+        )
+    except WaitTimeout:
+        loaded = prometheus.rules()
+    verdict.note(loaded=len(loaded), evaluation_interval=s.profile.prometheus.evaluation_interval)
+    verdict.check(alerts.check_rules_loaded(lintable, loaded), what=f"{len(lintable.rules)} rules")
+
+
+@dataclass
+class LiveFireRun:
+    quiet: QuietOutcome
+    fired: list[LiveFireOutcome]
+    seconds: float
+
+
+@pytest.fixture(scope="module")
+def live_fire(conformance_session: ConformanceSession) -> LiveFireRun:
+    """Normal traffic watched for quiet, then each recipe fired in turn (bounded; see collect._livefire)."""
+    s = conformance_session
+    section = _section(s)
+    if not section.live_fire:
+        raise HarnessError(
+            f"the profile names no alerts to live-fire (alerts.live_fire; {NOT_APPLICABLE_HINT})"
+        )
+    s.require_running()
+    started = time.monotonic()
+    base = section.baseline
+    quiet = watch_quiet(
+        s.client("alerts-baseline"),
+        s.prometheus,
+        alerts=[recipe.alert for recipe in section.live_fire],
+        endpoints=base.endpoints,
+        job=SERVICE_JOB,
+        rate=base.rate,
+        duration=base.duration,
+        timeout=base.timeout,
+    )
+    client = s.client("alerts-live-fire")
+    fired = [fire_alert(client, s.prometheus, recipe) for recipe in section.live_fire]
+    return LiveFireRun(quiet, fired, round(time.monotonic() - started, 3))
+
+
+@pytest.mark.requirement("ALR-013")
+def test_alerts_stay_quiet_under_normal_traffic(live_fire: LiveFireRun, verdict: Verdict) -> None:
+    q = live_fire.quiet
+    verdict.note(
+        alerts=list(q.alerts),
+        traffic_seconds=q.duration_seconds,
+        requests=q.requests_sent,
+        statuses=dict(q.statuses),
+        evaluated_seconds_after_traffic=q.settled_after_seconds,
+    )
+    verdict.check(alerts.check_quiet(q), what=f"{len(q.alerts)} alert(s) under normal traffic")
+
+
+@pytest.mark.requirement("ALR-012")
+def test_alerts_fire_in_prometheus(live_fire: LiveFireRun, verdict: Verdict) -> None:
+    verdict.note(
+        live_fire_seconds=live_fire.seconds,
+        alerts=[
+            {
+                "alert": o.alert,
+                "request": o.request,
+                "expect": o.expect,
+                "reached": o.reached,
+                "seconds_to_pending": o.seconds_to_pending,
+                "seconds_to_firing": o.seconds_to_firing,
+                "seconds": o.duration_seconds,
+                "requests": o.requests_sent,
+                "statuses": dict(o.statuses),
+                "value": o.value,
+            }
+            for o in live_fire.fired
+        ],
+    )
+    verdict.check(alerts.check_live_fire(live_fire.fired), what=f"{len(live_fire.fired)} live-fired alert(s)")
+
+
+@pytest.mark.requirement("ALR-009")
+def test_rule_selectors_exist_in_the_metrics(
+    conformance_session: ConformanceSession, lintable: RuleSet, rule_check: RuleCheckResult, verdict: Verdict
+) -> None:
+    s = conformance_session
+    section = _section(s)
+    s.prometheus_target()  # a scrape newer than all the traffic so far
+    series = s.prometheus.series([f'{{job="{SERVICE_JOB}"}}'])
+    exposition = s.scrape()
+    inventory = MetricInventory.build(series, exposition.families)
+    report = alerts.check_selectors(
+        lintable, inventory, target_labels=section.target_labels, external_metrics=section.external_metrics
+    )
+    rejected_by_promtool = {_display(f.file, s) for f in rule_check.files if not f.ok}
+    ours_only = [(r, e) for r, e in report.unparsable if r.file not in rejected_by_promtool]
+    if ours_only:
+        rule, error = ours_only[0]
+        raise HarnessError(f"the PromQL parser rejects {rule.where} although promtool accepts it: {error}")
+    verdict.note(
+        selectors=report.selectors_checked,
+        metric_names=len(inventory.series),
+        declared_without_series=sorted(inventory.declared),
+        unverified=report.unverified[:30],
+        not_parsed=[f"{r.where}: {e}" for r, e in report.unparsable],
+    )
+    verdict.check(report.findings, what=f"{report.selectors_checked} selector(s)")

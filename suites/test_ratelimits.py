@@ -1,0 +1,155 @@
+"""RL-*: rate-limit behaviour (see conformance.checks.ratelimits).
+
+One probe per run drives every rule of the profile's ``rate_limits``
+section (conformance.collect._ratelimit_probe); each test checks one
+requirement on what it observed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from conformance._exceptions import HarnessError
+from conformance._profile import schema_path
+from conformance._sections import rate_limits as section_module
+from conformance._sections.rate_limits import RateLimitSection
+from conformance._session import ConformanceSession
+from conformance.checks import ratelimits as rl
+from conformance.checks.logs import ParsedLogLine, parse_log_lines
+from conformance.collect._ratelimit_probe import RateLimitProbe, run_rate_limit_probe
+from conformance.plugin import Verdict
+
+
+def _section(session: ConformanceSession) -> RateLimitSection:
+    section: RateLimitSection = session.profile.section(section_module.KEY)
+    return section
+
+
+@pytest.fixture(scope="module")
+def probe(conformance_session: ConformanceSession) -> RateLimitProbe:
+    s = conformance_session
+    section = _section(s)
+    if not section.rules:
+        raise HarnessError(
+            "the profile declares no rate-limit rules",
+            hint="add rate_limits.rules (name, endpoint, limit, window), or list the RL ids under "
+            "requirements.not_applicable with the reason",
+        )
+    s.require_running()
+    return run_rate_limit_probe(
+        section,
+        client_for=s.client,
+        service_url=s.stack.service_url,
+        request_timeout=s.profile.request_timeout,
+        scrape=s.scrape,
+        log_lines=s.log_lines,
+        correlation_header=s.profile.correlation_header,
+        client_header=s.profile.client_header,
+        request_completed_message=s.profile.logs.request_completed_message,
+    )
+
+
+def _parsed(probe: RateLimitProbe, session: ConformanceSession) -> Sequence[ParsedLogLine]:
+    return parse_log_lines(probe.log_lines, session.profile.logs)
+
+
+@pytest.mark.requirement("RL-001")
+def test_limit_boundary(probe: RateLimitProbe, verdict: Verdict) -> None:
+    verdict.note(
+        probe_seconds=round(probe.seconds, 2),
+        bursts={run.rule.name: rl.describe_burst(run.burst) for run in probe.runs},
+        burst_seconds={run.rule.name: round(rl.burst_seconds(run.burst), 2) for run in probe.runs},
+        **({"telemetry_timeouts": list(probe.timeouts)} if probe.timeouts else {}),
+    )
+    findings = [f for run in probe.runs for f in rl.check_limit_boundary(run.rule, run.burst)]
+    verdict.check(findings, what=f"{len(probe.runs)} rule(s)")
+
+
+@pytest.mark.requirement("RL-002")
+def test_retry_after(
+    probe: RateLimitProbe, verdict: Verdict, conformance_session: ConformanceSession
+) -> None:
+    field = _section(conformance_session).body_retry_after_field
+    findings = [f for run in probe.runs for f in rl.check_retry_after(run.rule, run.burst, body_field=field)]
+    verdict.check(findings, what="429 responses")
+
+
+@pytest.mark.requirement("RL-003")
+def test_error_body(probe: RateLimitProbe, verdict: Verdict, conformance_session: ConformanceSession) -> None:
+    path = _section(conformance_session).error_schema or schema_path("rate-limit-error.schema.json")
+    schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    verdict.note(schema=str(path.name))
+    findings = [f for run in probe.runs for f in rl.check_error_body(run.rule, run.burst, schema)]
+    verdict.check(findings, what="429 bodies")
+
+
+@pytest.mark.requirement("RL-004")
+def test_not_cacheable(probe: RateLimitProbe, verdict: Verdict) -> None:
+    findings = [f for run in probe.runs for f in rl.check_not_cacheable(run.rule, run.burst)]
+    verdict.check(findings, what="429 responses")
+
+
+@pytest.mark.requirement("RL-005")
+def test_recovery(probe: RateLimitProbe, verdict: Verdict) -> None:
+    verdict.note(recovery={run.rule.name: rl.describe_burst(run.recovery) for run in probe.runs})
+    findings = [f for run in probe.runs for f in rl.check_recovery(run.rule, run.burst, run.recovery)]
+    verdict.check(findings, what="recovery after Retry-After")
+
+
+@pytest.mark.requirement("RL-006")
+def test_second_client(probe: RateLimitProbe, verdict: Verdict) -> None:
+    findings = [
+        f
+        for run in probe.runs
+        for f in rl.check_second_client(run.rule, run.burst, run.second, key=run.second_key)
+    ]
+    verdict.check(findings, what="second-client probes")
+
+
+@pytest.mark.requirement("RL-007")
+def test_limit_headers(probe: RateLimitProbe, verdict: Verdict) -> None:
+    verdict.note(fields={run.rule.name: rl.limit_fields_seen(run.burst) for run in probe.runs})
+    findings = [f for run in probe.runs for f in rl.check_limit_headers(run.rule, run.burst)]
+    verdict.check(findings, what="rate-limit header fields")
+
+
+@pytest.mark.requirement("RL-008")
+def test_429_counter(
+    probe: RateLimitProbe, verdict: Verdict, conformance_session: ConformanceSession
+) -> None:
+    metric = _section(conformance_session).metric
+    throttled = probe.throttled()
+    verdict.note(
+        before=probe.counter_before,
+        after=probe.counter_after,
+        sent={rule: len(xs) for rule, xs in throttled.items()},
+    )
+    findings = rl.check_429_counter(throttled, probe.counter_before, probe.counter_after, metric)
+    verdict.check(findings, what=metric.name)
+
+
+@pytest.mark.requirement("RL-009")
+def test_429_log_records(
+    probe: RateLimitProbe, verdict: Verdict, conformance_session: ConformanceSession
+) -> None:
+    s = conformance_session
+    findings = rl.check_429_log_records(
+        _parsed(probe, s), probe.throttled(), s.profile.logs, s.profile.correlation_header
+    )
+    verdict.check(findings, what="429 log records")
+
+
+@pytest.mark.requirement("RL-010")
+def test_429_telemetry_has_no_pii(
+    probe: RateLimitProbe, verdict: Verdict, conformance_session: ConformanceSession
+) -> None:
+    s = conformance_session
+    verdict.note(sent_values_watched=sorted(probe.sensitive))
+    findings = rl.check_429_telemetry_pii(
+        _parsed(probe, s), probe.throttled(), probe.samples, s.profile.correlation_header, probe.sensitive
+    )
+    verdict.check(findings, what="429 log records and metric labels")

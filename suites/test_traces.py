@@ -1,0 +1,350 @@
+"""TRC-002…TRC-012: trace context and correlation ids across headers, spans and logs
+(see conformance.checks.traces; TRC-001 is in test_exports).
+
+One batch of probe requests serves every test but TRC-009: per endpoint, one
+request with a fresh traceparent/tracestate and one without but with a
+correlation id; every W3C vector of ``w3c_trace_context_vectors.yaml``; the
+malformed correlation ids. They are sent concurrently, each HTTP client
+carrying at most ``traces.requests_per_client`` of them, then joined to the
+spans and log lines they produced.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from conformance._exceptions import HarnessError
+from conformance._profile import Endpoint
+from conformance._sections.traces import KEY, TracesSection
+from conformance._session import ConformanceSession
+from conformance.checks import traces
+from conformance.checks.logs import ParsedLogLine, parse_log_lines
+from conformance.checks.traces import Expectation, Observed, SpanSource
+from conformance.collect._propagation import (
+    ProbeRequest,
+    fill_placeholders,
+    fresh_ids,
+    send_probes,
+    wait_for_probe_logs,
+    wait_for_probe_spans,
+)
+from conformance.collect._traffic import new_traceparent
+from conformance.plugin import Verdict
+from conformance.telemetry import HttpExchange
+
+VECTORS = Path(__file__).with_name("w3c_trace_context_vectors.yaml")
+W3C = "w3c "
+CORRELATION = "correlation id: "
+
+#: Correlation ids no service should take as given: (what, value). Sent over a raw socket.
+MALFORMED_CORRELATION_IDS = (
+    ("a 10 kB value", "a" * 10240),
+    ("a bare CR smuggling a header", "obsconform\rX-Injected: yes"),
+    ("a percent-encoded CRLF", "obsconform%0D%0AX-Injected:%20yes"),
+    ("a tab inside", "obs\tconform"),
+    ("markup", '"><script>alert(1)</script>'),
+    ("an empty value", ""),
+    ("non-ASCII", "obsconform-\u00e9"),
+)
+
+
+@dataclass(frozen=True)
+class TraceProbes:
+    """What the probe batch showed: every request joined to its telemetry, by name."""
+
+    observed: dict[str, Observed]
+    expected: dict[str, Expectation]
+    malformed: list[tuple[str, Observed]]
+    source: SpanSource
+
+    def cases(self, *, vectors_only: bool = False) -> list[tuple[Expectation, Observed]]:
+        return [
+            (e, self.observed[n]) for n, e in self.expected.items() if not vectors_only or n.startswith(W3C)
+        ]
+
+    def endpoint_requests(self) -> list[Observed]:
+        """The two requests per profile endpoint (traced or not)."""
+        return [o for n, o in self.observed.items() if not n.startswith((W3C, CORRELATION))]
+
+
+def _section(session: ConformanceSession) -> tuple[TracesSection, Endpoint]:
+    section: TracesSection = session.profile.section(KEY)
+    if section.probe_endpoint is None:
+        raise HarnessError(
+            "no endpoint to send trace-context probes to: the profile has no traced GET endpoint",
+            hint="name one in traces.probe_endpoint",
+        )
+    return section, section.probe_endpoint
+
+
+Batches = list[tuple[httpx.Client, Sequence[ProbeRequest]]]
+
+
+def _clients(
+    session: ConformanceSession, purpose: str, probes: Sequence[ProbeRequest], per_client: int
+) -> Batches:
+    return [
+        (session.client(f"{purpose}-{i // per_client}"), probes[i : i + per_client])
+        for i in range(0, len(probes), per_client)
+    ]
+
+
+def _parsed(session: ConformanceSession) -> list[ParsedLogLine]:
+    return parse_log_lines(session.log_lines(), session.profile.logs)
+
+
+def _ids_of(traceparent: str) -> tuple[str, str]:
+    _, trace_id, parent_id, _ = traceparent.split("-")
+    return trace_id, parent_id
+
+
+def _probe_plan(
+    session: ConformanceSession, section: TracesSection, probe: Endpoint
+) -> tuple[list[ProbeRequest], dict[str, Expectation], dict[str, str]]:
+    """The requests to send, the trace expectation of each, and supplied correlation ids."""
+    header = session.profile.correlation_header
+    requests: list[ProbeRequest] = []
+    expected: dict[str, Expectation] = {}
+    supplied: dict[str, str] = {}
+    for ep in session.profile.endpoints:
+        context = new_traceparent(section.tracestate)
+        trace_id, parent_id = _ids_of(context["traceparent"])
+        name = f"{ep.method} {ep.path} with traceparent"
+        requests.append(ProbeRequest(name, ep, tuple(context.items())))
+        if ep.traced:
+            expected[name] = Expectation(name, "continue", trace_id, parent_id, includes=section.tracestate)
+        name = f"{ep.method} {ep.path} without traceparent"
+        supplied[name] = str(uuid.uuid4())
+        requests.append(ProbeRequest(name, ep, ((header, supplied[name]),)))
+        if ep.traced:
+            expected[name] = Expectation(name, "new")
+    for vector in traces.load_vectors(yaml.safe_load(VECTORS.read_text(encoding="utf-8"))):
+        ids = fresh_ids()
+        headers = fill_placeholders(vector.headers, ids)
+        name = W3C + vector.name
+        requests.append(ProbeRequest(name, probe, headers, raw=True, ids=ids))
+        expected[name] = traces.vector_expectation(vector, ids, headers)
+    for what, value in MALFORMED_CORRELATION_IDS:
+        name = CORRELATION + what
+        supplied[name] = value
+        requests.append(ProbeRequest(name, probe, ((header, value),), raw=True))
+    return requests, expected, supplied
+
+
+@pytest.fixture(scope="module")
+def probes(conformance_session: ConformanceSession) -> TraceProbes:
+    s = conformance_session
+    s.require_running()
+    section, probe = _section(s)
+    header, timeout = s.profile.correlation_header, s.profile.telemetry.timeout
+    requests, expected, supplied = _probe_plan(s, section, probe)
+    exchanges = send_probes(
+        _clients(s, "traces", requests, section.requests_per_client), concurrency=section.concurrency
+    )
+    store = s.stack.trace_store
+    awaited = {
+        name: x for name, x in exchanges.items()
+        if x.status_code is not None and x.endpoint in s.traced_endpoints
+        and (x.status_code < 400 or x.response_header(header) is not None)
+    }  # fmt: skip
+    continued = {n: (e.trace_id, e.parent_id) for n, e in expected.items() if e.trace == "continue"}
+    spans = wait_for_probe_spans(store, awaited, timeout=timeout, continued=continued)
+
+    def observe(lines: Sequence[ParsedLogLine]) -> dict[str, Observed]:
+        return {
+            name: traces.observe(name, x, spans, lines, correlation_header=header,
+                                 continued=continued.get(name), supplied_correlation_id=supplied.get(name))
+            for name, x in exchanges.items()
+        }  # fmt: skip
+
+    first = observe([])
+    keys = {
+        name: [x.response_header(header) or "", supplied.get(name, ""), o.server.trace_id if o.server else ""]
+        for name, (x, o) in ((n, (exchanges[n], first[n])) for n in awaited)
+    }
+    wait_for_probe_logs(
+        lambda: [p.record for p in _parsed(s) if p.record is not None], keys,
+        completed_message=s.profile.logs.request_completed_message, timeout=timeout,
+    )  # fmt: skip
+    observed = observe(_parsed(s))
+    source = SpanSource(
+        store=store.describe(),
+        exporter=f"the service's OTLP {s.profile.telemetry.otlp_protocol} exporter",
+        waited=timeout,
+    )
+    malformed = [(n.removeprefix(CORRELATION), o) for n, o in observed.items() if n.startswith(CORRELATION)]
+    return TraceProbes(observed, expected, malformed, source)
+
+
+def _note_cases(verdict: Verdict, cases: Sequence[tuple[Expectation, Observed]]) -> None:
+    verdict.note(cases=[traces.describe_case(e, o) for e, o in cases])
+
+
+@pytest.mark.requirement("TRC-002")
+def test_incoming_traceparent_is_continued(probes: TraceProbes, verdict: Verdict) -> None:
+    cases = [(e, o) for e, o in probes.cases() if e.trace == "continue"]
+    _note_cases(verdict, cases)
+    verdict.check(traces.check_trace_continued(cases, probes.source), what=f"{len(cases)} requests")
+
+
+@pytest.mark.requirement("TRC-003")
+def test_tracestate_is_kept(probes: TraceProbes, verdict: Verdict) -> None:
+    cases = [(e, o) for e, o in probes.cases() if e.includes]
+    _note_cases(verdict, cases)
+    verdict.check(traces.check_tracestate_kept(cases, probes.source), what=f"{len(cases)} requests")
+
+
+@pytest.mark.requirement("TRC-004")
+def test_log_lines_carry_the_span_ids(
+    probes: TraceProbes, verdict: Verdict, conformance_session: ConformanceSession
+) -> None:
+    s = conformance_session
+    observed = [o for o in probes.endpoint_requests() if o.exchange.endpoint in s.traced_endpoints]
+    verdict.note(
+        requests=[{"request": o.name, "log_lines": len(o.lines), "joined_by": o.lines_by} for o in observed]
+    )
+    findings = traces.check_log_join(
+        observed, probes.source, correlation_header=s.profile.correlation_header,
+        completed_message=s.profile.logs.request_completed_message,
+    )  # fmt: skip
+    verdict.check(findings, what=f"{len(observed)} requests")
+
+
+@pytest.mark.requirement("TRC-005")
+def test_correlation_header_matches_the_logs(
+    probes: TraceProbes, verdict: Verdict, conformance_session: ConformanceSession
+) -> None:
+    s = conformance_session
+    observed = probes.endpoint_requests()
+    header = s.profile.correlation_header
+    verdict.note(header=header, requests=len(observed))
+    verdict.check(
+        traces.check_correlation_join(observed, correlation_header=header), what=f"{len(observed)} requests"
+    )
+
+
+@pytest.mark.requirement("TRC-006")
+def test_correlation_id_is_generated(
+    probes: TraceProbes, verdict: Verdict, conformance_session: ConformanceSession
+) -> None:
+    s = conformance_session
+    fmt = s.profile.section(KEY).correlation_id_format
+    observed = [o for o in probes.endpoint_requests() if o.supplied_correlation_id is None]
+    verdict.note(header=s.profile.correlation_header, format=fmt, requests=len(observed))
+    findings = traces.check_correlation_generated(
+        observed, correlation_header=s.profile.correlation_header, fmt=fmt
+    )
+    verdict.check(findings, what=f"{len(observed)} requests without a correlation id")
+
+
+@pytest.mark.requirement("TRC-007")
+def test_supplied_correlation_id_is_kept(
+    probes: TraceProbes, verdict: Verdict, conformance_session: ConformanceSession
+) -> None:
+    s = conformance_session
+    observed = [o for o in probes.endpoint_requests() if o.supplied_correlation_id is not None]
+    verdict.note(header=s.profile.correlation_header, requests=len(observed))
+    findings = traces.check_correlation_echoed(observed, correlation_header=s.profile.correlation_header)
+    verdict.check(findings, what=f"{len(observed)} requests with a correlation id")
+
+
+@pytest.mark.requirement("TRC-008")
+def test_malformed_correlation_id_is_replaced(
+    probes: TraceProbes, verdict: Verdict, conformance_session: ConformanceSession
+) -> None:
+    s = conformance_session
+    header = s.profile.correlation_header
+    verdict.note(cases=[{"sent": what, "status": o.exchange.status_code,
+                         "id_read_from": traces.assigned_correlation_id(o, header)[1] or "none"}
+                        for what, o in probes.malformed])  # fmt: skip
+    findings = traces.check_correlation_replaced(probes.malformed, correlation_header=header)
+    verdict.check(findings, what=f"{len(probes.malformed)} malformed correlation ids")
+
+
+@pytest.mark.requirement("TRC-010")
+def test_request_without_traceparent_starts_a_trace(probes: TraceProbes, verdict: Verdict) -> None:
+    cases = [(e, o) for e, o in probes.cases() if e.trace == "new"]
+    _note_cases(verdict, cases)
+    verdict.check(traces.check_new_traces(cases, probes.source), what=f"{len(cases)} requests")
+
+
+@pytest.mark.requirement("TRC-011")
+def test_invalid_traceparent_restarts_the_trace(probes: TraceProbes, verdict: Verdict) -> None:
+    cases = [(e, o) for e, o in probes.cases(vectors_only=True) if e.trace == "restart"]
+    _note_cases(verdict, cases)
+    verdict.check(traces.check_restarted(cases, probes.source), what=f"{len(cases)} W3C cases")
+
+
+@pytest.mark.requirement("TRC-012")
+def test_invalid_tracestate_is_discarded(probes: TraceProbes, verdict: Verdict) -> None:
+    cases = [(e, o) for e, o in probes.cases(vectors_only=True) if e.excludes]
+    _note_cases(verdict, cases)
+    verdict.check(traces.check_tracestate_discarded(cases, probes.source), what=f"{len(cases)} W3C cases")
+
+
+def _unique_ids(
+    session: ConformanceSession, exchanges: Mapping[str, HttpExchange], sent: Mapping[str, str]
+) -> tuple[list[str], str]:
+    """The correlation ids of the answered requests: their response headers or,
+    when no response carries one, their request_completed records (by trace id)."""
+    header = session.profile.correlation_header
+    ids = [v for x in exchanges.values() if (v := x.response_header(header)) is not None]
+    if ids:
+        return ids, f"{header} response headers"
+    answered = {n: [sent[n]] for n, x in exchanges.items() if x.status_code is not None}
+    completed = session.profile.logs.request_completed_message
+    records: list[Mapping[str, Any]] = wait_for_probe_logs(
+        lambda: [p.record for p in _parsed(session) if p.record is not None], answered,
+        completed_message=completed, timeout=session.profile.telemetry.timeout,
+    )  # fmt: skip
+    wanted = set(sent.values())
+    ids = [
+        str(r["correlation_id"]) for r in records
+        if r.get("message") == session.profile.logs.request_completed_message and r.get("correlation_id")
+        and traces.trace_hex(r.get("trace_id", "")) in wanted
+    ]  # fmt: skip
+    return ids, "request_completed log lines (no response carried the header)"
+
+
+@pytest.mark.requirement("TRC-009")
+def test_generated_correlation_ids_are_unique(
+    conformance_session: ConformanceSession, verdict: Verdict
+) -> None:
+    s = conformance_session
+    section, probe = _section(s)
+    requests, sent = [], {}
+    for i in range(section.uniqueness_requests):
+        context = new_traceparent()
+        sent[f"unique {i}"] = _ids_of(context["traceparent"])[0]
+        requests.append(ProbeRequest(f"unique {i}", probe, tuple(context.items())))
+    started = time.monotonic()
+    exchanges = send_probes(
+        _clients(s, "traces-unique", requests, section.requests_per_client),
+        concurrency=section.concurrency, deadline=started + section.uniqueness_timeout,
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+    answered = sum(1 for x in exchanges.values() if x.status_code is not None)
+    if answered < max(10, section.uniqueness_requests // 10):
+        raise HarnessError(
+            f"the uniqueness probe got {answered} answers from {len(exchanges)} requests sent to "
+            f"{probe.method} {probe.path} in {elapsed:.1f}s",
+            hint="raise traces.uniqueness_timeout or choose a cheaper traces.probe_endpoint",
+        )
+    ids, where = _unique_ids(s, exchanges, sent)
+    if not ids:
+        raise HarnessError(f"none of {answered} answers carried a correlation id, in headers or logs")
+    verdict.note(endpoint=f"{probe.method} {probe.path}", requested=section.uniqueness_requests,
+                 sent=len(exchanges), answered=answered, ids=len(ids), distinct=len(set(ids)),
+                 seconds=round(elapsed, 2), read_from=where)  # fmt: skip
+    verdict.check(
+        traces.check_correlation_unique(ids, answered=answered, where=where), what=f"{len(ids)} ids"
+    )

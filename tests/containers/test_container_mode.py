@@ -1,0 +1,215 @@
+"""Container mode on a real engine: the reference service, Prometheus and the
+harness's receiver as containers on a user-defined network give the same
+verdicts as local mode; failures are reported like local ones; nothing is left
+after a run, after SIGTERM, and (after reaping) after SIGKILL."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance._wait import wait_until
+from conformance.stack._docker import LABEL_HARNESS, reap_container_leftovers
+
+from .conftest import CONTAINER_ARGS, IMAGES, REFERENCE_PROFILE, CliRun, variant_profile
+
+pytestmark = pytest.mark.containers
+
+RunCli = Callable[..., CliRun]
+
+
+def test_container_mode_gives_the_verdicts_of_local_mode(
+    run_cli: RunCli, tmp_path: Path, record_property: Callable[[str, Any], None]
+) -> None:
+    containers = run_cli(report_dir=tmp_path / "containers")
+    local = run_cli(report_dir=tmp_path / "local", mode_args=("--mode", "local"))
+    assert containers.report["stack"]["mode"] == "containers", containers.stderr[-2000:]
+    assert local.report["stack"]["mode"] == "local"
+    assert containers.statuses() == local.statuses(), containers.stdout[-3000:]
+    assert containers.returncode == local.returncode
+    assert "(containers mode; requested)" in containers.stderr.splitlines()[0]
+
+    stack = containers.report["stack"]
+    components = {c["name"]: c for c in stack["components"]}
+    assert components["service"]["image"] == IMAGES["service"]
+    assert components["service"]["otlp_endpoint"] == "http://otlp-receiver:4318"
+    assert components["prometheus"]["image"] == IMAGES["prometheus"]
+    assert components["prometheus"]["version"].startswith("2.")
+    assert components["otlp-receiver"]["stats"]["spans"]["received"] > 0
+    for name in ("service", "prometheus", "otlp-receiver"):
+        assert components[name]["kind"] == "container"
+        assert all(addr.startswith("127.0.0.1:") for addr in components[name]["published"].values())
+    # No registry here: the collector and Jaeger are reported as not available, never as running.
+    for name in ("otel-collector", "jaeger"):
+        assert components[name]["status"] == "not available"
+        assert "not present locally" in components[name]["reason"]
+    record_property("container_stack_startup_seconds", stack["startup_seconds"])
+    assert stack["startup_seconds"] > 0
+    # The service's stdout (the log suites' input) was captured from the container.
+    stdout = (containers.report_dir / "work" / "service" / "stdout.log").read_text()
+    assert '"message": "request_completed"' in stdout
+
+
+def test_a_broken_variant_fails_the_same_requirement_in_a_container(run_cli: RunCli, tmp_path: Path) -> None:
+    profile = variant_profile(
+        tmp_path,
+        lambda d: d["containers"]["service"].update(env={"REFSVC_BREAK": "plain-text-log"}),
+    )
+    run = run_cli("-k", "test_logs or test_exports", profile=profile)
+    decided = {
+        r["id"]: r["status"] for r in run.report["results"] if not r["message"].startswith("not evaluated")
+    }
+    assert {i for i, s in decided.items() if s != "passed"} == {"LOG-001"}, run.stdout[-3000:]
+    assert run.returncode == 1
+
+
+def test_a_service_container_crashing_at_start_is_one_line_and_exit_3(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    profile = variant_profile(
+        tmp_path,
+        lambda d: d["containers"]["service"].update(env={"REFSVC_BREAK": "crash-at-start"}),
+    )
+    run = run_cli(profile=profile)
+    assert run.returncode == 3, run.stderr[-2000:]
+    assert "the service container exited with code 3 during start-up" in run.last_stderr_line
+    assert "startup_failed" in run.last_stderr_line
+    assert run.report["stack"]["mode"] == "containers"
+    assert run.ids_with("passed") == set()
+
+
+def test_a_missing_image_is_a_harness_error_naming_it(run_cli: RunCli) -> None:
+    run = run_cli("--prometheus-image", "obsconform/no-such-image:0")
+    assert run.returncode == 3
+    assert "prometheus: image obsconform/no-such-image:0 is not present locally" in run.last_stderr_line
+
+
+def _containers_of(docker: Any, pid: int) -> list[Any]:
+    return [
+        c
+        for c in docker.containers.list(all=True, filters={"label": LABEL_HARNESS})
+        if c.labels.get(LABEL_HARNESS, "").startswith(f"{pid}:")
+    ]
+
+
+def _networks_of(docker: Any, pid: int) -> list[Any]:
+    return [
+        n
+        for n in docker.networks.list(filters={"label": LABEL_HARNESS})
+        if (n.attrs.get("Labels") or {}).get(LABEL_HARNESS, "").startswith(f"{pid}:")
+    ]
+
+
+def _start_run(tmp_path: Path) -> subprocess.Popen[str]:
+    from ..integration.conftest import cli_env
+
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "conformance.cli",
+            "run",
+            "--profile",
+            str(REFERENCE_PROFILE),
+            "--report-dir",
+            str(tmp_path / "report"),
+            *CONTAINER_ARGS,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+        cwd=tmp_path,
+    )
+
+
+def _wait_for_service_container(docker: Any, proc: subprocess.Popen[str]) -> None:
+    def probe() -> tuple[bool | None, str]:
+        names = [c.labels.get("obsconform.component") for c in _containers_of(docker, proc.pid)]
+        return (True if "service" in names else None), f"containers: {names}"
+
+    wait_until(probe, awaited="the run's service container", timeout=90)
+
+
+def test_sigterm_mid_run_removes_every_container_and_the_network(docker: Any, tmp_path: Path) -> None:
+    proc = _start_run(tmp_path)
+    try:
+        _wait_for_service_container(docker, proc)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr[-2000:]
+    assert _containers_of(docker, proc.pid) == []
+    assert _networks_of(docker, proc.pid) == []
+
+
+def test_containers_of_a_sigkilled_run_are_reaped(docker: Any, tmp_path: Path) -> None:
+    proc = _start_run(tmp_path)
+    try:
+        _wait_for_service_container(docker, proc)
+        proc.kill()  # no handler sees SIGKILL: the containers stay behind
+        proc.communicate(timeout=30)
+        left = {c.name for c in _containers_of(docker, proc.pid)}
+        assert left, "expected the killed run's containers to remain until reaped"
+        # (A container-mode run starting in parallel may reap some of them first: it reaps dead runs too.)
+        reap_container_leftovers()
+        assert _containers_of(docker, proc.pid) == []
+        assert _networks_of(docker, proc.pid) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        reap_container_leftovers()
+
+
+def test_auto_mode_picks_containers_when_the_engine_answers(run_cli: RunCli) -> None:
+    run = run_cli("-k", "test_exports", mode_args=("--mode", "auto", *CONTAINER_ARGS[2:]))
+    assert run.report["stack"]["mode"] == "containers"
+    assert "(containers mode; auto: Docker engine" in run.stderr.splitlines()[0]
+    assert run.statuses()["TRC-001"] == "passed", run.stdout[-2000:]
+
+
+def test_external_mode_runs_the_suites_against_a_running_deployment(
+    run_cli: RunCli, tmp_path: Path, docker: Any
+) -> None:
+    """The deployment is a container stack started here; the CLI only gets its URLs."""
+    from conformance._profile import load_profile
+    from conformance._sections.containers import with_image_overrides
+    from conformance.stack._containers import ContainerStack
+
+    profile = with_image_overrides(
+        load_profile(REFERENCE_PROFILE),
+        prometheus=IMAGES["prometheus"],
+        receiver=IMAGES["receiver"],
+        pull="never",
+    )
+    with ContainerStack(profile, tmp_path / "deployment") as stack:
+        api = stack.trace_store.base_url
+        external = {
+            "service_url": stack.service_url,
+            "prometheus_url": stack.prometheus_client(httpx_client()).base_url,
+            "trace_store": {"kind": "receiver", "url": api},
+            "log_file": str(stack.log_path("stdout")),
+        }
+        profile_path = variant_profile(tmp_path, lambda d: d["containers"].update(external=external))
+        run = run_cli(
+            "-k", "test_exports or test_metrics", profile=profile_path, mode_args=("--mode", "external")
+        )
+    assert run.report["stack"]["mode"] == "external", run.stderr[-2000:]
+    statuses = {k: v for k, v in run.statuses().items() if k.startswith(("TRC-001", "MET-"))}
+    assert statuses and set(statuses.values()) == {"passed"}, run.stdout[-3000:]
+    components = {c["name"]: c for c in run.report["stack"]["components"]}
+    assert components["service"]["url"] == external["service_url"]
+
+
+def httpx_client() -> Any:
+    import httpx
+
+    return httpx.Client(timeout=5.0)

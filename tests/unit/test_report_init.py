@@ -1,0 +1,356 @@
+"""``conformance init``: log-contract guessing, probing over httpx.MockTransport, and the written YAML.
+
+The end-to-end run on the real reference service is tests/integration/test_init.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from conformance import load_profile
+from conformance.cli import main
+from conformance.commands.init import (
+    _command_argv,
+    guess_log_contract,
+    probe_service,
+    render_profile,
+)
+
+TRACE = "0af7651916cd43dd8448eb211c80319c"
+
+
+def lines(*records: Any) -> list[str]:
+    return [r if isinstance(r, str) else json.dumps(r) for r in records]
+
+
+GUESSES = [
+    pytest.param(
+        {
+            "stdout": lines(
+                {
+                    "timestamp": "2030-01-01T00:00:00Z",
+                    "level": "INFO",
+                    "logger": "app",
+                    "message": "service_starting",
+                    "service_name": "orders-api",
+                },
+                {
+                    "timestamp": "2030-01-01T00:00:01Z",
+                    "level": "INFO",
+                    "logger": "app",
+                    "message": "request_completed",
+                    "method": "GET",
+                    "path": "/health",
+                    "status_code": 200,
+                    "duration_ms": 1.2,
+                    "trace_id": TRACE,
+                    "span_id": "00f067aa0ba902b7",
+                    "correlation_id": "c1",
+                },
+            )
+        },
+        {
+            "stream": "stdout",
+            "fields": {},
+            "level_case": "upper",
+            "request_completed_message": "request_completed",
+            "trace_id_format": "w3c-hex",
+            "service_name": "orders-api",
+            "required": ["timestamp", "level", "logger", "message"],
+        },
+        id="canonical",
+    ),
+    pytest.param(
+        {
+            "stdout": ["INFO: Started server process [1]", "INFO: Waiting for application startup."],
+            "stderr": lines(
+                {
+                    "time": "2030-01-01T00:00:00Z",
+                    "severity": "info",
+                    "event": "http_request",
+                    "http.method": "GET",
+                    "http.route": "/users/{id}",
+                    "status": 200,
+                    "logging.googleapis.com/trace": f"projects/p/traces/{TRACE}",
+                },
+                {"time": "2030-01-01T00:00:01Z", "severity": "warning", "event": "slow", "logger_name": "db"},
+            ),
+        },
+        {
+            "stream": "stderr",
+            "fields": {
+                "timestamp": "time",
+                "level": "severity",
+                "message": "event",
+                "method": "http.method",
+                "path": "http.route",
+                "status_code": "status",
+                "trace_id": "logging.googleapis.com/trace",
+                "logger": "logger_name",
+            },
+            "level_case": "lower",
+            "request_completed_message": "http_request",
+            "trace_id_format": "gcp-resource",
+            "required": ["timestamp", "level", "message"],
+        },
+        id="structlog-on-stderr-gcp",
+    ),
+    pytest.param(
+        {
+            "stdout": lines(
+                {"ts": 1, "lvl": "WARN", "msg": "x"}, {"ts": 2, "lvl": "Fatal", "msg": "y"}, "plain text"
+            )
+        },
+        {
+            "stream": "stdout",
+            "fields": {"timestamp": "ts", "level": "lvl", "message": "msg"},
+            "level_case": "any",
+            "levels": ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "FATAL", "WARN"],
+            "request_completed_message": None,
+            "required": ["timestamp", "level", "message"],
+        },
+        id="odd-levels-and-a-plain-line",
+    ),
+]
+
+
+@pytest.mark.parametrize(("streams", "expect"), GUESSES)
+def test_guess_log_contract(streams: dict[str, list[str]], expect: dict[str, Any]) -> None:
+    guess = guess_log_contract(streams, "sample")
+    renamed = {k: v for k, v in guess.fields.items() if k != v}
+    seen = {
+        "stream": guess.stream,
+        "fields": renamed,
+        "level_case": guess.level_case,
+        "request_completed_message": guess.request_completed_message,
+        "trace_id_format": guess.trace_id_format,
+        "service_name": guess.service_name,
+        "required": guess.required,
+        "levels": guess.levels,
+    }
+    assert {k: seen[k] for k in expect} == expect
+
+
+def test_non_json_sample_keeps_defaults_and_says_why() -> None:
+    guess = guess_log_contract({"stdout": ["starting", "ready"]}, "app.log")
+    assert guess.json_objects == 0 and guess.fields == {}
+    assert guess.notes == [
+        "no JSON objects among 2 line(s) of stdout: LOG-001 will fail unless the logs are JSON"
+    ]
+
+
+class FakeService:
+    """The HTTP side of a made-up service, for httpx.MockTransport: health paths, /metrics,
+    an OpenAPI document, a non-UUID correlation header, and a rate limiter keyed by X-Client-ID."""
+
+    def __init__(self) -> None:
+        self.used: dict[str, int] = {}
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        path = request.url.path
+        headers = {"X-Request-ID": "req-000017"}
+        if path in ("/healthz", "/readyz", "/orders/7"):
+            key = request.headers.get("x-client-id", "ip")
+            self.used[key] = self.used.get(key, 0) + 1
+            if path == "/healthz":
+                headers |= {"X-RateLimit-Limit": "50", "X-RateLimit-Remaining": str(50 - self.used[key])}
+            return httpx.Response(200, json={"ok": True}, headers=headers)
+        if path == "/metrics":
+            return httpx.Response(200, text=EXPOSITION, headers={"Content-Type": "text/plain; version=0.0.4"})
+        if path == "/openapi.json":
+            return httpx.Response(200, json=OPENAPI)
+        if path == "/orders":
+            return httpx.Response(401, json={"error": "auth"})
+        return httpx.Response(404)
+
+
+EXPOSITION = """# HELP orders_total Orders.
+# TYPE orders_total counter
+orders_total{kind="a",region="eu"} 3
+orders_total{kind="b"} 1
+# HELP orders_created Orders.
+# TYPE orders_created gauge
+orders_created{kind="a",region="eu"} 1.7e9
+# HELP queue_depth Depth.
+# TYPE queue_depth gauge
+queue_depth 4
+# HELP latency_seconds Latency.
+# TYPE latency_seconds histogram
+# HELP process_cpu_seconds_total CPU.
+# TYPE process_cpu_seconds_total counter
+process_cpu_seconds_total 1.5
+"""
+OPENAPI = {
+    "info": {"title": "Orders API"},
+    "paths": {
+        "/healthz": {"get": {}},
+        "/orders": {"get": {}, "post": {"requestBody": {}}},
+        "/orders/{order_id}": {"get": {"parameters": [{"name": "order_id", "in": "path", "example": 7}]}},
+        "/carts/{cart_id}": {"get": {"parameters": [{"name": "cart_id", "in": "path"}]}},
+    },
+}
+
+
+def probe(fake: FakeService) -> Any:
+    with httpx.Client(transport=httpx.MockTransport(fake), base_url="http://127.0.0.1:8080") as client:
+        return probe_service(client, "http://127.0.0.1:8080")
+
+
+def test_probe_finds_endpoints_metrics_and_headers() -> None:
+    fake = FakeService()
+    found = probe(fake)
+    assert {r.url.host for r in fake.requests} == {"127.0.0.1"}
+    assert {r.method for r in fake.requests} == {"GET"}
+    assert len(fake.requests) < 40
+    live = [(e.name, e.path, e.path_params) for e in found.endpoints if not e.commented]
+    assert live == [
+        ("healthz", "/healthz", {}),
+        ("readyz", "/readyz", {}),
+        ("orders_order_id", "/orders/{order_id}", {"order_id": "7"}),
+    ]
+    commented = {(e.method, e.path): e.note for e in found.endpoints if e.commented}
+    assert commented == {
+        ("GET", "/orders"): "from OpenAPI; answered 401",
+        ("POST", "/orders"): "from OpenAPI; needs a request body: fill in and uncomment",
+        ("GET", "/carts/{cart_id}"): "from OpenAPI; needs path parameter values: fill in and uncomment",
+    }
+    assert found.ready_path == "/readyz" and found.title == "Orders API"
+    assert [(m.name, m.type, m.labels, m.extra_labels) for m in found.metrics] == [
+        ("orders_total", "counter", ("kind",), True),
+        ("queue_depth", "gauge", (), False),
+        ("latency_seconds", "histogram", None, False),
+    ]
+    assert found.runtime_metrics == 1
+    assert (found.correlation_header, found.correlation_uuid) == ("X-Request-ID", False)
+    assert found.client_header == "X-Client-ID"
+
+
+def test_written_profile_validates_and_keeps_what_was_found(tmp_path: Path) -> None:
+    found = probe(FakeService())
+    logs = guess_log_contract(GUESSES[1].values[0], "`docker logs orders`")  # type: ignore[arg-type]
+    argv, has_port = _command_argv("./orders --listen 127.0.0.1:8080", 8080)
+    text = render_profile(
+        found,
+        logs,
+        name="orders-api",
+        command=argv,
+        has_port_placeholder=has_port,
+        port=8080,
+        cwd=None,
+        env={"MODE": "test"},
+        today=dt.date(2030, 1, 1),
+    )
+    path = tmp_path / "conformance.yaml"
+    path.write_text(text)
+    profile = load_profile(path)
+    assert profile.service.command == ("./orders", "--listen", "127.0.0.1:{port}")
+    assert profile.service.ready.path == "/readyz"
+    assert [e.name for e in profile.endpoints] == ["healthz", "readyz", "orders_order_id"]
+    assert profile.logs.stream == "stderr" and profile.logs.fields["level"] == "severity"
+    assert profile.logs.trace_id_format == "gcp-resource" and profile.logs.level_case == "lower"
+    assert profile.correlation_header == "X-Request-ID" and profile.client_header == "X-Client-ID"
+    assert profile.section("traces").correlation_id_format == "any"
+    assert profile.section("traces").probe_endpoint.name == "readyz"  # the GET without rate-limit headers
+    assert {"RL-001", "ALR-001"} <= set(profile.not_applicable)
+    data = yaml.safe_load(text)
+    assert data["metrics"]["required"][0] == {
+        "name": "orders_total",
+        "type": "counter",
+        "labels": ["kind"],
+        "extra_labels": True,
+    }
+    assert (
+        '  # - {name: "post_orders", method: POST, path: "/orders"}  # from OpenAPI; needs a request body'
+        in text
+    )
+
+
+def test_hostile_log_values_stay_inert(tmp_path: Path) -> None:
+    evil = "x\nversion: 2\n# service: {name: y}"
+    streams = {
+        "stdout": lines(
+            {
+                "level": "INFO",
+                "message": evil,
+                "method": "GET",
+                "path": "/",
+                "status_code": 200,
+                "service_name": evil,
+                "timestamp": "t",
+                "logger": "l",
+            }
+        )
+    }
+    logs = guess_log_contract(streams, f"file{evil}")
+    found = probe(FakeService())
+    text = render_profile(
+        found,
+        logs,
+        name="svc",
+        command=["x"],
+        has_port_placeholder=False,
+        port=8080,
+        cwd=None,
+        env={},
+        today=dt.date(2030, 1, 1),
+    )
+    assert logs.request_completed_message is None  # not a plain token: not written
+    data = yaml.safe_load(text)
+    assert data["version"] == 1 and data["service"]["name"] == "svc" and data["service"]["port"] == 8080
+
+
+def test_command_port_becomes_a_placeholder() -> None:
+    assert _command_argv("app --port 8080", 8080) == (["app", "--port", "{port}"], True)
+    assert _command_argv("app --port=8080", 8080) == (["app", "--port={port}"], True)
+    assert _command_argv("app", 8080) == (["app"], False)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expect"),
+    [
+        (
+            ["--url", "http://example.com:80"],
+            "--url: must be http://127.0.0.1:PORT (the harness only talks to 127.0.0.1)",
+        ),
+        (["--url", "http://127.0.0.1"], "--url: must be http://127.0.0.1:PORT"),
+        (["--url", "http://127.0.0.1:1/api"], "--url: give the service's base URL without a path"),
+        (["--url", "http://127.0.0.1:1", "--env", "oops"], "--env: expected KEY=VALUE, got 'oops'"),
+    ],
+)
+def test_usage_errors_are_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], expect: str
+) -> None:
+    assert main(["init", *argv, "--out", str(tmp_path / "p.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"conformance: error: {expect}") and err.count("\n") == 1
+
+
+def test_existing_output_needs_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "conformance.yaml"
+    out.write_text("keep me")
+    assert main(["init", "--url", "http://127.0.0.1:9", "--out", str(out)]) == 2
+    assert "exists; pass --force to overwrite it" in capsys.readouterr().err
+    assert out.read_text() == "keep me"
+
+
+def test_unreachable_service_is_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from conformance._ports import free_port
+
+    port = free_port()
+    assert (
+        main(
+            ["init", "--url", f"http://127.0.0.1:{port}", "--out", str(tmp_path / "p.yaml"), "--timeout", "1"]
+        )
+        == 3
+    )
+    assert f"cannot reach http://127.0.0.1:{port}/health" in capsys.readouterr().err
+    assert not (tmp_path / "p.yaml").exists()
