@@ -4,6 +4,7 @@ or ProfileError, never with a crash. (A longer fuzz run: see README.)"""
 from __future__ import annotations
 
 import json
+import os
 import string
 import tempfile
 from pathlib import Path
@@ -18,7 +19,12 @@ from conformance._profile import LogContract, schema_path
 from conformance.checks import logs
 from conformance.telemetry import LogLine
 
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# OBSCONFORM_FUZZ_EXAMPLES raises the example count for a longer fuzz run (README).
+FAST = settings(
+    max_examples=int(os.environ.get("OBSCONFORM_FUZZ_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
