@@ -60,8 +60,16 @@ DEFAULT_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def schema_path(name: str) -> Path:
-    """Path of a JSON Schema shipped with the harness (``schemas/`` in the repo)."""
-    return Path(str(resources.files("conformance.schemas").joinpath(name)))
+    """Path of a JSON Schema shipped with the harness (``schemas/`` in the repo).
+
+    Installed, the schemas are the package ``conformance.schemas``; imported
+    straight from a source checkout (``python -m conformance.cli`` in the repo
+    root shadows the installed package) they are the repo's ``schemas/``.
+    """
+    try:
+        return Path(str(resources.files("conformance.schemas").joinpath(name)))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[1] / "schemas" / name
 
 
 @cache

@@ -212,13 +212,22 @@ def _run_suites(report_dir: Path, provided: ProvidedSession, args: argparse.Name
         "ignore::pytest.PytestAssertRewriteWarning",
         f"--alluredir={report_dir / 'allure-results'}",
         "--clean-alluredir",
-        "--pyargs",
-        "conformance.suites",
+        *_suites_argument(),
     ]
     if args.keyword:
         pytest_args += ["-k", args.keyword]
     pytest_args += args.pytest_arg
     return int(pytest.main(pytest_args, plugins=[provided]))
+
+
+def _suites_argument() -> list[str]:
+    """The installed suites (``conformance.suites``), or the checkout's ``suites/``
+    when the package is imported straight from a source tree."""
+    import importlib.util
+
+    if importlib.util.find_spec("conformance.suites") is not None:
+        return ["--pyargs", "conformance.suites"]
+    return [str(Path(__file__).resolve().parents[1] / "suites")]
 
 
 def _write(

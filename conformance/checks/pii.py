@@ -228,10 +228,29 @@ def exposition_texts(exposition: Exposition) -> list[ChannelText]:
     """Every line of the exposition as served (samples, HELP, TYPE), so an
     unparsable exposition is searched too; the field is worked out per hit."""
     return [
-        ChannelText("metrics", f"{exposition.url} line {number}", line)
+        ChannelText("metrics", f"{exposition.url} line {number}", _without_sample_numbers(line))
         for number, line in enumerate(exposition.text.splitlines(), 1)
         if line.strip()
     ]
+
+
+def _without_sample_numbers(line: str) -> str:
+    """A sample line without its value and timestamp (and an exemplar's): numbers
+    such as ``provider_latency_seconds_sum 0.26418873543`` are measurements, and
+    their digit runs would otherwise pass for card numbers. Names, label values,
+    HELP text and exemplar labels are kept."""
+    if line.startswith("#"):
+        return line
+    close = line.rfind("}")
+    head_end = close + 1 if close >= 0 and "{" in line[: close + 1] else len(line.split(None, 1)[0])
+    head, tail = line[:head_end], line[head_end:]
+    kept = []
+    for token in tail.split():
+        try:
+            float(token)
+        except ValueError:
+            kept.append(token)
+    return " ".join([head, *kept])
 
 
 def prometheus_texts(

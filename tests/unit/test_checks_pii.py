@@ -669,3 +669,20 @@ def test_every_email_address_is_detected_and_masked(email: str) -> None:
     assert email not in json.dumps(
         [f.to_dict() for f in pii.check_unknown_pii(scan([], pii.log_texts(log(text))))]
     )
+
+
+def test_sample_values_are_not_searched_as_pii() -> None:
+    """Regression: a latency sum whose digits form a Luhn-valid run was reported as a card number."""
+    from conformance.checks.pii import exposition_texts
+    from conformance.collect._scrape import Exposition
+
+    text = (
+        "# HELP provider_latency_seconds_sum latency\n"
+        'provider_latency_seconds_sum{provider="fake"} 0.4111111111111111 1700000000000\n'
+        'user_requests_total{email="alice@example.com"} 4\n'
+    )
+    exposition = Exposition("http://127.0.0.1:1/metrics", 200, "text/plain", text, (), "prometheus-text")
+    searched = [item.text for item in exposition_texts(exposition)]
+    assert searched[1] == 'provider_latency_seconds_sum{provider="fake"}'
+    assert "4111111111111111" not in " ".join(searched)
+    assert 'email="alice@example.com"' in searched[2]
