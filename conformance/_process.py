@@ -32,6 +32,7 @@ __all__ = [
     "Leftover",
     "ManagedProcess",
     "find_leftovers",
+    "ignore_termination_signals",
     "install_termination_handlers",
     "reap_leftovers",
     "stop_all",
@@ -257,3 +258,12 @@ def _state(pid: int) -> str | None:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return None
+
+
+def ignore_termination_signals() -> None:
+    """Once an interrupt is being handled, further SIGINT/SIGTERM/SIGHUP must not
+    abort the clean-up half-way (CI runners often send SIGTERM more than once)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance._exceptions import HarnessError, UsageError
-from conformance._process import RUN_ID, install_termination_handlers, stop_all
+from conformance._process import RUN_ID, ignore_termination_signals, install_termination_handlers, stop_all
 from conformance._profile import Profile, load_profile
 from conformance._requirements import all_requirements
 from conformance.report import EXIT_HARNESS_ERROR, EXIT_USAGE, REPORT_NAME, write_reports
@@ -104,6 +104,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"conformance: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        # An interrupt that escaped a command's own handling (e.g. during its clean-up).
+        ignore_termination_signals()
+        stop_all()
+        print("conformance: interrupted; everything started was stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _list_requirements(fmt: str) -> int:
@@ -159,6 +165,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"conformance: error: {exc}", file=sys.stderr)
         return EXIT_HARNESS_ERROR
     except KeyboardInterrupt:
+        ignore_termination_signals()
         stop_all()
         print("conformance: interrupted; everything started was stopped", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -170,6 +177,7 @@ def _run(args: argparse.Namespace) -> int:
         interrupted = pytest_rc == 2
     except KeyboardInterrupt:
         interrupted = True
+        ignore_termination_signals()
     finally:
         try:
             session.close()
