@@ -117,3 +117,19 @@ def run_cli(tmp_path: Path) -> Callable[..., CliRun]:
         return result
 
     return run
+
+
+def start_cli_run(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
+    """``conformance run`` on the reference profile as a background process (local
+    mode, pipes open), for tests that signal or kill it mid-run."""
+    report_dir = tmp_path / "report"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "conformance.cli", "run", "--profile", str(REFERENCE_PROFILE),
+         "--report-dir", str(report_dir), "--mode", "local"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(),
+        cwd=tmp_path,
+        text=True,
+    )  # fmt: skip
+    return proc, report_dir

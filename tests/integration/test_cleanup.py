@@ -13,7 +13,7 @@ import pytest
 
 from conformance._wait import wait_until
 
-from .conftest import REFERENCE_PROFILE, cli_env, processes_with_run_id
+from .conftest import cli_env, processes_with_run_id, start_cli_run
 
 pytestmark = pytest.mark.integration
 
@@ -29,30 +29,6 @@ def _phase_markers(report_dir: Path) -> dict[str, Callable[[], bool]]:
         ),
         "suites-running": lambda: (report_dir / "allure-results").exists(),
     }
-
-
-def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
-    report_dir = tmp_path / "report"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "conformance.cli",
-            "run",
-            "--profile",
-            str(REFERENCE_PROFILE),
-            "--report-dir",
-            str(report_dir),
-            "--mode",
-            "local",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=cli_env(),
-        cwd=tmp_path,
-        text=True,
-    )
-    return proc, report_dir
 
 
 def _read_run_id(proc: subprocess.Popen[str]) -> str:
@@ -75,7 +51,7 @@ def _wait_for_phase(proc: subprocess.Popen[str], marker: Callable[[], bool], pha
 @pytest.mark.parametrize("phase", ["prometheus-starting", "service-up", "suites-running"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_signal_at_each_phase_leaves_nothing(tmp_path: Path, phase: str, sig: signal.Signals) -> None:
-    proc, report_dir = _start(tmp_path)
+    proc, report_dir = start_cli_run(tmp_path)
     run_id = _read_run_id(proc)
     _wait_for_phase(proc, _phase_markers(report_dir)[phase], phase)
     proc.send_signal(sig)

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ import yaml
 from conformance._profile import schema_path
 from conformance._wait import wait_until
 
-from .conftest import REFERENCE_PROFILE, CliRun, cli_env, processes_with_run_id, variant_profile
+from .conftest import CliRun, processes_with_run_id, start_cli_run, variant_profile
 
 pytestmark = pytest.mark.integration
 
@@ -119,26 +117,7 @@ def test_service_port_override(run_cli: RunCli) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_mid_run_stops_everything(tmp_path: Path, sig: signal.Signals) -> None:
-    report_dir = tmp_path / "report"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "conformance.cli",
-            "run",
-            "--profile",
-            str(REFERENCE_PROFILE),
-            "--report-dir",
-            str(report_dir),
-            "--mode",
-            "local",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=cli_env(),
-        cwd=tmp_path,
-        text=True,
-    )
+    proc, report_dir = start_cli_run(tmp_path)
     assert proc.stderr is not None
     run_id = proc.stderr.readline().split()[2].rstrip(":")
     stdout_log = report_dir / "work" / "service" / "stdout.log"
