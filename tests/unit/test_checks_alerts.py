@@ -31,7 +31,14 @@ from conformance.collect._promtool import (
 DATA = Path(__file__).resolve().parents[1] / "data" / "rules"
 CASES = yaml.safe_load((DATA / "cases.yaml").read_text())
 SLOS = [Slo(name=s["name"], metric=s["metric"]) for s in CASES["slos"]]
-needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not on PATH")
+# promtool is installed by scripts/bootstrap; without it these tests fail with that hint, never skip.
+needs_promtool = pytest.mark.usefixtures("_promtool_on_path")
+
+
+@pytest.fixture
+def _promtool_on_path() -> None:
+    if shutil.which("promtool") is None:
+        raise RuntimeError("promtool not on PATH: run scripts/bootstrap (Debian's prometheus package)")
 
 
 def inventory_from(text: str) -> MetricInventory:
