@@ -56,13 +56,13 @@ def generate(series: int) -> str:
                 name = f"bench_requests_{f}_total"
                 out.write(f"# HELP {name} Requests served.\n# TYPE {name} counter\n")
                 for i in range(share):
-                    out.write(f'{name}{{{_labels(i)}}} {i % 977}\n')
+                    out.write(f"{name}{{{_labels(i)}}} {i % 977}\n")
                 written += share
             elif kind == "gauge":
                 name = f"bench_queue_depth_{f}"
                 out.write(f"# HELP {name} Queue state.\n# TYPE {name} gauge\n")
                 for i in range(share):
-                    out.write(f'{name}{{{_labels(i)}}} {i % 13}.5\n')
+                    out.write(f"{name}{{{_labels(i)}}} {i % 13}.5\n")
                 written += share
             else:
                 name = f"bench_request_duration_{f}_seconds"

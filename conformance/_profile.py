@@ -136,6 +136,8 @@ class LogContract:
 
     stream: str = "stdout"
     schema: Path | None = None
+    #: Replaces the built-in request_completed schema (LOG-003); applied to the raw record.
+    request_completed_schema: Path | None = None
     fields: Mapping[str, str] = field(default_factory=lambda: {f: f for f in CANONICAL_LOG_FIELDS})
     required_fields: tuple[str, ...] = ("timestamp", "level", "logger", "message")
     levels: tuple[str, ...] = DEFAULT_LEVELS
@@ -172,6 +174,8 @@ class PrometheusConfig:
     evaluation_interval: float = 1.0
     rule_files: tuple[Path, ...] = ()
     rule_tests: tuple[Path, ...] = ()
+    #: Job name of the service's scrape target (rules select ``up{job=...}``).
+    job: str = "service"
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,14 +288,10 @@ def _schema_problem(error: jsonschema.ValidationError) -> tuple[str, str]:
         options = ", ".join(str(o) for o in value)
         return _format_path(path), f"must be one of {options}; got {_describe(error.instance)}"
     if validator == "const":
-        return _format_path(
-            path
-        ), f"must be {_describe(value)}, got {_describe(error.instance)}"
+        return _format_path(path), f"must be {_describe(value)}, got {_describe(error.instance)}"
     if validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         words = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
-        return _format_path(
-            path
-        ), f"must be {words[str(validator)]} {value}, got {error.instance}"
+        return _format_path(path), f"must be {words[str(validator)]} {value}, got {error.instance}"
     if validator == "pattern":
         return _format_path(path), f"{_describe(error.instance)} does not match {value}"
     if validator == "oneOf" and error.context:
@@ -381,7 +381,13 @@ def _parse_sections(profile: Profile, display: str, data: Mapping[str, Any]) -> 
     return parsed
 
 
+#: In a profile's file paths: the schemas shipped with the harness (``schemas/`` of a checkout).
+HARNESS_SCHEMAS = "{harness_schemas}"
+
+
 def _existing_file(base: Path, value: str, display: str, where: str) -> Path:
+    if value.startswith(HARNESS_SCHEMAS):
+        value = str(schema_path("profile.schema.json").parent) + value[len(HARNESS_SCHEMAS) :]
     resolved = (base / value).resolve()
     if not resolved.is_file():
         raise ProfileError(display, where, f"file not found: {value} (looked at {resolved})")
@@ -465,6 +471,7 @@ def _build(path: Path, display: str, data: dict[str, Any]) -> Profile:
     prometheus = PrometheusConfig(
         scrape_interval=float(prom.get("scrape_interval", 1.0)),
         evaluation_interval=float(prom.get("evaluation_interval", 1.0)),
+        job=str(prom.get("job", "service")),
         rule_files=tuple(
             _existing_file(base, f, display, f"prometheus.rule_files[{i}]")
             for i, f in enumerate(prom.get("rule_files", []))
@@ -494,20 +501,10 @@ def _build(path: Path, display: str, data: dict[str, Any]) -> Profile:
 def _build_logs(base: Path, display: str, logs: dict[str, Any]) -> LogContract:
     fields = {f: f for f in CANONICAL_LOG_FIELDS}
     fields.update(logs.get("fields", {}))
-    schema = None
-    if "schema" in logs:
-        schema = _existing_file(base, logs["schema"], display, "logs.schema")
-        try:
-            custom = json.loads(schema.read_text(encoding="utf-8"))
-            jsonschema.Draft202012Validator.check_schema(custom)
-        except (ValueError, jsonschema.SchemaError) as exc:
-            first = str(exc).splitlines()[0]
-            raise ProfileError(
-                display, "logs.schema", f"{logs['schema']} is not a valid JSON Schema: {first}"
-            ) from None
     return LogContract(
         stream=logs.get("stream", "stdout"),
-        schema=schema,
+        schema=_schema_file(base, display, logs, "schema"),
+        request_completed_schema=_schema_file(base, display, logs, "request_completed_schema"),
         fields=fields,
         required_fields=tuple(logs.get("required_fields", ("timestamp", "level", "logger", "message"))),
         levels=tuple(logs.get("levels", DEFAULT_LEVELS)),
@@ -516,6 +513,22 @@ def _build_logs(base: Path, display: str, logs: dict[str, Any]) -> LogContract:
         request_completed_message=logs.get("request_completed_message", "request_completed"),
         max_line_bytes=int(logs.get("max_line_bytes", 1024 * 1024)),
     )
+
+
+def _schema_file(base: Path, display: str, logs: Mapping[str, Any], key: str) -> Path | None:
+    """``logs.<key>``: an existing file holding a valid JSON Schema, or None when not given."""
+    if key not in logs:
+        return None
+    schema = _existing_file(base, logs[key], display, f"logs.{key}")
+    try:
+        custom = json.loads(schema.read_text(encoding="utf-8"))
+        jsonschema.Draft202012Validator.check_schema(custom)
+    except (ValueError, jsonschema.SchemaError) as exc:
+        first = str(exc).splitlines()[0]
+        raise ProfileError(
+            display, f"logs.{key}", f"{logs[key]} is not a valid JSON Schema: {first}"
+        ) from None
+    return schema
 
 
 def _env_str(value: Any) -> str:

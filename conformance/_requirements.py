@@ -22,6 +22,7 @@ AREAS = {
     "PII": "PII",
     "RL": "Rate limits",
     "ALR": "Alerts",
+    "HLT": "Health",
     "PERF": "Load",
 }
 

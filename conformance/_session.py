@@ -25,7 +25,6 @@ from conformance.collect._prometheus_api import PrometheusClient, wait_for_targe
 from conformance.collect._scrape import Exposition, scrape_metrics
 from conformance.collect._traffic import drive_endpoints
 from conformance.stack import Stack, make_stack
-from conformance.stack._local import SERVICE_JOB
 from conformance.telemetry import HttpExchange, LogLine, Span
 
 __all__ = ["ConformanceSession"]
@@ -133,12 +132,14 @@ class ConformanceSession:
         """Prometheus's view of the service target after a scrape newer than the traffic."""
         try:
             target: dict[str, Any] = wait_for_target_up(
-                self.prometheus, SERVICE_JOB, timeout=max(5.0, 4 * self.profile.prometheus.scrape_interval)
+                self.prometheus,
+                self.profile.prometheus.job,
+                timeout=max(5.0, 4 * self.profile.prometheus.scrape_interval),
             )
             return target
         except WaitTimeout:
             for target in self.prometheus.targets():
-                if target.get("labels", {}).get("job") == SERVICE_JOB:
+                if target.get("labels", {}).get("job") == self.profile.prometheus.job:
                     return dict(target)
             return None
 

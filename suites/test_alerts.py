@@ -25,7 +25,6 @@ from conformance.checks.alerts import MetricInventory, RuleSet
 from conformance.collect._livefire import LiveFireOutcome, QuietOutcome, fire_alert, watch_quiet
 from conformance.collect._promtool import PromtoolRunner, RuleCheckResult, RuleTestResult, default_runner
 from conformance.plugin import Verdict
-from conformance.stack._local import SERVICE_JOB
 
 NOT_APPLICABLE_HINT = "or declare it in requirements.not_applicable with a reason"
 
@@ -236,7 +235,7 @@ def live_fire(conformance_session: ConformanceSession) -> LiveFireRun:
         s.prometheus,
         alerts=[recipe.alert for recipe in section.live_fire],
         endpoints=base.endpoints,
-        job=SERVICE_JOB,
+        job=s.profile.prometheus.job,
         rate=base.rate,
         duration=base.duration,
         timeout=base.timeout,
@@ -289,7 +288,7 @@ def test_rule_selectors_exist_in_the_metrics(
     s = conformance_session
     section = _section(s)
     s.prometheus_target()  # a scrape newer than all the traffic so far
-    series = s.prometheus.series([f'{{job="{SERVICE_JOB}"}}'])
+    series = s.prometheus.series([f'{{job="{s.profile.prometheus.job}"}}'])
     exposition = s.scrape()
     inventory = MetricInventory.build(series, exposition.families)
     report = alerts.check_selectors(

@@ -25,7 +25,6 @@ from conformance.collect._cardinality import (
 from conformance.collect._promtool import LocalPromtool
 from conformance.collect._scrape import Exposition
 from conformance.plugin import Verdict
-from conformance.stack._local import SERVICE_JOB
 
 #: Lint lines kept in the evidence per verdict (ours, promtool's).
 _SHOWN = 50
@@ -212,7 +211,7 @@ def probe(conformance_session: ConformanceSession, contract: MetricsContract) ->
         clients=clients,
         scrape=s.scrape,
         prometheus=s.prometheus,
-        job=SERVICE_JOB,
+        job=s.profile.prometheus.job,
         timeout=config.timeout,
     )
     s.require_running()
@@ -317,7 +316,7 @@ def test_counters_never_decrease(
     s = conformance_session
     names = metrics.counter_sample_names(steady[1])
     window = time.time() - s.started_at
-    history = counter_history(s.prometheus, SERVICE_JOB, names, window)
+    history = counter_history(s.prometheus, s.profile.prometheus.job, names, window)
     verdict.note(
         counter_series_names=len(names),
         prometheus_window_seconds=round(window, 1),

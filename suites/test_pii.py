@@ -26,7 +26,6 @@ from conformance.collect._canaries import (
 )
 from conformance.collect._logs import read_log_lines
 from conformance.plugin import Verdict
-from conformance.stack._local import SERVICE_JOB
 from conformance.telemetry import LogLine
 
 
@@ -101,7 +100,7 @@ def pii_run(conformance_session: ConformanceSession, section: PiiSection) -> Pii
         prometheus=s.prometheus,
         scrape=s.scrape,
         correlation_header=s.profile.correlation_header,
-        prometheus_job=SERVICE_JOB,
+        prometheus_job=s.profile.prometheus.job,
         traced_endpoints=s.traced_endpoints,
         timeout=section.timeout,
     )
@@ -160,7 +159,7 @@ def test_no_canary_in_metrics(pii_run: PiiRun, verdict: Verdict) -> None:
 @pytest.mark.requirement("PII-004")
 def test_no_canary_in_prometheus(pii_run: PiiRun, verdict: Verdict) -> None:
     if not pii_run.channels.series:
-        raise HarnessError(f"Prometheus has no series for job {SERVICE_JOB!r}; see MET-001")
+        raise HarnessError("Prometheus has no series for the service's job (prometheus.job); see MET-001")
     labels = pii_run.channels.label_values
     verdict.note(
         **pii_run.notes("prometheus"),

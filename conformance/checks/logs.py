@@ -230,12 +230,15 @@ def check_record_schema(
 def check_request_completed(
     parsed: Sequence[ParsedLogLine], contract: LogContract, schema: Mapping[str, Any]
 ) -> list[Finding]:
-    """LOG-003."""
+    """LOG-003: the built-in schema on the canonical record, or the profile's
+    own (``logs.request_completed_schema``) on the raw record."""
     validator = jsonschema.Draft202012Validator(schema)
+    raw = contract.request_completed_schema is not None
     findings: list[Finding] = []
     for p, record in _records(parsed):
         if _is_request_completed(record, contract):
-            findings += _validation_findings(LOG_003.id, p, record, validator)
+            instance = p.raw_record if raw and p.raw_record is not None else record
+            findings += _validation_findings(LOG_003.id, p, instance, validator)
     return findings
 
 
@@ -413,7 +416,8 @@ def check_request_coverage(
                 Finding(
                     LOG_007.id,
                     f"{n} {method} request(s) answered {status} ({', '.join(paths)[:120]}) "
-                    f"but only {logged} request_completed record(s) match them",
+                    f"but only {logged} record(s) with {contract.fields.get('message', 'message')} = "
+                    f"{contract.request_completed_message!r} match them",
                     {"method": method, "status_code": status, "sent": n, "logged": logged},
                 )
             )

@@ -95,6 +95,10 @@ UNCONFIGURED = {
         "not configured yet: conformance init cannot know which fields the service logs redacted",
         "add pii.redacted_fields (endpoint, message, field, markers)",
     ),
+    "HLT": (
+        "not configured yet: conformance init cannot know the health probes' body schemas",
+        "add health.probes (endpoint, status, schema) and health.dependency_failure",
+    ),
 }
 
 # The service's names for canonical log fields, most common first. Only names from

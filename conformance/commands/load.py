@@ -199,11 +199,10 @@ class _Gate:
 
     # -- the run -----------------------------------------------------------
     def run(self, session: ConformanceSession) -> None:
-        from conformance.stack._local import SERVICE_JOB
-
+        job = session.profile.prometheus.job
         telemetry = self.section.telemetry
         prometheus = session.prometheus
-        since = wait_for_scrape_after(prometheus, SERVICE_JOB, time.time(), timeout=telemetry.scrape_timeout)
+        since = wait_for_scrape_after(prometheus, job, time.time(), timeout=telemetry.scrape_timeout)
         self.locust_dir.mkdir(parents=True, exist_ok=True)
         plan_path = self.locust_dir / "plan.json"
         processes = max(1, self.workers)
@@ -238,9 +237,7 @@ class _Gate:
         window_error: HarnessError | None = None
         until = 0.0
         try:
-            until = wait_for_scrape_after(
-                prometheus, SERVICE_JOB, run.finished_at, timeout=telemetry.scrape_timeout
-            )
+            until = wait_for_scrape_after(prometheus, job, run.finished_at, timeout=telemetry.scrape_timeout)
         except HarnessError as exc:
             window_error = exc
 

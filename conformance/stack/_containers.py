@@ -61,7 +61,7 @@ from conformance.stack._collector import (
     render_collector_config,
 )
 from conformance.stack._docker import docker_client, image_present, reap_container_leftovers, run_labels
-from conformance.stack._local import _FAST_EXPORT_ENV, SERVICE_JOB
+from conformance.stack._local import _FAST_EXPORT_ENV
 from conformance.stack._prometheus import ScrapeTarget, render_config
 from conformance.stack._receiver_server import API_PORT, GRPC_PORT, HTTP_PORT
 
@@ -564,7 +564,9 @@ class ContainerStack:
         svc = self.section.service
         targets = [
             ScrapeTarget(
-                job=SERVICE_JOB, address=f"service:{svc.scrape_port}", metrics_path=self.profile.metrics.path
+                job=self.profile.prometheus.job,
+                address=f"service:{svc.scrape_port}",
+                metrics_path=self.profile.metrics.path,
             )
         ]
         if collector:
@@ -651,6 +653,43 @@ class ContainerStack:
             follower = _LogFollower(service, stream, logs / f"{stream}.log")
             follower.start()
             self._followers[stream] = follower
+
+    def start_service_instance(self, name: str, extra_env: Mapping[str, str]) -> str:
+        """Another container of the service image on the stack's network, with ``extra_env`` on top
+        of the service's environment (HLT's dependency-failure instance). It is labelled with the
+        run id like every other container and removed by ``remove_instance`` or ``stop``.
+        Returns its published base URL; readiness is the caller's business."""
+        docker_container, _, _ = _container_classes()
+        svc = self.section.service
+        values = {"port": str(svc.port), "metrics_port": str(svc.scrape_port)}
+        env = {**self.service_env(collector="otel-collector" in self._containers), **extra_env}
+        self._launch(
+            name,
+            str(svc.image),
+            ports=(svc.port,),
+            env=env,
+            command=[_fill(part, values) for part in svc.command] or None,
+            docker_container=docker_container,
+        )
+        return self._url(name, svc.port)
+
+    def instance_exit_code(self, name: str) -> int | None:
+        """The exit code of an instance started by ``start_service_instance``, None while it runs."""
+        container = self._containers.get(name)
+        if container is None:
+            return None
+        status, code = _exit_state(container)
+        return code if status in ("exited", "dead") else None
+
+    def instance_logs(self, name: str) -> str:
+        container = self._containers.get(name)
+        return _logs_tail(container) if container is not None else ""
+
+    def remove_instance(self, name: str) -> None:
+        container = self._containers.pop(name, None)
+        if container is not None:
+            with contextlib.suppress(Exception):
+                container.get_wrapped_container().remove(force=True, v=True)
 
     # -- report ----------------------------------------------------------
     def _image_id(self, image: str) -> str:

@@ -28,7 +28,7 @@ from conformance.stack._prometheus import LocalPrometheus, ScrapeTarget
 
 __all__ = ["SERVICE_JOB", "LocalStack"]
 
-#: Prometheus job name of the service under test.
+#: Default Prometheus job name of the service under test (profile: prometheus.job).
 SERVICE_JOB = "service"
 
 # Export quickly in test stacks so waits end early (OTel SDK env names).
@@ -223,7 +223,7 @@ class LocalStack:
     def _start_prometheus(self) -> None:
         met = self.profile.metrics
         target = ScrapeTarget(
-            job=SERVICE_JOB, address=f"{LOOPBACK}:{self.metrics_port}", metrics_path=met.path
+            job=self.profile.prometheus.job, address=f"{LOOPBACK}:{self.metrics_port}", metrics_path=met.path
         )
         self.prometheus = LocalPrometheus(
             self.workdir / "prometheus",

@@ -44,7 +44,8 @@ def make_service() -> Iterator[ServiceFactory]:
         app = create_app(settings, span_exporter=spans, metrics_registry=registry, clock=clock)
         service = InProcessService(app, settings, spans, registry, clock)
         handler = logging.StreamHandler(service.log_stream)
-        handler.setFormatter(JsonFormatter(settings.breakage))
+        style = settings.flavour.log_style(settings.version, settings.environment)
+        handler.setFormatter(JsonFormatter(settings.breakage, style))
         package_logger.addHandler(handler)
         handlers.append(handler)
         return service

@@ -245,6 +245,24 @@ def _uncounted_errors(service: InProcessService) -> bool:
     return response.status_code == 500 and service.sample("http_errors_total", labels) is None
 
 
+def _ready_ignores_dependencies(service: InProcessService) -> bool:
+    return service.get("/health/ready").status_code == 200  # with a dependency failing (DETECTOR_ENV)
+
+
+def _live_checks_dependencies(service: InProcessService) -> bool:
+    return service.get("/health/live").status_code != 200  # with a dependency failing (DETECTOR_ENV)
+
+
+def _health_missing_field(service: InProcessService) -> bool:
+    return "version" not in service.get("/health").json()
+
+
+#: Environment a detector needs to show its variant (also given to the conforming service).
+DETECTOR_ENV: dict[str, dict[str, str]] = {
+    brk.READY_IGNORES_DEPENDENCIES: {"REFSVC_FAIL_DEPENDENCY": "database"},
+    brk.LIVE_CHECKS_DEPENDENCIES: {"REFSVC_FAIL_DEPENDENCY": "database"},
+}
+
 DETECTORS: dict[str, Callable[[InProcessService], bool]] = {
     brk.PLAIN_TEXT_LOG: _plain_text_log,
     brk.TIMESTAMP_NO_TZ: _timestamp_no_tz,
@@ -279,6 +297,9 @@ DETECTORS: dict[str, Callable[[InProcessService], bool]] = {
     brk.SLOW_HEALTH: _slow_health,
     brk.DROP_COUNTER_INCREMENTS: _drop_counter_increments,
     brk.UNCOUNTED_ERRORS: _uncounted_errors,
+    brk.READY_IGNORES_DEPENDENCIES: _ready_ignores_dependencies,
+    brk.LIVE_CHECKS_DEPENDENCIES: _live_checks_dependencies,
+    brk.HEALTH_MISSING_FIELD: _health_missing_field,
 }
 
 
@@ -288,12 +309,12 @@ def test_every_variant_has_a_detector() -> None:
 
 @pytest.mark.parametrize("variant", sorted(DETECTORS))
 def test_variant_shows_its_defect(make_service: ServiceFactory, variant: str) -> None:
-    assert DETECTORS[variant](make_service(breaks=[variant]))
+    assert DETECTORS[variant](make_service(breaks=[variant], env=DETECTOR_ENV.get(variant)))
 
 
 @pytest.mark.parametrize("variant", sorted(DETECTORS))
 def test_conforming_service_does_not(make_service: ServiceFactory, variant: str) -> None:
-    assert not DETECTORS[variant](make_service())
+    assert not DETECTORS[variant](make_service(env=DETECTOR_ENV.get(variant)))
 
 
 @pytest.mark.parametrize("variant", sorted(DETECTORS))

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_validate_ok(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(REPO / "fixtures/reference_service/conformance.yaml")]) == 0
-    assert capsys.readouterr().out.strip().endswith(": ok (reference-service, 8 endpoint(s))")
+    assert capsys.readouterr().out.strip().endswith(": ok (reference-service, 9 endpoint(s))")
 
 
 def test_validate_broken_profile_is_exit_2_one_line(
