@@ -207,8 +207,13 @@ def test_rules_evaluate_in_prometheus(
         )
     except WaitTimeout:
         loaded = prometheus.rules()
-    verdict.note(loaded=len(loaded), evaluation_interval=s.profile.prometheus.evaluation_interval)
-    verdict.check(alerts.check_rules_loaded(lintable, loaded), what=f"{len(lintable.rules)} rules")
+    rejected = s.stack.rejected_rule_files
+    verdict.note(
+        loaded=len(loaded),
+        evaluation_interval=s.profile.prometheus.evaluation_interval,
+        files_not_loaded=sorted(rejected),
+    )
+    verdict.check(alerts.check_rules_loaded(lintable, loaded, rejected), what=f"{len(lintable.rules)} rules")
 
 
 @dataclass

@@ -348,3 +348,20 @@ def test_generated_correlation_ids_are_unique(
     verdict.check(
         traces.check_correlation_unique(ids, answered=answered, where=where), what=f"{len(ids)} ids"
     )
+
+
+@pytest.mark.requirement("TRC-013")
+def test_excluded_endpoints_are_not_traced(
+    probes: TraceProbes, verdict: Verdict, conformance_session: ConformanceSession
+) -> None:
+    s = conformance_session
+    excluded = [ep.name for ep in s.profile.endpoints if not ep.traced]
+    if not excluded:
+        raise HarnessError(
+            "the profile excludes no endpoint from tracing (traced: false), so there is nothing to check",
+            hint="mark the endpoints the service does not trace with traced: false, or declare TRC-013 "
+            "in requirements.not_applicable",
+        )
+    observed = [o for o in probes.endpoint_requests() if o.exchange.endpoint in excluded]
+    verdict.note(excluded=excluded, requests=len(observed), spans_read_after_quiet_period=True)
+    verdict.check(traces.check_untraced(observed, probes.source), what=f"{len(observed)} requests")

@@ -645,14 +645,28 @@ def check_slo_coverage(slos: Sequence[Slo], rules: RuleSet) -> list[Finding]:
 # -- the real Prometheus --------------------------------------------------------
 
 
-def check_rules_loaded(rules: RuleSet, loaded: Sequence[Mapping[str, Any]]) -> list[Finding]:
-    """ALR-011: each rule of the files is loaded (``/api/v1/rules``), evaluated, and healthy."""
+def check_rules_loaded(
+    rules: RuleSet, loaded: Sequence[Mapping[str, Any]], rejected: Mapping[str, str] | None = None
+) -> list[Finding]:
+    """ALR-011: each rule of the files is loaded (``/api/v1/rules``), evaluated, and healthy.
+
+    ``rejected``: files the stack did not give Prometheus because promtool rejects
+    them (file → promtool's first error); none of their rules can load.
+    """
     kinds = {"alert": "alerting", "record": "recording"}
+    findings = [
+        Finding(
+            ALR_011.id,
+            f"{file}: not loaded into Prometheus, which cannot parse it (promtool: {excerpt(error, 200)}; "
+            "see ALR-001)",
+            {"file": file, "promtool_error": excerpt(error, 300)},
+        )
+        for file, error in sorted((rejected or {}).items())
+    ]
     index: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
     for entry in loaded:
         key = (str(entry.get("group", "")), str(entry.get("name", "")), str(entry.get("type", "")))
         index.setdefault(key, []).append(entry)
-    findings = []
     for rule in rules.rules:
         entries = index.get((rule.group, rule.name, kinds[rule.kind]), [])
         if not entries:

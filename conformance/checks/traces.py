@@ -47,6 +47,7 @@ __all__ = [
     "TRC_010",
     "TRC_011",
     "TRC_012",
+    "TRC_013",
     "Expectation",
     "Observed",
     "SpanSource",
@@ -63,6 +64,7 @@ __all__ = [
     "check_trace_continued",
     "check_tracestate_discarded",
     "check_tracestate_kept",
+    "check_untraced",
     "describe_case",
     "load_vectors",
     "observe",
@@ -134,6 +136,12 @@ TRC_012 = requirement(
     "TRC-012", Level.SHOULD, "An invalid tracestate is discarded, not kept on the SERVER span",
     source="W3C Trace Context 'tracestate Header Field Values' (key/value grammar, at most 32 members); "
     "W3C test suite tracestate cases at STRICT_LEVEL 2",
+)  # fmt: skip
+TRC_013 = requirement(
+    "TRC-013", Level.SHOULD,
+    "Requests to endpoints the profile excludes from tracing (traced: false) produce no SERVER span",
+    source="seed 002 §Distributed Tracing, Configuration: OTEL_PYTHON_FASTAPI_EXCLUDED_URLS="
+    "/metrics,/health,/health/live,/health/ready,/favicon.ico",
 )  # fmt: skip
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -853,3 +861,31 @@ def check_correlation_unique(ids: Sequence[str], *, answered: int, where: str) -
             },
         )
     ]
+
+
+def check_untraced(observed: Sequence[Observed], src: SpanSource) -> list[Finding]:
+    """TRC-013: ``observed`` are the requests sent to excluded endpoints; none may
+    have a SERVER span (found by its marker or, sent with a traceparent, by trace)."""
+    findings = []
+    for o in observed:
+        if o.server is None:
+            continue
+        x = o.exchange
+        findings.append(
+            Finding(
+                TRC_013.id,
+                f"{x.method} {x.path} ({x.endpoint}) is excluded from tracing (traced: false) but produced "
+                f"SERVER span {o.server.span_id} in trace {o.server.trace_id} ({o.located_by}), read from "
+                f"{src.store}",
+                {
+                    "endpoint": x.endpoint,
+                    "request": o.name,
+                    "span": {
+                        "trace_id": o.server.trace_id,
+                        "span_id": o.server.span_id,
+                        "name": o.server.name,
+                    },
+                },
+            )
+        )
+    return findings

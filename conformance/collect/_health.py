@@ -3,8 +3,9 @@ in which a dependency fails.
 
 :func:`fetch_probes` sends one timed request per probe of the profile's
 ``health`` section to the running service. :func:`probe_with_dependency_failure`
-starts a second instance of the service (local mode only: the same command
-on a fresh port, the stack's environment plus ``dependency_failure.env``),
+starts a second instance of the service (local mode: the same command on a
+fresh port; container mode: another container of the service image; both with
+the stack's environment plus ``dependency_failure.env``),
 waits until it answers any HTTP status on ``service.ready.path`` (a readiness
 probe that fails answers 503, which the stack's own wait would never accept),
 asks its readiness and liveness probes once each, and always stops it.
@@ -12,31 +13,34 @@ asks its readiness and liveness probes once each, and always stops it.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 
-from conformance._exceptions import HarnessError, ServiceStartError, WaitTimeout
-from conformance._mask import excerpt, mask_secrets
+from conformance._exceptions import HarnessError, ServiceStartError
+from conformance._mask import mask_secrets
 from conformance._ports import LOOPBACK, free_port
 from conformance._process import ManagedProcess
 from conformance._profile import Profile
+from conformance._readiness import Exited, wait_answering
 from conformance._sections.health import DependencyFailure, HealthProbe
-from conformance._wait import wait_until
 from conformance.collect._traffic import send
 from conformance.stack import Stack
 from conformance.telemetry import HttpExchange
 
 if TYPE_CHECKING:
     from conformance.stack._containers import ContainerStack
+    from conformance.stack._local import LocalStack
 
 __all__ = [
-    "LOCAL_MODE_ONLY",
+    "NO_SECOND_INSTANCE",
     "SECOND_INSTANCE",
     "DependencyFailureRun",
     "ProbeAnswer",
@@ -47,7 +51,7 @@ __all__ = [
 #: Name of the second instance: its ManagedProcess and its log directory under the run's workdir.
 SECOND_INSTANCE = "service-dependency-failure"
 
-LOCAL_MODE_ONLY = (
+NO_SECOND_INSTANCE = (
     "the dependency-failure probe starts a second service instance, which local and container mode can do; "
     "external mode cannot: run with --mode local or declare HLT-002/HLT-003 not_applicable"
 )
@@ -90,7 +94,7 @@ def probe_with_dependency_failure(
 ) -> DependencyFailureRun:
     """Start the second instance, ask its probes, stop it (whatever happens).
 
-    Raises :class:`HarnessError` when the stack is not local,
+    Raises :class:`HarnessError` in external mode (nothing to start),
     :class:`ServiceStartError` when the instance cannot start, exits during
     start-up, or answers nothing on ``service.ready.path`` within
     ``failure.timeout``.
@@ -98,10 +102,43 @@ def probe_with_dependency_failure(
     from conformance.stack._containers import ContainerStack
     from conformance.stack._local import LocalStack
 
+    instance: AbstractContextManager[tuple[str, Exited, Path]]  # base URL, exit watch, output directory
     if isinstance(stack, ContainerStack):
-        return _in_container(stack, profile, failure)
-    if not isinstance(stack, LocalStack):
-        raise HarnessError(LOCAL_MODE_ONLY)
+        instance = _container_instance(stack, profile, failure)
+    elif isinstance(stack, LocalStack):
+        instance = _process_instance(stack, profile, failure)
+    else:
+        raise HarnessError(NO_SECOND_INSTANCE)
+    started = time.monotonic()
+    with instance as (url, exited, log_dir):
+        wait_answering(
+            url + profile.service.ready.path,
+            what="the second service instance (dependency failure)",
+            exited=exited,
+            timeout=failure.timeout,
+            hint="raise health.dependency_failure.timeout, or check service.ready.path",
+            output_hint=f"full output in {log_dir}",
+            gave_up=f"never answered on {profile.service.ready.path}",
+        )
+        startup = time.monotonic() - started
+        with httpx.Client(base_url=url, timeout=profile.request_timeout) as client:
+            ready = _ask(client, failure.ready)
+            live = _ask(client, failure.live)
+    return DependencyFailureRun(
+        ready=ready,
+        live=live,
+        env_keys=tuple(failure.env),
+        url=url,
+        startup_seconds=startup,
+        log_dir=log_dir,
+    )
+
+
+@contextlib.contextmanager
+def _process_instance(
+    stack: LocalStack, profile: Profile, failure: DependencyFailure
+) -> Iterator[tuple[str, Exited, Path]]:
+    """Local mode: the profile's command again, on a fresh port, stopped on exit."""
     svc = profile.service
     if not svc.command:
         raise HarnessError(
@@ -120,7 +157,7 @@ def probe_with_dependency_failure(
     env = stack.service_env()
     env.update({k: _fill(v, values) for k, v in svc.env.items()})
     env.update({k: _fill(v, values) for k, v in failure.env.items()})
-    secrets = [svc.env[k] for k in svc.secret_env] + list(failure.env.values())
+    secrets = _secrets(profile, failure)
     log_dir = stack.workdir / SECOND_INSTANCE
     process = ManagedProcess(
         SECOND_INSTANCE,
@@ -130,9 +167,13 @@ def probe_with_dependency_failure(
         env=env,
         cwd=svc.cwd or profile.directory,
     )
-    url = f"http://{LOOPBACK}:{port}"
-    client = httpx.Client(base_url=url, timeout=profile.request_timeout)
-    started = time.monotonic()
+
+    def exited() -> tuple[int | None, str]:
+        code = process.poll()
+        return code, "" if code is None else mask_secrets(
+            process.stderr_tail() or process.stdout_tail(), secrets
+        )
+
     try:
         try:
             process.start()
@@ -141,104 +182,40 @@ def probe_with_dependency_failure(
                 f"cannot start the second service instance ({process.argv[0]}): {exc.strerror or exc}",
                 hint="check service.command in the profile or --service-command",
             ) from None
-        _wait_answering(process, client, svc.ready.path, failure.timeout, secrets)
-        startup = time.monotonic() - started
-        ready = _ask(client, failure.ready)
-        live = _ask(client, failure.live)
+        yield f"http://{LOOPBACK}:{port}", exited, log_dir
     finally:
-        client.close()
         process.stop(timeout=svc.shutdown_timeout)
-    return DependencyFailureRun(
-        ready=ready,
-        live=live,
-        env_keys=tuple(failure.env),
-        url=url,
-        startup_seconds=startup,
-        log_dir=log_dir,
-    )
 
 
-def _in_container(
+@contextlib.contextmanager
+def _container_instance(
     stack: ContainerStack, profile: Profile, failure: DependencyFailure
-) -> DependencyFailureRun:
-    """Container mode: the second instance is another container of the service image."""
-    svc = profile.service
-    secrets = [svc.env[k] for k in svc.secret_env] + list(failure.env.values())
-    started = time.monotonic()
+) -> Iterator[tuple[str, Exited, Path]]:
+    """Container mode: another container of the service image, removed on exit (its output kept)."""
+    secrets = _secrets(profile, failure)
+    log_dir = stack.workdir / SECOND_INSTANCE
+
+    def exited() -> tuple[int | None, str]:
+        code = stack.instance_exit_code(SECOND_INSTANCE)
+        return code, "" if code is None else mask_secrets(stack.instance_logs(SECOND_INSTANCE), secrets)
+
     try:
         url = stack.start_service_instance(SECOND_INSTANCE, {k: str(v) for k, v in failure.env.items()})
-        with httpx.Client(base_url=url, timeout=profile.request_timeout) as client:
-
-            def answering() -> tuple[int | None, str]:
-                code = stack.instance_exit_code(SECOND_INSTANCE)
-                if code is not None:
-                    tail = mask_secrets(stack.instance_logs(SECOND_INSTANCE), secrets)
-                    raise ServiceStartError(
-                        f"the second service container (dependency failure) exited with code {code} "
-                        f"during start-up; last output: {excerpt(tail, 300) or '(none)'}"
-                    )
-                try:
-                    return client.get(svc.ready.path, timeout=2.0).status_code, ""
-                except httpx.HTTPError as exc:
-                    return None, f"GET {svc.ready.path}: {type(exc).__name__}"
-
-            try:
-                wait_until(
-                    answering, awaited="the second service container to answer", timeout=failure.timeout
-                )
-            except WaitTimeout as exc:
-                raise ServiceStartError(
-                    f"the second service container (dependency failure) never answered on "
-                    f"{svc.ready.path}: {exc.last_seen} after {exc.timeout:g}s",
-                    hint="raise health.dependency_failure.timeout, or check service.ready.path",
-                ) from None
-            startup = time.monotonic() - started
-            ready = _ask(client, failure.ready)
-            live = _ask(client, failure.live)
+        yield url, exited, log_dir
     finally:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        (log_dir / "output.log").write_text(stack.instance_logs(SECOND_INSTANCE, 1 << 20), encoding="utf-8")
         stack.remove_instance(SECOND_INSTANCE)
-    return DependencyFailureRun(
-        ready=ready,
-        live=live,
-        env_keys=tuple(failure.env),
-        url=url,
-        startup_seconds=startup,
-        log_dir=stack.workdir / SECOND_INSTANCE,
-    )
+
+
+def _secrets(profile: Profile, failure: DependencyFailure) -> list[str]:
+    return [profile.service.env[k] for k in profile.service.secret_env] + list(failure.env.values())
 
 
 def _ask(client: httpx.Client, probe: HealthProbe | None) -> ProbeAnswer | None:
     if probe is None:
         return None
     return ProbeAnswer(probe, send(client, probe.endpoint, traceparent=False), dependency_failing=True)
-
-
-def _wait_answering(
-    process: ManagedProcess, client: httpx.Client, path: str, timeout: float, secrets: list[str]
-) -> None:
-    def probe() -> tuple[int | None, str]:
-        code = process.poll()
-        if code is not None:
-            tail = mask_secrets(process.stderr_tail() or process.stdout_tail(), secrets)
-            raise ServiceStartError(
-                f"the second service instance (dependency failure) exited with code {code} during "
-                f"start-up; last output: {excerpt(tail, 300) or '(none)'}",
-                hint=f"full output in {process.stderr_path.parent}",
-            )
-        try:
-            response = client.get(path, timeout=2.0)
-        except httpx.HTTPError as exc:
-            return None, f"GET {path}: {type(exc).__name__}"
-        return response.status_code, ""
-
-    try:
-        wait_until(probe, awaited=f"the second service instance to answer on {path}", timeout=timeout)
-    except WaitTimeout as exc:
-        raise ServiceStartError(
-            f"the second service instance (dependency failure) never answered on {path}: "
-            f"{exc.last_seen} after {exc.timeout:g}s",
-            hint="raise health.dependency_failure.timeout, or check service.ready.path",
-        ) from None
 
 
 def _fill(template: str, values: Mapping[str, str]) -> str:

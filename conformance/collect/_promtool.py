@@ -55,6 +55,7 @@ __all__ = [
     "LocalPromtool",
     "MetricsCheckResult",
     "MetricsProblem",
+    "PromtoolCommands",
     "PromtoolRun",
     "PromtoolRunner",
     "RuleCheckResult",
@@ -62,10 +63,12 @@ __all__ = [
     "RuleTestCase",
     "RuleTestResult",
     "default_runner",
+    "loadable_rule_files",
     "parse_check_metrics_output",
     "parse_check_rules_output",
     "parse_junit",
     "parse_test_rules_text",
+    "rule_dirs",
     "rule_test_group_names",
 ]
 
@@ -195,7 +198,91 @@ def default_runner(*, timeout: float = DEFAULT_PROMTOOL_TIMEOUT) -> PromtoolRunn
     return LocalPromtool.discover(timeout=timeout)
 
 
-class LocalPromtool:
+class PromtoolCommands:
+    """The promtool commands both runners share, and how their output is read.
+
+    A runner supplies :meth:`_run` (one promtool invocation: ``reads`` and
+    ``writes`` are the host directories the command needs, ``stdin`` its input)
+    and, when promtool sees other paths than the host's, :meth:`_where` and
+    :meth:`_to_host`. Everything else — which commands, one file per
+    ``check rules`` run, JUnit or text for ``test rules`` — is decided here once.
+    """
+
+    timeout: float
+    _junit: bool | None
+
+    def _run(
+        self,
+        args: Sequence[str],
+        *,
+        stdin: str | None = None,
+        reads: Sequence[Path] = (),
+        writes: Sequence[Path] = (),
+    ) -> PromtoolRun:
+        raise NotImplementedError
+
+    def _where(self, path: Path) -> str:
+        """A host path as promtool sees it."""
+        return str(path)
+
+    def _to_host(self, text: str) -> str:
+        """Text promtool wrote, with the paths it saw turned back into host paths."""
+        return text
+
+    def supports_junit(self) -> bool:
+        """Whether this promtool has ``test rules --junit`` (Prometheus 2.55+); asked once."""
+        if self._junit is None:
+            run = self._run(["test", "rules", "--help"])
+            self._junit = "--junit" in run.stdout + run.stderr
+        return self._junit
+
+    def check_rules(self, files: Sequence[Path], lint: LintMode = "all") -> RuleCheckResult:
+        checks = []
+        for file in files:
+            file = Path(file).resolve()
+            run = self._run(["check", "rules", f"--lint={lint}", self._where(file)], reads=[file.parent])
+            _refuse_usage_error(run)
+            checks.append(parse_check_rules_output(str(file), run))
+        return RuleCheckResult(lint=lint, files=tuple(checks))
+
+    def test_rules(self, files: Sequence[Path], junit_path: Path | None = None) -> RuleTestResult:
+        paths = [Path(f).resolve() for f in files]
+        names = [str(p) for p in paths]
+        if not paths:
+            return RuleTestResult(files=(), cases=(), source="text", runs=())
+        if junit_path is not None and self.supports_junit():
+            junit_path = junit_path.resolve()
+            junit_path.parent.mkdir(parents=True, exist_ok=True)
+            run = self._run(
+                ["test", "rules", f"--junit={self._where(junit_path)}", *map(self._where, paths)],
+                reads=rule_dirs(paths),
+                writes=[junit_path.parent],
+            )
+            _refuse_usage_error(run)
+            try:
+                xml_text = self._to_host(junit_path.read_text(encoding="utf-8"))
+            except OSError as exc:
+                raise HarnessError(
+                    f"promtool test rules exited {run.exit_code}, no JUnit at {junit_path}: {exc.strerror}",
+                    hint=_tail(run.stderr),
+                ) from None
+            return RuleTestResult(tuple(names), parse_junit(xml_text), "junit", (run,), str(junit_path))
+        runs: list[PromtoolRun] = []
+        cases: list[RuleTestCase] = []
+        for path in paths:
+            run = self._run(["test", "rules", self._where(path)], reads=rule_dirs([path]))
+            _refuse_usage_error(run)
+            runs.append(run)
+            cases.extend(parse_test_rules_text(str(path), run, rule_test_group_names(path)))
+        return RuleTestResult(tuple(names), tuple(cases), "text", tuple(runs))
+
+    def check_metrics(self, text: str, extended: bool = False) -> MetricsCheckResult:
+        run = self._run(["check", "metrics", *(["--extended"] if extended else [])], stdin=text)
+        _refuse_usage_error(run)
+        return parse_check_metrics_output(run)
+
+
+class LocalPromtool(PromtoolCommands):
     """The ``promtool`` binary on this machine."""
 
     kind = "local"
@@ -204,7 +291,7 @@ class LocalPromtool:
         self.binary = binary
         self.version = version
         self.timeout = timeout
-        self._junit: bool | None = None
+        self._junit = None
 
     def __repr__(self) -> str:
         return f"<LocalPromtool {self.binary} {self.version}>"
@@ -227,52 +314,14 @@ class LocalPromtool:
             "junit": self.supports_junit(),
         }
 
-    def supports_junit(self) -> bool:
-        """Whether this promtool has ``test --junit`` (Prometheus 2.55+); asked once."""
-        if self._junit is None:
-            run = self._run(["test", "rules", "--help"])
-            self._junit = "--junit" in run.stdout + run.stderr
-        return self._junit
-
-    def check_rules(self, files: Sequence[Path], lint: LintMode = "all") -> RuleCheckResult:
-        checks = []
-        for file in files:
-            run = self._run(["check", "rules", f"--lint={lint}", str(file)])
-            _refuse_usage_error(run)
-            checks.append(parse_check_rules_output(str(file), run))
-        return RuleCheckResult(lint=lint, files=tuple(checks))
-
-    def test_rules(self, files: Sequence[Path], junit_path: Path | None = None) -> RuleTestResult:
-        names = [str(f) for f in files]
-        if not files:
-            return RuleTestResult(files=(), cases=(), source="text", runs=())
-        if junit_path is not None and self.supports_junit():
-            junit_path.parent.mkdir(parents=True, exist_ok=True)
-            run = self._run(["test", "rules", f"--junit={junit_path}", *names])
-            _refuse_usage_error(run)
-            try:
-                xml_text = junit_path.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise HarnessError(
-                    f"promtool test rules exited {run.exit_code}, no JUnit at {junit_path}: {exc.strerror}",
-                    hint=_tail(run.stderr),
-                ) from None
-            return RuleTestResult(tuple(names), parse_junit(xml_text), "junit", (run,), str(junit_path))
-        runs: list[PromtoolRun] = []
-        cases: list[RuleTestCase] = []
-        for file in files:
-            run = self._run(["test", "rules", str(file)])
-            _refuse_usage_error(run)
-            runs.append(run)
-            cases.extend(parse_test_rules_text(str(file), run, rule_test_group_names(file)))
-        return RuleTestResult(tuple(names), tuple(cases), "text", tuple(runs))
-
-    def check_metrics(self, text: str, extended: bool = False) -> MetricsCheckResult:
-        run = self._run(["check", "metrics", *(["--extended"] if extended else [])], stdin=text)
-        _refuse_usage_error(run)
-        return parse_check_metrics_output(run)
-
-    def _run(self, args: Sequence[str], *, stdin: str | None = None) -> PromtoolRun:
+    def _run(
+        self,
+        args: Sequence[str],
+        *,
+        stdin: str | None = None,
+        reads: Sequence[Path] = (),
+        writes: Sequence[Path] = (),
+    ) -> PromtoolRun:
         argv = (self.binary, *args)
         env = {**os.environ, RUN_ID_ENV: RUN_ID}
         started = time.monotonic()
@@ -288,6 +337,48 @@ class LocalPromtool:
         except OSError as exc:
             raise HarnessError(f"cannot run {self.binary}: {exc.strerror or exc}") from None
         return PromtoolRun(argv, done.returncode, done.stdout, done.stderr, time.monotonic() - started)
+
+
+def loadable_rule_files(
+    runner: PromtoolRunner, files: Sequence[Path]
+) -> tuple[tuple[Path, ...], dict[str, str]]:
+    """The rule files Prometheus can load — those ``promtool check rules`` (no lint)
+    accepts — and, for the others, promtool's first error.
+
+    A file Prometheus cannot parse stops it from starting at all; loading only
+    the accepted ones keeps every other check running, and ALR-001/ALR-011
+    report the rejected file.
+    """
+    accepted: list[Path] = []
+    rejected: dict[str, str] = {}
+    for check in runner.check_rules(files, lint="none").files:
+        if check.ok:
+            accepted.append(Path(check.file))
+        else:
+            rejected[check.file] = check.errors[0] if check.errors else _tail(check.run.stderr, 300)
+    return tuple(accepted), rejected
+
+
+def rule_dirs(test_files: Sequence[Path]) -> list[Path]:
+    """The directories a ``test rules`` run reads: the unit-test files' and those of
+    the rule files they name (relative to themselves); nested ones are covered by
+    their parent."""
+    dirs: dict[str, Path] = {}
+    for test_file in test_files:
+        dirs[str(test_file.parent)] = test_file.parent
+        try:
+            data = yaml.safe_load(test_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        for rule_file in (data or {}).get("rule_files", []) if isinstance(data, dict) else []:
+            resolved = (test_file.parent / str(rule_file)).resolve()
+            dirs[str(resolved.parent)] = resolved.parent
+    ordered = sorted(dirs.values(), key=lambda p: len(p.parts))
+    kept: list[Path] = []
+    for directory in ordered:
+        if not any(directory.is_relative_to(parent) for parent in kept):
+            kept.append(directory)
+    return kept
 
 
 def _refuse_usage_error(run: PromtoolRun) -> None:

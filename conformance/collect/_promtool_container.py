@@ -27,19 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance._exceptions import HarnessError
-from conformance.collect._promtool import (
-    DEFAULT_PROMTOOL_TIMEOUT,
-    LintMode,
-    MetricsCheckResult,
-    PromtoolRun,
-    RuleCheckResult,
-    RuleTestResult,
-    parse_check_metrics_output,
-    parse_check_rules_output,
-    parse_junit,
-    parse_test_rules_text,
-    rule_test_group_names,
-)
+from conformance.collect._promtool import DEFAULT_PROMTOOL_TIMEOUT, PromtoolCommands, PromtoolRun
 
 __all__ = ["HOST_MOUNT", "ContainerPromtool"]
 
@@ -47,7 +35,7 @@ __all__ = ["HOST_MOUNT", "ContainerPromtool"]
 HOST_MOUNT = "/obsconform/host"
 
 
-class ContainerPromtool:
+class ContainerPromtool(PromtoolCommands):
     """promtool from a Prometheus image, run through the Docker SDK.
 
     ``client`` is a Docker SDK client (injected; :func:`conformance.stack._docker.docker_client`
@@ -61,7 +49,7 @@ class ContainerPromtool:
         self.timeout = timeout
         self._client = client
         self._version: str | None = None
-        self._junit: bool | None = None
+        self._junit = None
 
     def __repr__(self) -> str:
         return f"<ContainerPromtool {self.image}>"
@@ -97,73 +85,40 @@ class ContainerPromtool:
             "junit": self.supports_junit(),
         }
 
-    def supports_junit(self) -> bool:
-        """Whether this promtool has ``test rules --junit`` (Prometheus 2.55+); asked once."""
-        if self._junit is None:
-            run = self._run(["test", "rules", "--help"])
-            self._junit = "--junit" in run.stdout + run.stderr
-        return self._junit
+    def _where(self, path: Path) -> str:
+        return f"{HOST_MOUNT}{Path(path).resolve()}"
 
-    def check_rules(self, files: Sequence[Path], *, lint: LintMode = "all") -> RuleCheckResult:
-        checks = []
-        for file in files:
-            file = Path(file).resolve()
-            run = self._run(["check", "rules", f"--lint={lint}", _inside(file)], mounts=[file.parent])
-            _refuse_usage_error(run)
-            checks.append(parse_check_rules_output(str(file), run))
-        return RuleCheckResult(lint=lint, files=tuple(checks))
+    def _to_host(self, text: str) -> str:
+        return text.replace(HOST_MOUNT, "")
 
-    def test_rules(self, files: Sequence[Path], *, junit_path: Path | None = None) -> RuleTestResult:
-        paths = [Path(f).resolve() for f in files]
-        names = [str(p) for p in paths]
-        if not paths:
-            return RuleTestResult(files=(), cases=(), source="text", runs=())
-        if junit_path is not None and self.supports_junit():
-            junit_path = junit_path.resolve()
-            junit_path.parent.mkdir(parents=True, exist_ok=True)
-            mounts = [*_rule_dirs(paths)]
-            run = self._run(
-                ["test", "rules", f"--junit={_inside(junit_path)}", *map(_inside, paths)],
-                mounts=mounts,
-                writable=[junit_path.parent],
-            )
-            _refuse_usage_error(run)
-            try:
-                xml_text = junit_path.read_text(encoding="utf-8").replace(HOST_MOUNT, "")
-            except OSError as exc:
-                raise HarnessError(
-                    f"promtool test rules exited {run.exit_code} without writing {junit_path}: {exc.strerror}"
-                ) from None
-            return RuleTestResult(tuple(names), parse_junit(xml_text), "junit", (run,), str(junit_path))
-        runs: list[PromtoolRun] = []
-        cases = []
-        for path in paths:
-            run = self._run(["test", "rules", _inside(path)], mounts=_rule_dirs([path]))
-            _refuse_usage_error(run)
-            runs.append(run)
-            cases.extend(parse_test_rules_text(str(path), run, rule_test_group_names(path)))
-        return RuleTestResult(tuple(names), tuple(cases), "text", tuple(runs))
-
-    def check_metrics(self, text: str, *, extended: bool = False) -> MetricsCheckResult:
-        with tempfile.TemporaryDirectory(prefix="obsconform-promtool-") as tmp:
-            exposition = Path(tmp) / "metrics.txt"
-            exposition.write_text(text, encoding="utf-8")
-            exposition.chmod(0o644)
-            Path(tmp).chmod(0o755)
-            args = ["check", "metrics", *(["--extended"] if extended else [])]
-            command = "exec /bin/promtool " + " ".join(map(shlex.quote, args))
-            command += " < " + shlex.quote(_inside(exposition))
-            run = self._run(["-c", command], mounts=[Path(tmp)], entrypoint="/bin/sh", shown=args)
-        _refuse_usage_error(run)
-        return parse_check_metrics_output(run)
-
-    # -- running ---------------------------------------------------------
     def _run(
         self,
         args: Sequence[str],
         *,
-        mounts: Sequence[Path] = (),
-        writable: Sequence[Path] = (),
+        stdin: str | None = None,
+        reads: Sequence[Path] = (),
+        writes: Sequence[Path] = (),
+    ) -> PromtoolRun:
+        if stdin is None:
+            return self._container(args, reads=reads, writes=writes)
+        # The SDK's run() has no stdin: the input goes into a mounted file the image's /bin/sh redirects.
+        with tempfile.TemporaryDirectory(prefix="obsconform-promtool-") as tmp:
+            given = Path(tmp) / "stdin.txt"
+            given.write_text(stdin, encoding="utf-8")
+            given.chmod(0o644)
+            Path(tmp).chmod(0o755)
+            command = "exec /bin/promtool " + " ".join(map(shlex.quote, args))
+            command += " < " + shlex.quote(self._where(given))
+            return self._container(
+                ["-c", command], reads=[*reads, Path(tmp)], writes=writes, entrypoint="/bin/sh", shown=args
+            )
+
+    def _container(
+        self,
+        args: Sequence[str],
+        *,
+        reads: Sequence[Path] = (),
+        writes: Sequence[Path] = (),
         entrypoint: str = "/bin/promtool",
         shown: Sequence[str] | None = None,
     ) -> PromtoolRun:
@@ -171,8 +126,8 @@ class ContainerPromtool:
 
         from conformance.stack._docker import run_labels
 
-        volumes = {str(d): {"bind": _inside(d), "mode": "ro"} for d in mounts}
-        volumes.update({str(d): {"bind": _inside(d), "mode": "rw"} for d in writable})
+        volumes = {str(d): {"bind": self._where(d), "mode": "ro"} for d in reads}
+        volumes.update({str(d): {"bind": self._where(d), "mode": "rw"} for d in writes})
         argv = ("docker-run", self.image, "promtool", *(shown if shown is not None else args))
         started = time.monotonic()
         try:
@@ -209,40 +164,7 @@ class ContainerPromtool:
         return PromtoolRun(
             argv,
             int(status.get("StatusCode", -1)),
-            stdout.replace(HOST_MOUNT, ""),
-            stderr.replace(HOST_MOUNT, ""),
+            self._to_host(stdout),
+            self._to_host(stderr),
             time.monotonic() - started,
         )
-
-
-def _inside(path: Path) -> str:
-    return f"{HOST_MOUNT}{Path(path).resolve()}"
-
-
-def _rule_dirs(test_files: Sequence[Path]) -> list[Path]:
-    """The unit-test files' directories and those of the rule files they name."""
-    import yaml
-
-    dirs: dict[str, Path] = {}
-    for test_file in test_files:
-        dirs[str(test_file.parent)] = test_file.parent
-        try:
-            data = yaml.safe_load(test_file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            continue
-        for rule_file in (data or {}).get("rule_files", []) if isinstance(data, dict) else []:
-            resolved = (test_file.parent / str(rule_file)).resolve()
-            dirs[str(resolved.parent)] = resolved.parent
-    # A directory inside another mounted one is covered by it.
-    ordered = sorted(dirs.values(), key=lambda p: len(p.parts))
-    kept: list[Path] = []
-    for directory in ordered:
-        if not any(directory.is_relative_to(parent) for parent in kept):
-            kept.append(directory)
-    return kept
-
-
-def _refuse_usage_error(run: PromtoolRun) -> None:
-    for line in run.stderr.splitlines():
-        if line.startswith("promtool: error:"):
-            raise HarnessError(f"{' '.join(run.argv)}: {line.removeprefix('promtool: error:').strip()}")

@@ -17,6 +17,7 @@ probe, else ``local`` (:func:`resolve_mode`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -41,6 +42,11 @@ class Stack(Protocol):
     mode: str
     #: The run's work directory (logs, generated configs).
     workdir: Path
+
+    @property
+    def rejected_rule_files(self) -> Mapping[str, str]:
+        """Rule files its Prometheus did not load because promtool rejects them: file → first error."""
+        ...
 
     def start(self) -> None:
         """Bring everything up and wait until ready; on failure tear down what started and raise."""

@@ -192,6 +192,7 @@ class ContainerStack:
         self.network_name = f"obsconform-{RUN_ID}-{uuid.uuid4().hex[:6]}"
         self._client: Any = None
         self._network: Any = None
+        self.rejected_rule_files: dict[str, str] = {}
         self._containers: dict[str, Any] = {}
         self._ports: dict[tuple[str, int], int] = {}
         self._followers: dict[str, _LogFollower] = {}
@@ -578,7 +579,7 @@ class ContainerStack:
             targets.append(
                 ScrapeTarget(job=COLLECTOR_JOBS[1], address=f"otel-collector:{COLLECTOR_TELEMETRY_PORT}")
             )
-        rule_files = list(self.profile.prometheus.rule_files)
+        rule_files = list(self._loadable_rule_files())
         directory = self.workdir / "prometheus"
         directory.mkdir(parents=True, exist_ok=True)
         config = directory / "prometheus.yml"
@@ -654,6 +655,19 @@ class ContainerStack:
             follower.start()
             self._followers[stream] = follower
 
+    def _loadable_rule_files(self) -> tuple[Path, ...]:
+        """The profile's rule files promtool (from the Prometheus image) accepts; see
+        :func:`~conformance.collect._promtool.loadable_rule_files`."""
+        files = self.profile.prometheus.rule_files
+        if not files:
+            return ()
+        from conformance.collect._promtool import loadable_rule_files
+        from conformance.collect._promtool_container import ContainerPromtool
+
+        runner = ContainerPromtool(self.section.prometheus_image, client=self._client)
+        accepted, self.rejected_rule_files = loadable_rule_files(runner, files)
+        return accepted
+
     def start_service_instance(self, name: str, extra_env: Mapping[str, str]) -> str:
         """Another container of the service image on the stack's network, with ``extra_env`` on top
         of the service's environment (HLT's dependency-failure instance). It is labelled with the
@@ -681,9 +695,10 @@ class ContainerStack:
         status, code = _exit_state(container)
         return code if status in ("exited", "dead") else None
 
-    def instance_logs(self, name: str) -> str:
+    def instance_logs(self, name: str, max_bytes: int = 2000) -> str:
+        """The last ``max_bytes`` of an instance's output (stderr when it wrote any, else stdout)."""
         container = self._containers.get(name)
-        return _logs_tail(container) if container is not None else ""
+        return _logs_tail(container, max_bytes) if container is not None else ""
 
     def remove_instance(self, name: str) -> None:
         container = self._containers.pop(name, None)

@@ -36,6 +36,8 @@ class ExternalStack:
         self.workdir = workdir
         self.external: ExternalSection = containers_section(profile).external
         self._store: TraceStore | None = None
+        #: The deployment's Prometheus loaded whatever it loaded; the harness loads nothing.
+        self.rejected_rule_files: dict[str, str] = {}
 
     def _missing(self, key: str, what: str) -> StackError:
         return StackError(

@@ -16,12 +16,12 @@ from typing import Any
 
 import httpx
 
-from conformance._exceptions import ServiceStartError, StackError, WaitTimeout
-from conformance._mask import excerpt, mask_secrets
+from conformance._exceptions import ServiceStartError, StackError
+from conformance._mask import mask_secrets
 from conformance._ports import LOOPBACK, free_port
 from conformance._process import ManagedProcess
 from conformance._profile import Profile
-from conformance._wait import wait_until
+from conformance._readiness import wait_answering
 from conformance.collect._prometheus_api import PrometheusClient
 from conformance.stack._otlp import OtlpReceiver
 from conformance.stack._prometheus import LocalPrometheus, ScrapeTarget
@@ -53,6 +53,7 @@ class LocalStack:
         self._prometheus_binary = prometheus_binary
         self.service_port = 0
         self.metrics_port = 0
+        self.rejected_rule_files: dict[str, str] = {}
 
     # -- addresses -------------------------------------------------------
     @property
@@ -187,38 +188,28 @@ class LocalStack:
         self._wait_ready()
 
     def _wait_ready(self) -> None:
-        assert self.service is not None
+        service = self.service
+        assert service is not None
         svc = self.profile.service
-        url = f"{self.service_url}{svc.ready.path}"
         secrets = [svc.env[k] for k in svc.secret_env]
 
-        def probe() -> tuple[bool | None, str]:
-            assert self.service is not None
-            code = self.service.poll()
-            if code is not None:
-                tail = mask_secrets(self.service.stderr_tail() or self.service.stdout_tail(), secrets)
-                raise ServiceStartError(
-                    f"the service exited with code {code} during start-up; "
-                    f"last output: {excerpt(tail, 300) or '(none)'}",
-                    hint=f"full output in {self.service.stderr_path.parent}",
-                )
-            try:
-                response = httpx.get(url, timeout=2.0)
-            except httpx.HTTPError as exc:
-                return None, f"GET {url}: {type(exc).__name__}"
-            if response.status_code == svc.ready.status:
-                return True, ""
-            return None, f"GET {url} answered {response.status_code}"
-
-        try:
-            wait_until(
-                probe, awaited=f"the service to answer {svc.ready.status} on {url}", timeout=svc.ready.timeout
+        def exited() -> tuple[int | None, str]:
+            code = service.poll()
+            tail = (
+                "" if code is None else mask_secrets(service.stderr_tail() or service.stdout_tail(), secrets)
             )
-        except WaitTimeout as exc:
-            raise ServiceStartError(
-                f"the service never became ready: {exc.last_seen} after {exc.timeout:g}s",
-                hint="raise service.ready.timeout, or check service.ready.path",
-            ) from None
+            return code, tail
+
+        wait_answering(
+            f"{self.service_url}{svc.ready.path}",
+            what="the service",
+            exited=exited,
+            timeout=svc.ready.timeout,
+            accept=lambda status: status == svc.ready.status,
+            expected=str(svc.ready.status),
+            hint="raise service.ready.timeout, or check service.ready.path",
+            output_hint=f"full output in {service.stderr_path.parent}",
+        )
 
     def _start_prometheus(self) -> None:
         met = self.profile.metrics
@@ -231,9 +222,22 @@ class LocalStack:
             binary=self._prometheus_binary,
             scrape_interval=self.profile.prometheus.scrape_interval,
             evaluation_interval=self.profile.prometheus.evaluation_interval,
-            rule_files=self.profile.prometheus.rule_files,
+            rule_files=self._loadable_rule_files(),
         )
         self.prometheus.start()
+
+    def _loadable_rule_files(self) -> tuple[Path, ...]:
+        files = self.profile.prometheus.rule_files
+        if not files:
+            return ()
+        from conformance.collect._promtool import LocalPromtool, loadable_rule_files
+
+        try:
+            promtool = LocalPromtool.discover()
+        except StackError:
+            return files  # no promtool: Prometheus itself refuses a file it cannot parse (exit 3)
+        accepted, self.rejected_rule_files = loadable_rule_files(promtool, files)
+        return accepted
 
     def describe(self) -> dict[str, Any]:
         """The report's stack section: what ran, where, which versions."""

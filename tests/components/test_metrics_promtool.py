@@ -25,7 +25,7 @@ if str(REPO / "fixtures") not in sys.path:
     sys.path.insert(0, str(REPO / "fixtures"))
 
 from reference_service.breakage import FAMILIES  # noqa: E402
-from reference_service.metrics import ServiceMetrics  # noqa: E402
+from reference_service.metrics import ChatCompletion, ServiceMetrics  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_reference_exposition_agrees_with_promtool(promtool: LocalPromtool, vari
     service.record_request("GET", "/users/{user_id}", 200, 0.01, None)
     service.record_request("GET", "/error", 500, 0.02, "DeliberateFailure")
     service.record_user_request("4242")
-    service.record_chat_completion("fake", "fake-small", 3, 5, 0.001, 0.01)
+    service.business.record_chat_completion(ChatCompletion("fake", "fake-small", 3, 5, 0.001, 0.01))
     body, _ = service.exposition("text/plain")
     assert differences(promtool, body.decode()) == []
 

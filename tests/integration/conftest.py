@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -119,9 +120,19 @@ def run_cli(tmp_path: Path) -> Callable[..., CliRun]:
     return run
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_cli_run(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
     """``conformance run`` on the reference profile as a background process (local
-    mode, pipes open), for tests that signal or kill it mid-run."""
+    mode, pipes open), for tests that signal or kill it mid-run.
+
+    SIGINT gets its default disposition in the child: a test runner started in the
+    background of a non-interactive shell (``cmd &``, nohup) inherits SIGINT as
+    ignored, and a process that inherits it ignored keeps ignoring Ctrl-C, as it
+    should; the tests want to see what an interactive Ctrl-C does.
+    """
     report_dir = tmp_path / "report"
     proc = subprocess.Popen(
         [sys.executable, "-m", "conformance.cli", "run", "--profile", str(REFERENCE_PROFILE),
@@ -131,5 +142,6 @@ def start_cli_run(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
         env=cli_env(),
         cwd=tmp_path,
         text=True,
+        preexec_fn=_default_sigint,
     )  # fmt: skip
     return proc, report_dir

@@ -24,12 +24,12 @@ def _profile(seed: str) -> Path:
     return PROFILES / seed / "conformance.yaml"
 
 
-def _as_flavour(tmp_path: Path, seed: str, flavour: str, ready_path: str) -> Path:
+def _as_flavour(tmp_path: Path, seed: str, flavour: str, ready_path: str, **env: str) -> Path:
     """A copy of ``seed``'s profile whose service runs as ``flavour`` (ready on ``ready_path``)."""
     source = _profile(seed)
     data: dict[str, Any] = yaml.safe_load(source.read_text())
     data["service"]["cwd"] = str(REPO / "fixtures")
-    data["service"]["env"]["REFSVC_FLAVOUR"] = flavour
+    data["service"]["env"].update(REFSVC_FLAVOUR=flavour, **env)
     data["service"]["ready"]["path"] = ready_path
     prom = data["prometheus"]
     for key in ("rule_files", "rule_tests"):
@@ -90,3 +90,17 @@ def test_promptforge_profile_against_generation_backend_names_fields_and_metrics
     assert statuses["MET-004"] == "failed"
     assert "gemini_api_requests_total" in _messages(run, "MET-004")
     assert run.returncode == 1
+
+
+def test_tracing_an_excluded_url_fails_trc013(tmp_path: Path, run_cli: Callable[..., CliRun]) -> None:
+    """baliblissed excludes its health probes from tracing; the variant traces them anyway."""
+    profile = _as_flavour(
+        tmp_path, "baliblissed", "baliblissed", "/health/ready", REFSVC_BREAK="trace-excluded-urls"
+    )
+    run = run_cli("--mode", "local", "-k", "test_traces or test_exports", profile=profile)
+
+    decided = {r["id"]: r for r in run.report["results"] if not r["message"].startswith("not evaluated")}
+    assert {i for i, r in decided.items() if r["status"] not in ("passed", "skipped")} == {"TRC-013"}
+    assert "/health/live (health_live) is excluded from tracing (traced: false) but produced SERVER span" in (
+        _messages(run, "TRC-013")
+    )

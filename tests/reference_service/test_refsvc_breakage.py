@@ -257,10 +257,16 @@ def _health_missing_field(service: InProcessService) -> bool:
     return "version" not in service.get("/health").json()
 
 
+def _trace_excluded_urls(service: InProcessService) -> bool:
+    service.get("/health/live")  # excluded from tracing by the baliblissed flavour (DETECTOR_ENV)
+    return any(span.name.startswith("GET /health/live") for span in service.server_spans())
+
+
 #: Environment a detector needs to show its variant (also given to the conforming service).
 DETECTOR_ENV: dict[str, dict[str, str]] = {
     brk.READY_IGNORES_DEPENDENCIES: {"REFSVC_FAIL_DEPENDENCY": "database"},
     brk.LIVE_CHECKS_DEPENDENCIES: {"REFSVC_FAIL_DEPENDENCY": "database"},
+    brk.TRACE_EXCLUDED_URLS: {"REFSVC_FLAVOUR": "baliblissed"},
 }
 
 DETECTORS: dict[str, Callable[[InProcessService], bool]] = {
@@ -300,6 +306,7 @@ DETECTORS: dict[str, Callable[[InProcessService], bool]] = {
     brk.READY_IGNORES_DEPENDENCIES: _ready_ignores_dependencies,
     brk.LIVE_CHECKS_DEPENDENCIES: _live_checks_dependencies,
     brk.HEALTH_MISSING_FIELD: _health_missing_field,
+    brk.TRACE_EXCLUDED_URLS: _trace_excluded_urls,
 }
 
 

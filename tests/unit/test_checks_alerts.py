@@ -462,6 +462,13 @@ def test_alr011(entries: list[dict[str, Any]], message: str) -> None:
     assert [message in f.message for f in findings] == ([True] if message else [])
 
 
+def test_alr011_names_a_file_the_stack_did_not_load() -> None:
+    rejected = {"/rules/broken.yml": '3:11: group "g", rule 1, "A": could not parse expression'}
+    (finding,) = alerts.check_rules_loaded(RuleSet((alert(),)), [loaded()], rejected)
+    assert finding.message.startswith("/rules/broken.yml: not loaded into Prometheus, which cannot parse it")
+    assert "could not parse expression" in finding.message and "see ALR-001" in finding.message
+
+
 # -- ALR-012 / ALR-013: live-fire ---------------------------------------------------
 
 

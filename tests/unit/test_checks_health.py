@@ -6,6 +6,8 @@ tests also pin what those schemas accept (the seeds' own examples) and refuse.""
 from __future__ import annotations
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from conformance._profile import Endpoint, schema_path
 from conformance._sections.health import HealthProbe
 from conformance.checks import health
 from conformance.collect._health import (
-    LOCAL_MODE_ONLY,
+    NO_SECOND_INSTANCE,
     ProbeAnswer,
     fetch_probes,
     probe_with_dependency_failure,
@@ -304,14 +306,31 @@ def test_hlt_004_counts_a_probe_that_gave_up_late() -> None:
 
 
 def test_probes_are_fetched_with_their_endpoint_and_timed() -> None:
+    """Against a real HTTP server on 127.0.0.1 (stdlib), answering 503 on /health/ready."""
     seen: list[str] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(f"{request.method} {request.url.path}")
-        return httpx.Response(503 if request.url.path == "/health/ready" else 200, json={"status": "x"})
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(f"GET {self.path}")
+            body = b'{"status": "x"}'
+            self.send_response(503 if self.path == "/health/ready" else 200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
-    with httpx.Client(transport=httpx.MockTransport(handler), base_url="http://127.0.0.1:1") as client:
-        answers = fetch_probes(client, [probe(LIVE), probe(READY)])
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.server_address[1]}") as client:
+            answers = fetch_probes(client, [probe(LIVE), probe(READY)])
+    finally:
+        server.shutdown()
+        server.server_close()
     assert seen == ["GET /health/live", "GET /health/ready"]
     assert [a.exchange.status_code for a in answers] == [200, 503]
     assert all(a.exchange.elapsed_seconds > 0 and not a.dependency_failing for a in answers)
@@ -323,6 +342,6 @@ def test_the_second_instance_needs_local_mode(tmp_path: Path) -> None:
     failure = profile.section("health").dependency_failure
     with pytest.raises(HarnessError) as info:
         probe_with_dependency_failure(ExternalStack(profile, tmp_path), profile, failure)
-    assert str(info.value) == LOCAL_MODE_ONLY
+    assert str(info.value) == NO_SECOND_INSTANCE
     assert "run with --mode local or declare HLT-002/HLT-003 not_applicable" in str(info.value)
     assert not any(tmp_path.iterdir())  # nothing was started or written
