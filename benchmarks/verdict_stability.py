@@ -1,11 +1,15 @@
 """Run the conformance suites N times on one profile and compare the verdicts.
 
-    python benchmarks/verdict_stability.py [--runs 20] [--profile P] [--mode local]
+    python benchmarks/verdict_stability.py [--runs 20] [--profile P] [-- --mode local ...]
 
 A harness whose verdict flips between reruns is worse than none. This runs
 ``conformance run`` N times (each a fresh stack), and prints per requirement
 the statuses seen, the run durations, and whether every run agreed. Exit code
 0 when all runs gave identical verdicts, 1 otherwise.
+
+It takes N minutes on the reference service: run it from a checkout nobody
+edits meanwhile (e.g. ``git worktree add /tmp/stable HEAD`` with its own
+``pip install -e``), since every run imports the harness and the service anew.
 """
 
 from __future__ import annotations

@@ -99,6 +99,10 @@ UNCONFIGURED = {
         "not configured yet: conformance init cannot know the health probes' body schemas",
         "add health.probes (endpoint, status, schema) and health.dependency_failure",
     ),
+    "TRC-013": (
+        "not configured yet: conformance init cannot know which URLs the service excludes from tracing",
+        "mark those endpoints traced: false",
+    ),
 }
 
 # The service's names for canonical log fields, most common first. Only names from

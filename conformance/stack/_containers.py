@@ -192,7 +192,7 @@ class ContainerStack:
         self.network_name = f"obsconform-{RUN_ID}-{uuid.uuid4().hex[:6]}"
         self._client: Any = None
         self._network: Any = None
-        self.rejected_rule_files: dict[str, str] = {}
+        self._rejected_rule_files: dict[str, str] = {}
         self._containers: dict[str, Any] = {}
         self._ports: dict[tuple[str, int], int] = {}
         self._followers: dict[str, _LogFollower] = {}
@@ -220,6 +220,11 @@ class ContainerStack:
     @property
     def metrics_url(self) -> str:
         return self._url("service", self.section.service.scrape_port) + self.profile.metrics.path
+
+    @property
+    def rejected_rule_files(self) -> Mapping[str, str]:
+        """Rule files Prometheus was not given because promtool rejects them: file → first error."""
+        return self._rejected_rule_files
 
     @property
     def trace_store(self) -> ReceiverApiTraceStore:
@@ -665,7 +670,7 @@ class ContainerStack:
         from conformance.collect._promtool_container import ContainerPromtool
 
         runner = ContainerPromtool(self.section.prometheus_image, client=self._client)
-        accepted, self.rejected_rule_files = loadable_rule_files(runner, files)
+        accepted, self._rejected_rule_files = loadable_rule_files(runner, files)
         return accepted
 
     def start_service_instance(self, name: str, extra_env: Mapping[str, str]) -> str:

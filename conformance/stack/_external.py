@@ -10,6 +10,7 @@ so its requirement is ``error`` with the missing key named, never ``passed``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +37,17 @@ class ExternalStack:
         self.workdir = workdir
         self.external: ExternalSection = containers_section(profile).external
         self._store: TraceStore | None = None
-        #: The deployment's Prometheus loaded whatever it loaded; the harness loads nothing.
-        self.rejected_rule_files: dict[str, str] = {}
 
     def _missing(self, key: str, what: str) -> StackError:
         return StackError(
             f"external mode has no {what}: containers.external.{key} is not set in {self.profile.path.name}",
             hint=f"add containers.external.{key}, or mark the requirement not applicable",
         )
+
+    @property
+    def rejected_rule_files(self) -> Mapping[str, str]:
+        """Always empty: the deployment's Prometheus loaded whatever it loaded; the harness loads nothing."""
+        return {}
 
     @property
     def service_url(self) -> str:

@@ -53,7 +53,7 @@ class LocalStack:
         self._prometheus_binary = prometheus_binary
         self.service_port = 0
         self.metrics_port = 0
-        self.rejected_rule_files: dict[str, str] = {}
+        self._rejected_rule_files: dict[str, str] = {}
 
     # -- addresses -------------------------------------------------------
     @property
@@ -63,6 +63,11 @@ class LocalStack:
     @property
     def metrics_url(self) -> str:
         return f"http://{LOOPBACK}:{self.metrics_port}{self.profile.metrics.path}"
+
+    @property
+    def rejected_rule_files(self) -> Mapping[str, str]:
+        """Rule files Prometheus was not given because promtool rejects them: file → first error."""
+        return self._rejected_rule_files
 
     @property
     def trace_store(self) -> OtlpReceiver:
@@ -236,7 +241,7 @@ class LocalStack:
             promtool = LocalPromtool.discover()
         except StackError:
             return files  # no promtool: Prometheus itself refuses a file it cannot parse (exit 3)
-        accepted, self.rejected_rule_files = loadable_rule_files(promtool, files)
+        accepted, self._rejected_rule_files = loadable_rule_files(promtool, files)
         return accepted
 
     def describe(self) -> dict[str, Any]:

@@ -27,12 +27,16 @@ RunCli = Callable[..., CliRun]
 def test_container_mode_gives_the_verdicts_of_local_mode(
     run_cli: RunCli, tmp_path: Path, record_property: Callable[[str, Any], None]
 ) -> None:
+    """Local mode's verdicts on the reference profile are pinned by
+    tests/integration/test_run_reference.py::test_reference_service_conforms (every
+    requirement passes but TRC-013, not applicable) and stable over 20 runs (README,
+    Guarantees); container mode must give exactly those, without a second full run here."""
     containers = run_cli(report_dir=tmp_path / "containers")
-    local = run_cli(report_dir=tmp_path / "local", mode_args=("--mode", "local"))
     assert containers.report["stack"]["mode"] == "containers", containers.stderr[-2000:]
-    assert local.report["stack"]["mode"] == "local"
-    assert containers.statuses() == local.statuses(), containers.stdout[-3000:]
-    assert containers.returncode == local.returncode
+    statuses = containers.statuses()
+    assert {i for i, s in statuses.items() if s != "passed"} == {"TRC-013"}, containers.stdout[-3000:]
+    assert statuses["TRC-013"] == "skipped"
+    assert containers.returncode == 0
     assert "(containers mode; requested)" in containers.stderr.splitlines()[0]
 
     stack = containers.report["stack"]

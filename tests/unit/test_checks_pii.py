@@ -686,3 +686,19 @@ def test_sample_values_are_not_searched_as_pii() -> None:
     assert searched[1] == 'provider_latency_seconds_sum{provider="fake"}'
     assert "4111111111111111" not in " ".join(searched)
     assert 'email="alice@example.com"' in searched[2]
+
+
+def test_a_log_stream_without_request_ids_counts_as_complete_after_a_quiet_period() -> None:
+    from conformance.collect._canaries import _QuietStream
+
+    now = [0.0]
+    quiet = _QuietStream(0.5, clock=lambda: now[0])
+    assert not quiet.settled(3)  # first look
+    now[0] = 0.4
+    assert not quiet.settled(3)  # not quiet long enough
+    now[0] = 0.6
+    assert not quiet.settled(4)  # a new line restarts the period
+    now[0] = 1.0
+    assert not quiet.settled(4) and not quiet.ended_it
+    now[0] = 1.1
+    assert quiet.settled(4) and quiet.ended_it
