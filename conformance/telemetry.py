@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from conformance._sections.health import HealthProbe
 
 __all__ = [
     "LOAD_AGGREGATE_NAME",
@@ -16,6 +19,7 @@ __all__ = [
     "LoadStatsEntry",
     "LogLine",
     "OtlpLogRecord",
+    "ProbeAnswer",
     "Span",
     "SpanEvent",
 ]
@@ -146,3 +150,13 @@ class LoadStatsEntry:
     @property
     def is_aggregate(self) -> bool:
         return self.name == LOAD_AGGREGATE_NAME and not self.method
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeAnswer:
+    """One request to a health probe and what came back (``exchange.elapsed_seconds`` is its time)."""
+
+    probe: HealthProbe
+    exchange: HttpExchange
+    #: True when asked on the second instance, in which a dependency fails.
+    dependency_failing: bool = False

@@ -18,7 +18,7 @@ from jsonschema.validators import validator_for
 from conformance._mask import excerpt
 from conformance._model import Finding, Level, Requirement
 from conformance._requirements import requirement
-from conformance.collect._health import ProbeAnswer
+from conformance.telemetry import ProbeAnswer
 
 __all__ = [
     "HLT_001",

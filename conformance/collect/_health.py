@@ -33,7 +33,7 @@ from conformance._readiness import Exited, wait_answering
 from conformance._sections.health import DependencyFailure, HealthProbe
 from conformance.collect._traffic import send
 from conformance.stack import Stack
-from conformance.telemetry import HttpExchange
+from conformance.telemetry import ProbeAnswer
 
 if TYPE_CHECKING:
     from conformance.stack._containers import ContainerStack
@@ -43,7 +43,6 @@ __all__ = [
     "NO_SECOND_INSTANCE",
     "SECOND_INSTANCE",
     "DependencyFailureRun",
-    "ProbeAnswer",
     "fetch_probes",
     "probe_with_dependency_failure",
 ]
@@ -55,16 +54,6 @@ NO_SECOND_INSTANCE = (
     "the dependency-failure probe starts a second service instance, which local and container mode can do; "
     "external mode cannot: run with --mode local or declare HLT-002/HLT-003 not_applicable"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class ProbeAnswer:
-    """One request to a health probe and what came back (``exchange.elapsed_seconds`` is its time)."""
-
-    probe: HealthProbe
-    exchange: HttpExchange
-    #: True when asked on the second instance, in which a dependency fails.
-    dependency_failing: bool = False
 
 
 @dataclass(frozen=True, slots=True)

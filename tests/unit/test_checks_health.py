@@ -19,14 +19,9 @@ from conformance._exceptions import HarnessError
 from conformance._profile import Endpoint, schema_path
 from conformance._sections.health import HealthProbe
 from conformance.checks import health
-from conformance.collect._health import (
-    NO_SECOND_INSTANCE,
-    ProbeAnswer,
-    fetch_probes,
-    probe_with_dependency_failure,
-)
+from conformance.collect._health import NO_SECOND_INSTANCE, fetch_probes, probe_with_dependency_failure
 from conformance.stack._external import ExternalStack
-from conformance.telemetry import HttpExchange
+from conformance.telemetry import HttpExchange, ProbeAnswer
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = schema_path("profiles/reference")
