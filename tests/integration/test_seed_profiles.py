@@ -104,3 +104,14 @@ def test_tracing_an_excluded_url_fails_trc013(tmp_path: Path, run_cli: Callable[
     assert "/health/live (health_live) is excluded from tracing (traced: false) but produced SERVER span" in (
         _messages(run, "TRC-013")
     )
+
+
+@pytest.mark.parametrize("seed", ["goblin-assistant", "generation-backend"])
+def test_seed_load_gate_passes_against_its_flavour(seed: str, tmp_path: Path) -> None:
+    """The profiles that ship a load section (seed 000's Locust mix, seed 003's SLA targets), in PR
+    mode shortened to 8 s; generation-backend's counters are labelled by handler (load.telemetry)."""
+    from .test_run_load import ALL_PERF, RUN_TIME, run_load
+
+    run = run_load(tmp_path, "--mode", "pr", "--run-time", RUN_TIME, profile=_profile(seed))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert run.ids_with("passed") == ALL_PERF
