@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from conformance._wait import wait_until
 from conformance.stack._docker import LABEL_HARNESS, reap_container_leftovers
@@ -219,3 +220,18 @@ def httpx_client() -> Any:
     import httpx
 
     return httpx.Client(timeout=5.0)
+
+
+def test_a_seed_profile_passes_in_containers(run_cli: RunCli) -> None:
+    """baliblissed, the flavour furthest from the reference: /metrics only on an internal port
+    (containers.service.metrics_port), health probes excluded from tracing, and HLT's second
+    instance as a second container of the service image."""
+    profile = REFERENCE_PROFILE.parents[1] / "profiles/baliblissed/conformance.yaml"
+    run = run_cli(profile=profile)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    declared = set(yaml.safe_load(profile.read_text())["requirements"]["not_applicable"])
+    assert run.ids_with("skipped") == declared
+    assert run.ids_with("passed") == set(run.statuses()) - declared
+    components = {c["name"]: c for c in run.report["stack"]["components"]}
+    assert components["service"]["kind"] == "container"
+    assert (run.report_dir / "work" / "service-dependency-failure" / "output.log").is_file()
