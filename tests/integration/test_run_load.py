@@ -11,6 +11,7 @@ test's stack takes ~10 s more to start and stop.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -92,7 +93,11 @@ def test_broken_variant_fails_its_requirement(tmp_path: Path, variant: str, fail
     assert run.ids_with("passed") == ALL_PERF - {fails}, run.stdout[-4000:]
     result: dict[str, Any] = next(r for r in run.report["results"] if r["id"] == fails)
     if variant == "slow-health":
-        assert result["message"].startswith("1 finding(s); first: health_check p95 is 1")
+        # The variant sleeps 150 ms per /health; under a busy CI machine p95 reads higher, never lower.
+        found = re.match(
+            r"1 finding\(s\); first: health_check p95 is ([\d.]+) ms; target <= 100 ms", result["message"]
+        )
+        assert found and float(found.group(1)) >= 150, result["message"]
         assert "FAILED: over by" in run.stdout
     else:
         assert "increment(s) missing" in result["message"]
