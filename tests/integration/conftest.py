@@ -75,13 +75,16 @@ def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def variant_profile(tmp_path: Path, changes: Callable[[dict[str, Any]], None]) -> Path:
-    """A copy of the reference profile in tmp_path with ``changes`` applied."""
-    data = yaml.safe_load(REFERENCE_PROFILE.read_text())
+def variant_profile(
+    tmp_path: Path, changes: Callable[[dict[str, Any]], None], source: Path = REFERENCE_PROFILE
+) -> Path:
+    """A copy of ``source`` (the reference profile) in tmp_path with ``changes`` applied; its
+    relative paths (service.cwd, rule files) are made absolute so the copy still finds them."""
+    data = yaml.safe_load(source.read_text())
     data["service"]["cwd"] = str(REPO / "fixtures")
     prom = data.get("prometheus", {})
     for key in ("rule_files", "rule_tests"):
-        prom[key] = [str(REFERENCE_PROFILE.parent / f) for f in prom.get(key, [])]
+        prom[key] = [str(source.parent / f) for f in prom.get(key, [])]
     changes(data)
     path = tmp_path / "profile.yaml"
     path.write_text(yaml.safe_dump(data))

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import REPO, CliRun
+from .conftest import REPO, CliRun, variant_profile
 
 PROFILES = REPO / "fixtures/profiles"
 SEEDS = ("goblin-assistant", "baliblissed", "generation-backend", "promptforge")
@@ -26,17 +26,12 @@ def _profile(seed: str) -> Path:
 
 def _as_flavour(tmp_path: Path, seed: str, flavour: str, ready_path: str, **env: str) -> Path:
     """A copy of ``seed``'s profile whose service runs as ``flavour`` (ready on ``ready_path``)."""
-    source = _profile(seed)
-    data: dict[str, Any] = yaml.safe_load(source.read_text())
-    data["service"]["cwd"] = str(REPO / "fixtures")
-    data["service"]["env"].update(REFSVC_FLAVOUR=flavour, **env)
-    data["service"]["ready"]["path"] = ready_path
-    prom = data["prometheus"]
-    for key in ("rule_files", "rule_tests"):
-        prom[key] = [str(source.parent / f) for f in prom.get(key, [])]
-    path = tmp_path / f"{seed}-as-{flavour}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+
+    def change(data: dict[str, Any]) -> None:
+        data["service"]["env"].update(REFSVC_FLAVOUR=flavour, **env)
+        data["service"]["ready"]["path"] = ready_path
+
+    return variant_profile(tmp_path, change, source=_profile(seed))
 
 
 def _messages(run: CliRun, req_id: str) -> str:
