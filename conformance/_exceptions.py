@@ -6,6 +6,7 @@
     ├── UsageError                   the user's mistake: bad flag, missing file (exit 2)
     │   └── ProfileError             a profile that fails to load or validate (exit 2)
     ├── HarnessError                 our infrastructure broke; a check could not run (exit 3)
+    │   ├── NoEvidence               a check had nothing to examine (never a pass)
     │   ├── StackError               a stack component would not start or died
     │   │   └── ServiceStartError    the service under test crashed or never got ready
     │   └── WaitTimeout              a bounded wait ran out (what, last seen, hint)
@@ -26,6 +27,7 @@ __all__ = [
     "ConformanceError",
     "Failure",
     "HarnessError",
+    "NoEvidence",
     "ProfileError",
     "ServiceStartError",
     "StackError",
@@ -63,6 +65,14 @@ class HarnessError(ConformanceError):
     def __init__(self, message: str, *, hint: str = "") -> None:
         self.hint = hint
         super().__init__(f"{message} (hint: {hint})" if hint else message)
+
+
+class NoEvidence(HarnessError):
+    """A check had nothing to examine: its verdict is ``error``, never ``passed``.
+
+    The message says what was missing and the hint how to get it ("no JSON
+    record on stdout; set logs.stream").
+    """
 
 
 class StackError(HarnessError):

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Finding", "Level", "Requirement", "RequirementResult", "Status"]
+__all__ = ["Finding", "Level", "Requirement", "RequirementResult", "Status", "describe_examined"]
 
 
 class Level(enum.StrEnum):
@@ -71,6 +71,8 @@ class RequirementResult:
     message: str = ""
     evidence: list[dict[str, Any]] = field(default_factory=list)
     duration_seconds: float = 0.0
+    #: What the verdict rests on: counts by kind ({"lines": 412, "requests": 37}).
+    examined: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         req = self.requirement
@@ -83,5 +85,11 @@ class RequirementResult:
             "status": self.status.value,
             "message": self.message,
             "evidence": self.evidence,
+            "examined": self.examined,
             "duration_seconds": round(self.duration_seconds, 4),
         }
+
+
+def describe_examined(examined: Mapping[str, int]) -> str:
+    """``{"lines": 412, "requests": 37}`` → ``412 lines, 37 requests``."""
+    return ", ".join(f"{count} {kind}" for kind, count in examined.items())

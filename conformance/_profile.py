@@ -128,6 +128,18 @@ class TelemetryConfig:
     otlp_protocol: str = "http/protobuf"
     service_name: str = ""
     timeout: float = 15.0
+    #: False when the profile declares that the service exports no spans.
+    spans: bool = True
+
+
+#: Requirements about exported spans alone; ``telemetry.spans: false`` makes them not
+#: applicable (the propagation requirements are then decided from the logs).
+SPAN_ONLY_REQUIREMENTS = ("TRC-001", "TRC-003", "TRC-012", "TRC-013", "PII-002")
+NO_SPANS_REASON = "the profile declares that the service exports no spans (telemetry.spans: false)"
+
+#: What OpenTelemetry's logging integrations write outside a span: Python's writes "0",
+#: others the all-zero ids of an invalid span context.
+DEFAULT_NO_TRACE_VALUES = frozenset({"0", "0" * 32, "0" * 16})
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +157,9 @@ class LogContract:
     trace_id_format: str = "w3c-hex"
     request_completed_message: str = "request_completed"
     max_line_bytes: int = 1024 * 1024
+    #: trace_id values meaning "no active trace" (lines outside a request): never a
+    #: malformed id, never joined to a request.
+    no_trace_values: frozenset[str] = DEFAULT_NO_TRACE_VALUES
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,6 +452,7 @@ def _build(path: Path, display: str, data: dict[str, Any]) -> Profile:
         otlp_protocol=tel.get("otlp_protocol", "http/protobuf"),
         service_name=tel.get("service_name", service.name),
         timeout=float(tel.get("timeout", 15.0)),
+        spans=bool(tel.get("spans", True)),
     )
     logs = _build_logs(base, display, data.get("logs", {}))
 
@@ -492,7 +508,10 @@ def _build(path: Path, display: str, data: dict[str, Any]) -> Profile:
         requests_per_endpoint=int(traffic.get("requests_per_endpoint", 2)),
         request_timeout=float(traffic.get("request_timeout", 10.0)),
         prometheus=prometheus,
-        not_applicable=dict(data.get("requirements", {}).get("not_applicable", {})),
+        not_applicable={
+            **({} if telemetry.spans else dict.fromkeys(SPAN_ONLY_REQUIREMENTS, NO_SPANS_REASON)),
+            **data.get("requirements", {}).get("not_applicable", {}),
+        },
         client_header=traffic.get("client_header"),
         raw=data,
     )
@@ -512,6 +531,7 @@ def _build_logs(base: Path, display: str, logs: dict[str, Any]) -> LogContract:
         trace_id_format=logs.get("trace_id_format", "w3c-hex"),
         request_completed_message=logs.get("request_completed_message", "request_completed"),
         max_line_bytes=int(logs.get("max_line_bytes", 1024 * 1024)),
+        no_trace_values=DEFAULT_NO_TRACE_VALUES | frozenset(logs.get("no_trace_values", ())),
     )
 
 

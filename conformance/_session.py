@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from conformance._process import RUN_ID, reap_leftovers
 from conformance._profile import Profile
 from conformance._wait import wait_until
 from conformance.checks.exports import check_server_spans_exported
+from conformance.checks.logs import ParsedLogLine, ProvokedWindow, attribute_provoked, parse_log_lines
 from conformance.collect._logs import read_log_lines
 from conformance.collect._prometheus_api import PrometheusClient, wait_for_target_up
 from conformance.collect._scrape import Exposition, scrape_metrics
@@ -40,6 +43,10 @@ class ConformanceSession:
         self.http = self.client("baseline")
         self._api_http = httpx.Client(timeout=5.0)
         self.exchanges: list[HttpExchange] = []
+        #: Log lines written in answer to the harness's malformed probes (LOG-009).
+        self.provoked: list[ProvokedWindow] = []
+        self._traffic_started = time.monotonic()
+        self._spans_seen: bool | None = None
         self.started_at = time.time()
         self.stack_description: dict[str, Any] = {"mode": stack.mode, "components": []}
         self._closed = False
@@ -64,6 +71,7 @@ class ConformanceSession:
         stack.start()
         session = cls(profile, stack)
         try:
+            session._traffic_started = time.monotonic()
             session.stack_description = stack.describe()
             session.exchanges = drive_endpoints(
                 session.http, profile.endpoints, profile.requests_per_endpoint
@@ -111,14 +119,87 @@ class ConformanceSession:
     def traced_endpoints(self) -> set[str]:
         return {ep.name for ep in self.profile.endpoints if ep.traced}
 
-    def log_lines(self) -> list[LogLine]:
-        """Every complete line the service has written to its log stream so far."""
-        stream = self.profile.logs.stream
+    def log_lines(self, stream: str | None = None) -> list[LogLine]:
+        """Every complete line the service has written to its log stream (or ``stream``) so far."""
+        stream = stream or self.profile.logs.stream
         return read_log_lines(
             self.stack.log_path(stream),
             stream=stream,
             max_line_bytes=self.profile.logs.max_line_bytes,
             final=self.stack.service_exit_code() is not None,
+        )
+
+    def parsed_logs(self) -> tuple[list[ParsedLogLine], list[ParsedLogLine]]:
+        """The log stream parsed, split into (normal traffic, provoked by a malformed probe)."""
+        parsed = parse_log_lines(self.log_lines(), self.profile.logs)
+        return attribute_provoked(parsed, self.provoked)
+
+    def other_stream_json_lines(self) -> int:
+        """JSON-object lines on the stream the profile does not name (for the hint
+        when the named one has none)."""
+        other = "stderr" if self.profile.logs.stream == "stdout" else "stdout"
+        parsed = parse_log_lines(self.log_lines(other), self.profile.logs)
+        return sum(1 for p in parsed if p.record is not None)
+
+    @contextmanager
+    def provoking(self, probe: str, *, quiet: float = 0.2, timeout: float = 2.0) -> Iterator[None]:
+        """Run a malformed probe alone and attribute what the service writes meanwhile to it.
+
+        The lines of both streams written from the start of the block until
+        the streams have been quiet for ``quiet`` seconds (at most ``timeout``)
+        become a :class:`ProvokedWindow` each.
+        """
+        def counts() -> tuple[int, int]:
+            return len(self.log_lines("stdout")), len(self.log_lines("stderr"))
+
+        before = counts()
+        yield
+        last = [counts(), time.monotonic()]
+
+        def settled() -> tuple[tuple[int, int] | None, str]:
+            now = counts()
+            if now != last[0]:
+                last[:] = [now, time.monotonic()]
+            return (now if time.monotonic() - last[1] >= quiet else None), f"{now} lines"
+
+        try:
+            after = wait_until(settled, awaited=f"the log streams to settle after {probe}", timeout=timeout)
+        except WaitTimeout:
+            after = counts()
+        for stream, first, end in zip(("stdout", "stderr"), before, after, strict=True):
+            if end > first:
+                self.provoked.append(ProvokedWindow(stream, first + 1, end, probe))
+
+    def spans_exported(self) -> bool:
+        """Whether the service exports spans at all, decided once per run.
+
+        True as soon as any span is in the store; False when none arrived
+        within ``telemetry.timeout`` of the baseline traffic (one wait per run,
+        not one per requirement). A profile with ``telemetry.spans: false`` is
+        False without waiting.
+        """
+        if self._spans_seen is None:
+            if not self.profile.telemetry.spans:
+                self._spans_seen = False
+            else:
+                store = self.stack.trace_store
+                remaining = self.profile.telemetry.timeout - (time.monotonic() - self._traffic_started)
+                try:
+                    self._spans_seen = wait_until(
+                        lambda: (True if store.spans() else None, "no span yet"),
+                        awaited="the service's first span",
+                        timeout=max(remaining, 0.5),
+                    )
+                except WaitTimeout:
+                    self._spans_seen = False
+        return self._spans_seen
+
+    def no_spans_reason(self) -> str:
+        if not self.profile.telemetry.spans:
+            return "the profile declares that the service exports no spans (telemetry.spans: false)"
+        return (
+            f"the service exports no spans: none arrived in {self.stack.trace_store.describe()} within "
+            f"{self.profile.telemetry.timeout:g}s of the first request"
         )
 
     @property
@@ -148,6 +229,8 @@ class ConformanceSession:
         has arrived, or when ``telemetry.timeout`` runs out (the check then
         reports which ones are missing)."""
         store = self.stack.trace_store
+        if not self.spans_exported():
+            return []
 
         def probe() -> tuple[list[Span] | None, str]:
             spans = store.spans()

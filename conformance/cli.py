@@ -58,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--service-port", type=int, help="override service.port")
     run.add_argument("-k", dest="keyword", help="only suite tests matching this pytest -k expression")
     run.add_argument(
+        "-v", "--verbose", action="store_true",
+        help="show the suites' pytest output with tracebacks (default: one line per requirement)",
+    )
+    run.add_argument(
         "--mode",
         choices=["auto", "containers", "local", "external"],
         default="auto",
@@ -213,9 +217,9 @@ def _run_suites(report_dir: Path, provided: ProvidedSession, args: argparse.Name
         str(work),
         "-p",
         "no:cacheprovider",
-        "-q",
-        "--no-header",
-        "--tb=short",
+        # Quiet by default: the summary prints one line per requirement (with the reason for
+        # each error and failure); pytest's own output and tracebacks are for -v.
+        *(["--no-header", "-q", "--tb=short"] if args.verbose else ["-p", "no:terminal"]),
         "-W",
         "ignore::pytest.PytestAssertRewriteWarning",
         f"--alluredir={report_dir / 'allure-results'}",
@@ -263,6 +267,8 @@ def _print_summary(report: dict[str, Any], report_dir: Path) -> None:
     for r in report["results"]:
         status = "BASELINED" if r["status"] == "failed" and r.get("baselined") else r["status"].upper()
         print(f"  {status:<9} {r['id']:<9} {r['level']:<6} {r['title']}")
+        if r["status"] in ("error", "failed") and r["message"]:
+            print(f"  {'':<9} {'':<9} {'':<6} └ {_one_line(r['message'])}")
     s = report["summary"]
     c = s["counts"]
     baselined = len(s.get("baselined", []))
@@ -275,6 +281,13 @@ def _print_summary(report: dict[str, Any], report_dir: Path) -> None:
         f"{c['failed'] - baselined} failed{known}, "
         f"{c['error']} error, {c['skipped']} skipped; report: {report_dir / REPORT_NAME}"
     )
+
+
+def _one_line(text: str, limit: int = 160) -> str:
+    """A reason on one console line, with terminal control characters shown, not obeyed."""
+    line = " ".join(text.split())
+    line = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in line)
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,8 +21,8 @@ from typing import Any
 import allure
 import pytest
 
-from conformance._exceptions import ConformanceError, Failure, HarnessError, ProfileError
-from conformance._model import Finding, Level, Requirement, RequirementResult, Status
+from conformance._exceptions import ConformanceError, Failure, HarnessError, NoEvidence, ProfileError
+from conformance._model import Finding, Level, Requirement, RequirementResult, Status, describe_examined
 from conformance._process import install_termination_handlers
 from conformance._profile import Profile, load_profile
 from conformance._requirements import get_requirement
@@ -56,6 +56,8 @@ class RunState:
             return
         if _SEVERITY[result.status] > _SEVERITY[old.status]:
             old.status, old.message = result.status, result.message
+        for kind, count in result.examined.items():
+            old.examined[kind] = old.examined.get(kind, 0) + count
         old.evidence.extend(result.evidence)
         old.duration_seconds += result.duration_seconds
 
@@ -66,19 +68,60 @@ _SETUP_SECONDS_KEY = pytest.StashKey[float]()
 
 
 class Verdict:
-    """A suite test's handle on its requirement: note context, then check findings."""
+    """A suite test's handle on its requirement: record what it examined, then check findings.
+
+    The rule *no verdict without evidence* lives here: :meth:`check` passes
+    only when :meth:`examined` recorded at least one item ("412 lines", "37
+    requests"); with nothing examined it raises :class:`NoEvidence`, so the
+    requirement is ``error`` with the reason and the fix. The plugin turns a
+    test that passes without having recorded anything into ``error`` too, so
+    a new requirement cannot forget it.
+    """
 
     def __init__(self, requirement: Requirement) -> None:
         self.requirement = requirement
         self.evidence: list[dict[str, Any]] = []
         self.findings: list[Finding] = []
+        #: What the verdict rests on, by kind: ``{"lines": 412, "requests": 37}``.
+        self.counts: dict[str, int] = {}
+        self._none_because = ""
+        self._hint = ""
 
     def note(self, **facts: Any) -> None:
-        """Context worth keeping whatever the outcome (what was checked, counts)."""
+        """Context worth keeping whatever the outcome (settings, sources)."""
         self.evidence.append(facts)
 
+    def examined(self, *, none_because: str = "", hint: str = "", **counts: int) -> None:
+        """Record what the verdict rests on (added up over calls).
+
+        ``none_because`` and ``hint`` are the error's reason and fix if every
+        count stays 0: "no JSON record on stdout", "set logs.stream".
+        """
+        for kind, count in counts.items():
+            self.counts[kind] = self.counts.get(kind, 0) + int(count)
+        if none_because:
+            self._none_because, self._hint = none_because, hint
+
+    @property
+    def has_evidence(self) -> bool:
+        return any(self.counts.values())
+
+    def require_evidence(self) -> None:
+        """Raise :class:`NoEvidence` unless something was examined."""
+        if self.has_evidence:
+            return
+        if self._none_because:
+            raise NoEvidence(self._none_because, hint=self._hint)
+        what = describe_examined(self.counts) if self.counts else "nothing recorded"
+        raise NoEvidence(f"nothing to examine ({what})", hint=self._hint)
+
     def check(self, findings: Sequence[Finding], *, what: str) -> None:
-        """Pass when ``findings`` is empty, else raise :class:`Failure` listing them."""
+        """Pass when ``findings`` is empty and something was examined, else raise.
+
+        Findings raise :class:`Failure` (the service broke the requirement,
+        whatever else is missing); no findings and nothing examined raise
+        :class:`NoEvidence`.
+        """
         __tracebackhide__ = True  # the failure is the service's, not this frame's
         stray = sorted({f.requirement_id for f in findings} - {self.requirement.id})
         if stray:
@@ -87,6 +130,7 @@ class Verdict:
             )
         self.findings = list(findings)
         if not findings:
+            self.require_evidence()
             return
         shown = "\n".join(f"  - {f.message}" for f in findings[:10])
         more = f"\n  … and {len(findings) - 10} more" if len(findings) > 10 else ""
@@ -219,8 +263,12 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         allure.dynamic.title(f"{req.id} {req.title}")
     yield
     v = item.stash.get(_VERDICT_KEY, None)
-    if v is not None and (v.evidence or v.findings):
-        payload = {"notes": v.evidence, "findings": [f.to_dict() for f in v.findings[:MAX_EVIDENCE]]}
+    if v is not None and (v.evidence or v.findings or v.counts):
+        payload = {
+            "examined": v.counts,
+            "notes": v.evidence,
+            "findings": [f.to_dict() for f in v.findings[:MAX_EVIDENCE]],
+        }
         allure.attach(
             json.dumps(payload, indent=2, default=str),
             name="evidence",
@@ -238,6 +286,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     state = item.config.stash[STATE_KEY]
     v = item.stash.get(_VERDICT_KEY, None)
     notes = list(v.evidence) if v else []
+    counts = dict(v.counts) if v else {}
     result: RequirementResult | None = None
     if report.skipped and call.excinfo is not None:
         reason = getattr(call.excinfo.value, "msg", None) or str(call.excinfo.value)
@@ -245,8 +294,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     elif report.when == "setup" and report.failed and call.excinfo is not None:
         result = RequirementResult(req, Status.ERROR, _one_line(call.excinfo.value), notes)
     elif report.when == "call":
-        if report.passed:
-            result = RequirementResult(req, Status.PASSED, "", notes)
+        if report.passed and (v is None or not v.has_evidence):
+            # The rule lives here so no suite test can forget it: a pass rests on evidence.
+            result = RequirementResult(
+                req, Status.ERROR,
+                "harness defect: the test passed without recording what it examined "
+                "(call verdict.examined(...) before verdict.check)",
+                notes,
+            )
+        elif report.passed:
+            result = RequirementResult(req, Status.PASSED, f"examined {describe_examined(counts)}", notes)
         elif call.excinfo is not None:
             exc = call.excinfo.value
             if isinstance(exc, Failure):
@@ -264,6 +321,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         # Probes often run in fixtures (a burst, a trace wait); their time is the requirement's too.
         item.stash[_SETUP_SECONDS_KEY] = report.duration
     if result is not None:
+        result.examined = counts
         result.duration_seconds = report.duration + (
             item.stash.get(_SETUP_SECONDS_KEY, 0.0) if report.when == "call" else 0.0
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from conformance._model import Finding
 from conformance._session import ConformanceSession
 from conformance.checks import exports
 from conformance.plugin import Verdict
@@ -16,10 +17,11 @@ def test_metrics_are_scraped_by_prometheus(conformance_session: ConformanceSessi
     target = s.prometheus_target()
     verdict.note(
         url=exposition.url,
-        families=len(exposition.families),
+        status=exposition.status_code,
         format=exposition.format,
         prometheus_target=(target or {}).get("scrapeUrl"),
     )
+    verdict.examined(metric_families=len(exposition.families), scrapes=1 + (target is not None))
     findings = exports.check_metrics_scraped(
         url=exposition.url,
         status_code=exposition.status_code,
@@ -33,9 +35,25 @@ def test_metrics_are_scraped_by_prometheus(conformance_session: ConformanceSessi
 @pytest.mark.requirement("TRC-001")
 def test_server_spans_are_exported(conformance_session: ConformanceSession, verdict: Verdict) -> None:
     s = conformance_session
-    spans = s.server_spans()
+    traced = [x for x in s.exchanges if x.endpoint in s.traced_endpoints and x.status_code is not None]
+    verdict.examined(
+        traced_requests=len(traced),
+        none_because="no traced request of the baseline traffic was answered",
+        hint="mark at least one endpoint as traced, or check the service's output",
+    )
     store = s.stack.trace_store.describe()
-    verdict.note(store=store, spans=len(spans), protocol=s.profile.telemetry.otlp_protocol)
+    verdict.note(store=store, protocol=s.profile.telemetry.otlp_protocol)
+    if traced and not s.spans_exported():
+        # One finding, not one per route: the fact is that nothing was exported.
+        verdict.check(
+            [Finding("TRC-001", f"{s.no_spans_reason()} ({len(traced)} traced requests were answered)",
+                     {"store": store, "protocol": s.profile.telemetry.otlp_protocol,
+                      "hint": "point the service's OTLP exporter at OTEL_EXPORTER_OTLP_ENDPOINT, or declare "
+                              "telemetry.spans: false if it exports none by design"})],
+            what="the trace store",
+        )  # fmt: skip
+    spans = s.server_spans()
+    verdict.examined(spans=len(spans))
     findings = exports.check_server_spans_exported(
         s.exchanges, spans, templates=s.templates, traced_endpoints=s.traced_endpoints, store=store
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import pytest
@@ -15,18 +17,55 @@ from conformance.checks.logs import ParsedLogLine
 from conformance.plugin import Verdict
 
 
+@dataclass(frozen=True)
+class LogView:
+    """The log stream split for judging: normal traffic, and lines provoked by malformed probes."""
+
+    parsed: list[ParsedLogLine]
+    provoked: list[ParsedLogLine]
+    stream: str
+    other_stream_records: int
+
+    @cached_property
+    def records(self) -> int:
+        return sum(1 for p in self.parsed if p.record is not None)
+
+    def no_records(self) -> tuple[str, str]:
+        """Why there is no JSON record to examine, and the fix."""
+        if not self.parsed:
+            reason = (
+                f"the service wrote no log line on {self.stream} (outside the harness's malformed probes)"
+            )
+        else:
+            reason = f"none of the {len(self.parsed)} lines on {self.stream} is a JSON object (LOG-001 fails)"
+        if self.other_stream_records:
+            other = "stderr" if self.stream == "stdout" else "stdout"
+            return f"{reason}; its {self.other_stream_records} JSON records are on {other}", (
+                f"set logs.stream: {other}"
+            )
+        return reason, "make the service log JSON objects, one per line, on the stream logs.stream names"
+
+
+@pytest.fixture(scope="module")
+def view(conformance_session: ConformanceSession) -> LogView:
+    s = conformance_session
+    parsed, provoked = s.parsed_logs()
+    records = sum(1 for p in parsed if p.record is not None)
+    other = s.other_stream_json_lines() if not records else 0
+    return LogView(parsed, provoked, s.profile.logs.stream, other)
+
+
 @pytest.fixture
-def parsed(conformance_session: ConformanceSession, verdict: Verdict) -> Sequence[ParsedLogLine]:
-    lines = conformance_session.log_lines()
-    contract = conformance_session.profile.logs
-    verdict.note(stream=contract.stream, lines=len(lines))
-    if not lines:
-        # No output at all is not conformance: it means we captured the wrong stream.
-        raise AssertionError(
-            f"the service wrote nothing to {contract.stream}; if its JSON logs go to the other stream, "
-            "set logs.stream in the profile"
-        )
-    return logs.parse_log_lines(lines, contract)
+def parsed(view: LogView, verdict: Verdict) -> Sequence[ParsedLogLine]:
+    verdict.note(
+        stream=view.stream, lines=len(view.parsed), provoked_lines_judged_by_LOG_009=len(view.provoked)
+    )
+    return view.parsed
+
+
+def _examined_records(verdict: Verdict, view: LogView, **counts: int) -> None:
+    reason, hint = view.no_records()
+    verdict.examined(none_because=reason, hint=hint, **counts)
 
 
 def _schema(name: str) -> dict[str, Any]:
@@ -35,14 +74,18 @@ def _schema(name: str) -> dict[str, Any]:
 
 
 @pytest.mark.requirement("LOG-001")
-def test_every_line_is_a_json_object(parsed: Sequence[ParsedLogLine], verdict: Verdict) -> None:
+def test_every_line_is_a_json_object(
+    parsed: Sequence[ParsedLogLine], view: LogView, verdict: Verdict
+) -> None:
+    verdict.examined(lines=len(parsed), none_because=view.no_records()[0], hint=view.no_records()[1])
     verdict.check(logs.check_json_lines(parsed), what=f"{len(parsed)} log lines")
 
 
 @pytest.mark.requirement("LOG-002")
 def test_records_match_the_log_schema(
-    parsed: Sequence[ParsedLogLine], verdict: Verdict, conformance_session: ConformanceSession
+    parsed: Sequence[ParsedLogLine], view: LogView, verdict: Verdict, conformance_session: ConformanceSession
 ) -> None:
+    _examined_records(verdict, view, records=view.records)
     contract = conformance_session.profile.logs
     if contract.schema is not None:
         schema = json.loads(contract.schema.read_text(encoding="utf-8"))
@@ -55,9 +98,20 @@ def test_records_match_the_log_schema(
 
 @pytest.mark.requirement("LOG-003")
 def test_request_completed_records_are_complete(
-    parsed: Sequence[ParsedLogLine], verdict: Verdict, conformance_session: ConformanceSession
+    parsed: Sequence[ParsedLogLine], view: LogView, verdict: Verdict, conformance_session: ConformanceSession
 ) -> None:
     contract = conformance_session.profile.logs
+    if view.records:
+        completed = len(logs.request_completed_records(parsed, contract))
+        verdict.examined(
+            request_completed_records=completed,
+            none_because=f"no record has {contract.fields.get('message', 'message')} = "
+            f"{contract.request_completed_message!r} among {view.records} records (LOG-007 fails for that)",
+            hint="set logs.request_completed_message (and logs.fields.message) to the service's "
+            "per-request record",
+        )
+    else:
+        _examined_records(verdict, view, request_completed_records=0)
     if contract.request_completed_schema is not None:
         schema = json.loads(contract.request_completed_schema.read_text(encoding="utf-8"))
         verdict.note(schema=str(contract.request_completed_schema))
@@ -68,23 +122,30 @@ def test_request_completed_records_are_complete(
 
 
 @pytest.mark.requirement("LOG-004")
-def test_timestamps_are_rfc3339(parsed: Sequence[ParsedLogLine], verdict: Verdict) -> None:
+def test_timestamps_are_rfc3339(
+    parsed: Sequence[ParsedLogLine], view: LogView, verdict: Verdict, conformance_session: ConformanceSession
+) -> None:
+    _examined_field(verdict, view, conformance_session, parsed, "timestamp")
     verdict.check(logs.check_timestamps(parsed), what="timestamps")
 
 
 @pytest.mark.requirement("LOG-005")
 def test_levels_are_allowed(
-    parsed: Sequence[ParsedLogLine], verdict: Verdict, conformance_session: ConformanceSession
+    parsed: Sequence[ParsedLogLine], view: LogView, verdict: Verdict, conformance_session: ConformanceSession
 ) -> None:
     contract = conformance_session.profile.logs
     verdict.note(allowed=list(contract.levels), case=contract.level_case)
+    _examined_field(verdict, view, conformance_session, parsed, "level")
     verdict.check(logs.check_levels(parsed, contract), what="levels")
 
 
 @pytest.mark.requirement("LOG-006")
 def test_trace_ids_are_w3c(
-    parsed: Sequence[ParsedLogLine], verdict: Verdict, conformance_session: ConformanceSession
+    parsed: Sequence[ParsedLogLine], view: LogView, verdict: Verdict, conformance_session: ConformanceSession
 ) -> None:
+    placeholders = sum(1 for p in parsed if p.no_trace)
+    verdict.note(lines_outside_a_trace=placeholders)
+    _examined_field(verdict, view, conformance_session, parsed, "trace_id", "span_id")
     verdict.check(logs.check_trace_ids(parsed, conformance_session.profile.logs), what="trace/span ids")
 
 
@@ -93,14 +154,64 @@ def test_every_request_is_logged_once(
     parsed: Sequence[ParsedLogLine], verdict: Verdict, conformance_session: ConformanceSession
 ) -> None:
     s = conformance_session
-    verdict.note(requests=len(s.exchanges))
+    answered = sum(1 for x in s.exchanges if x.status_code is not None)
+    verdict.examined(
+        requests=answered,
+        none_because=f"none of the {len(s.exchanges)} baseline requests was answered",
+        hint="see the service's output in work/ of the report directory",
+    )
     findings = logs.check_request_coverage(parsed, s.exchanges, s.profile.logs, s.profile.correlation_header)
     verdict.check(findings, what=f"{len(s.exchanges)} requests")
 
 
 @pytest.mark.requirement("LOG-008")
 def test_paths_are_route_templates(
-    parsed: Sequence[ParsedLogLine], verdict: Verdict, conformance_session: ConformanceSession
+    parsed: Sequence[ParsedLogLine], view: LogView, verdict: Verdict, conformance_session: ConformanceSession
 ) -> None:
     s = conformance_session
+    completed = logs.request_completed_records(parsed, s.profile.logs)
+    with_path = sum(1 for r in completed if isinstance(r.get("path"), str))
+    if not view.records:
+        _examined_records(verdict, view, request_paths=0)
+    else:
+        verdict.examined(
+            request_paths=with_path,
+            none_because=f"none of {len(completed)} request_completed record(s) has a "
+            f"{s.profile.logs.fields.get('path', 'path')} field",
+            hint="map logs.fields.path to the field that holds the request's path",
+        )
     verdict.check(logs.check_route_templates(parsed, s.profile.logs, s.templates), what="request paths")
+
+
+@pytest.mark.requirement("LOG-009")
+def test_lines_provoked_by_malformed_requests_keep_the_format(view: LogView, verdict: Verdict) -> None:
+    probes = sorted({p.provoked_by for p in view.provoked})
+    verdict.note(probes=probes)
+    verdict.examined(
+        provoked_lines=len(view.provoked),
+        none_because="the service wrote no log line in answer to the harness's malformed probes "
+        "(TRC-008's malformed correlation ids), so there is nothing to judge",
+        hint="expected when the service logs nothing for requests it rejects; declare LOG-009 in "
+        "requirements.not_applicable if so",
+    )
+    verdict.check(logs.check_provoked_lines(view.provoked), what=f"{len(view.provoked)} provoked lines")
+
+
+def _examined_field(
+    verdict: Verdict,
+    view: LogView,
+    session: ConformanceSession,
+    parsed: Sequence[ParsedLogLine],
+    *canonical: str,
+) -> None:
+    """Records that carry the field (LOG-002 judges records that lack it)."""
+    if not view.records:
+        _examined_records(verdict, view, **{f"records_with_{canonical[0]}": 0})
+        return
+    have = sum(1 for r in logs.records_of(parsed) if any(name in r for name in canonical))
+    names = ", ".join(session.profile.logs.fields.get(name, name) for name in canonical)
+    verdict.examined(
+        **{f"records_with_{canonical[0]}": have},
+        none_because=f"none of the {view.records} records has a {names} field",
+        hint=f"map logs.fields.{canonical[0]} to the service's field name",
+    )

@@ -59,12 +59,19 @@ MALFORMED_CORRELATION_IDS = (
 
 @dataclass(frozen=True)
 class TraceProbes:
-    """What the probe batch showed: every request joined to its telemetry, by name."""
+    """What the probe batch showed: every request joined to its telemetry, by name.
+
+    ``spans`` is False when the service exports no spans (declared, or seen
+    once per run); the propagation requirements are then decided from ``lines``.
+    """
 
     observed: dict[str, Observed]
     expected: dict[str, Expectation]
     malformed: list[tuple[str, Observed]]
     source: SpanSource
+    spans: bool
+    no_spans_reason: str
+    lines: list[ParsedLogLine]
 
     def cases(self, *, vectors_only: bool = False) -> list[tuple[Expectation, Observed]]:
         return [
@@ -147,9 +154,8 @@ def probes(conformance_session: ConformanceSession) -> TraceProbes:
     section, probe = _section(s)
     header, timeout = s.profile.correlation_header, s.profile.telemetry.timeout
     requests, expected, supplied = _probe_plan(s, section, probe)
-    exchanges = send_probes(
-        _clients(s, "traces", requests, section.requests_per_client), concurrency=section.concurrency
-    )
+    exchanges = _send_in_phases(s, section, requests)
+    spans_exported = s.spans_exported()
     store = s.stack.trace_store
     awaited = {
         name: x for name, x in exchanges.items()
@@ -157,7 +163,9 @@ def probes(conformance_session: ConformanceSession) -> TraceProbes:
         and (x.status_code < 400 or x.response_header(header) is not None)
     }  # fmt: skip
     continued = {n: (e.trace_id, e.parent_id) for n, e in expected.items() if e.trace == "continue"}
-    spans = wait_for_probe_spans(store, awaited, timeout=timeout, continued=continued)
+    spans = (
+        wait_for_probe_spans(store, awaited, timeout=timeout, continued=continued) if spans_exported else []
+    )
 
     def observe(lines: Sequence[ParsedLogLine]) -> dict[str, Observed]:
         return {
@@ -168,21 +176,65 @@ def probes(conformance_session: ConformanceSession) -> TraceProbes:
 
     first = observe([])
     keys = {
-        name: [x.response_header(header) or "", supplied.get(name, ""), o.server.trace_id if o.server else ""]
+        name: [x.response_header(header) or "", supplied.get(name, ""),
+               o.server.trace_id if o.server else continued.get(name, ("", ""))[0]]
         for name, (x, o) in ((n, (exchanges[n], first[n])) for n in awaited)
-    }
+    }  # fmt: skip
     wait_for_probe_logs(
         lambda: [p.record for p in _parsed(s) if p.record is not None], keys,
         completed_message=s.profile.logs.request_completed_message, timeout=timeout,
     )  # fmt: skip
-    observed = observe(_parsed(s))
+    lines = _parsed(s)
+    observed = observe(lines)
     source = SpanSource(
         store=store.describe(),
         exporter=f"the service's OTLP {s.profile.telemetry.otlp_protocol} exporter",
         waited=timeout,
     )
     malformed = [(n.removeprefix(CORRELATION), o) for n, o in observed.items() if n.startswith(CORRELATION)]
-    return TraceProbes(observed, expected, malformed, source)
+    reason = "" if spans_exported else s.no_spans_reason()
+    return TraceProbes(observed, expected, malformed, source, spans_exported, reason, lines)
+
+
+def _send_in_phases(
+    s: ConformanceSession, section: TracesSection, requests: Sequence[ProbeRequest]
+) -> dict[str, HttpExchange]:
+    """Ordinary probes together; then the W3C vectors together, and each malformed
+    correlation id alone, so that what the service logs in answer to them is
+    attributed to them (LOG-009) and kept out of the verdicts on normal traffic."""
+    ordinary = [r for r in requests if not r.name.startswith((W3C, CORRELATION))]
+    vectors = [r for r in requests if r.name.startswith(W3C)]
+    malformed = [r for r in requests if r.name.startswith(CORRELATION)]
+    per_client, concurrency = section.requests_per_client, section.concurrency
+    exchanges = send_probes(_clients(s, "traces", ordinary, per_client), concurrency=concurrency)
+    with s.provoking("the W3C trace-context vectors (invalid traceparent/tracestate values)"):
+        exchanges |= send_probes(_clients(s, "traces-w3c", vectors, per_client), concurrency=concurrency)
+    client = s.client("traces-malformed")
+    for request in malformed:
+        with s.provoking(
+            f"malformed {s.profile.correlation_header}: {request.name.removeprefix(CORRELATION)}"
+        ):
+            exchanges |= send_probes([(client, [request])], concurrency=1)
+    return exchanges
+
+
+def _no_spans(verdict: Verdict, probes: TraceProbes) -> None:
+    """A span-only requirement on a service that exports no spans: nothing to examine."""
+    verdict.examined(
+        spans=0,
+        none_because=f"{probes.no_spans_reason}; this requirement is about spans alone",
+        hint="if the service exports no spans by design, declare telemetry.spans: false",
+    )
+    verdict.require_evidence()
+
+
+def _from_logs(verdict: Verdict, probes: TraceProbes, examined: int, what: str) -> None:
+    verdict.note(decided_from=f"the trace ids in the log lines ({probes.no_spans_reason})")
+    verdict.examined(
+        **{what: examined},
+        none_because=f"{probes.no_spans_reason}, and no log line of these requests carries a trace id",
+        hint="log trace_id/span_id on every line (logs.fields maps their names), or export spans",
+    )
 
 
 def _note_cases(verdict: Verdict, cases: Sequence[tuple[Expectation, Observed]]) -> None:
@@ -193,13 +245,22 @@ def _note_cases(verdict: Verdict, cases: Sequence[tuple[Expectation, Observed]])
 def test_incoming_traceparent_is_continued(probes: TraceProbes, verdict: Verdict) -> None:
     cases = [(e, o) for e, o in probes.cases() if e.trace == "continue"]
     _note_cases(verdict, cases)
+    if not probes.spans:
+        findings, examined = traces.check_trace_continued_in_logs(cases)
+        _from_logs(verdict, probes, examined, "requests")
+        verdict.check(findings, what=f"{examined} requests' log lines")
+        return
+    verdict.examined(requests=len(cases))
     verdict.check(traces.check_trace_continued(cases, probes.source), what=f"{len(cases)} requests")
 
 
 @pytest.mark.requirement("TRC-003")
 def test_tracestate_is_kept(probes: TraceProbes, verdict: Verdict) -> None:
+    if not probes.spans:
+        _no_spans(verdict, probes)
     cases = [(e, o) for e, o in probes.cases() if e.includes]
     _note_cases(verdict, cases)
+    verdict.examined(requests=len(cases))
     verdict.check(traces.check_tracestate_kept(cases, probes.source), what=f"{len(cases)} requests")
 
 
@@ -212,6 +273,12 @@ def test_log_lines_carry_the_span_ids(
     verdict.note(
         requests=[{"request": o.name, "log_lines": len(o.lines), "joined_by": o.lines_by} for o in observed]
     )
+    if not probes.spans:
+        found, examined = traces.check_log_join_in_logs(observed)
+        _from_logs(verdict, probes, examined, "requests")
+        verdict.check(found, what=f"{examined} requests' log lines")
+        return
+    verdict.examined(requests=len(observed), log_lines=sum(len(o.lines) for o in observed))
     findings = traces.check_log_join(
         observed, probes.source, correlation_header=s.profile.correlation_header,
         completed_message=s.profile.logs.request_completed_message,
@@ -226,7 +293,8 @@ def test_correlation_header_matches_the_logs(
     s = conformance_session
     observed = probes.endpoint_requests()
     header = s.profile.correlation_header
-    verdict.note(header=header, requests=len(observed))
+    verdict.note(header=header)
+    verdict.examined(requests=len(observed))
     verdict.check(
         traces.check_correlation_join(observed, correlation_header=header), what=f"{len(observed)} requests"
     )
@@ -239,7 +307,8 @@ def test_correlation_id_is_generated(
     s = conformance_session
     fmt = s.profile.section(KEY).correlation_id_format
     observed = [o for o in probes.endpoint_requests() if o.supplied_correlation_id is None]
-    verdict.note(header=s.profile.correlation_header, format=fmt, requests=len(observed))
+    verdict.note(header=s.profile.correlation_header, format=fmt)
+    verdict.examined(requests=len(observed))
     findings = traces.check_correlation_generated(
         observed, correlation_header=s.profile.correlation_header, fmt=fmt
     )
@@ -252,7 +321,8 @@ def test_supplied_correlation_id_is_kept(
 ) -> None:
     s = conformance_session
     observed = [o for o in probes.endpoint_requests() if o.supplied_correlation_id is not None]
-    verdict.note(header=s.profile.correlation_header, requests=len(observed))
+    verdict.note(header=s.profile.correlation_header)
+    verdict.examined(requests=len(observed))
     findings = traces.check_correlation_echoed(observed, correlation_header=s.profile.correlation_header)
     verdict.check(findings, what=f"{len(observed)} requests with a correlation id")
 
@@ -266,6 +336,10 @@ def test_malformed_correlation_id_is_replaced(
     verdict.note(cases=[{"sent": what, "status": o.exchange.status_code,
                          "id_read_from": traces.assigned_correlation_id(o, header)[1] or "none"}
                         for what, o in probes.malformed])  # fmt: skip
+    verdict.examined(
+        probes=sum(1 for _, o in probes.malformed if o.exchange.status_code is not None),
+        none_because=f"none of the {len(probes.malformed)} malformed correlation-id probes was answered",
+    )
     findings = traces.check_correlation_replaced(probes.malformed, correlation_header=header)
     verdict.check(findings, what=f"{len(probes.malformed)} malformed correlation ids")
 
@@ -274,6 +348,12 @@ def test_malformed_correlation_id_is_replaced(
 def test_request_without_traceparent_starts_a_trace(probes: TraceProbes, verdict: Verdict) -> None:
     cases = [(e, o) for e, o in probes.cases() if e.trace == "new"]
     _note_cases(verdict, cases)
+    if not probes.spans:
+        findings, examined = traces.check_new_traces_in_logs(cases)
+        _from_logs(verdict, probes, examined, "requests")
+        verdict.check(findings, what=f"{examined} requests' log lines")
+        return
+    verdict.examined(requests=len(cases))
     verdict.check(traces.check_new_traces(cases, probes.source), what=f"{len(cases)} requests")
 
 
@@ -281,13 +361,22 @@ def test_request_without_traceparent_starts_a_trace(probes: TraceProbes, verdict
 def test_invalid_traceparent_restarts_the_trace(probes: TraceProbes, verdict: Verdict) -> None:
     cases = [(e, o) for e, o in probes.cases(vectors_only=True) if e.trace == "restart"]
     _note_cases(verdict, cases)
+    if not probes.spans:
+        findings, examined = traces.check_restarted_in_logs(cases, probes.lines)
+        _from_logs(verdict, probes, examined, "w3c_cases")
+        verdict.check(findings, what=f"{examined} W3C cases against the logged trace ids")
+        return
+    verdict.examined(w3c_cases=len(cases))
     verdict.check(traces.check_restarted(cases, probes.source), what=f"{len(cases)} W3C cases")
 
 
 @pytest.mark.requirement("TRC-012")
 def test_invalid_tracestate_is_discarded(probes: TraceProbes, verdict: Verdict) -> None:
+    if not probes.spans:
+        _no_spans(verdict, probes)
     cases = [(e, o) for e, o in probes.cases(vectors_only=True) if e.excludes]
     _note_cases(verdict, cases)
+    verdict.examined(w3c_cases=len(cases))
     verdict.check(traces.check_tracestate_discarded(cases, probes.source), what=f"{len(cases)} W3C cases")
 
 
@@ -342,6 +431,7 @@ def test_generated_correlation_ids_are_unique(
     ids, where = _unique_ids(s, exchanges, sent)
     if not ids:
         raise HarnessError(f"none of {answered} answers carried a correlation id, in headers or logs")
+    verdict.examined(correlation_ids=len(ids))
     verdict.note(endpoint=f"{probe.method} {probe.path}", requested=section.uniqueness_requests,
                  sent=len(exchanges), answered=answered, ids=len(ids), distinct=len(set(ids)),
                  seconds=round(elapsed, 2), read_from=where)  # fmt: skip
@@ -362,6 +452,9 @@ def test_excluded_endpoints_are_not_traced(
             hint="mark the endpoints the service does not trace with traced: false, or declare TRC-013 "
             "in requirements.not_applicable",
         )
+    if not probes.spans:
+        _no_spans(verdict, probes)
     observed = [o for o in probes.endpoint_requests() if o.exchange.endpoint in excluded]
-    verdict.note(excluded=excluded, requests=len(observed), spans_read_after_quiet_period=True)
+    verdict.note(excluded=excluded, spans_read_after_quiet_period=True)
+    verdict.examined(requests=len(observed))
     verdict.check(traces.check_untraced(observed, probes.source), what=f"{len(observed)} requests")

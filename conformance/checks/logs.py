@@ -12,7 +12,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -33,9 +33,13 @@ __all__ = [
     "LOG_006",
     "LOG_007",
     "LOG_008",
+    "LOG_009",
     "ParsedLogLine",
+    "ProvokedWindow",
+    "attribute_provoked",
     "check_json_lines",
     "check_levels",
+    "check_provoked_lines",
     "check_record_schema",
     "check_request_completed",
     "check_request_coverage",
@@ -97,6 +101,14 @@ LOG_008 = requirement(
     source="seed 000 log example path '/chat/completions'; seed 002 'full_path can include IDs'",
 )
 
+LOG_009 = requirement(
+    "LOG-009",
+    Level.SHOULD,
+    "Lines written in answer to malformed requests keep the log format (one JSON object per line)",
+    source="seed 000 §Middleware 2 'Structured JSON Logging': all logs in JSON format, including the "
+    "server framework's own warnings about requests it rejects",
+)
+
 _W3C_TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 _W3C_SPAN_ID = re.compile(r"^[0-9a-f]{16}$")
 _GCP_TRACE = re.compile(r"^projects/[^/]+/traces/([0-9a-f]{32})$")
@@ -110,20 +122,64 @@ _RFC3339 = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class ParsedLogLine:
-    """A captured line and, when it is a JSON object, its canonical record."""
+    """A captured line and, when it is a JSON object, its canonical record.
+
+    ``no_trace`` is set when the record's trace id is a "no active trace"
+    placeholder (``logs.no_trace_values``): the canonical record then carries
+    no trace_id/span_id, so the line is judged for format only and never
+    joined to a request. ``provoked_by`` names the harness probe the line
+    answered (see :func:`attribute_provoked`).
+    """
 
     line: LogLine
     raw_record: Mapping[str, Any] | None
     record: Mapping[str, Any] | None
     problem: str = ""
+    no_trace: bool = False
+    provoked_by: str = ""
 
     def evidence(self, **extra: Any) -> dict[str, Any]:
-        return {
+        out = {
             "stream": self.line.stream,
             "line": self.line.number,
             "excerpt": excerpt(self.line.text()),
-            **extra,
         }
+        if self.provoked_by:
+            out["provoked_by"] = self.provoked_by
+        return {**out, **extra}
+
+
+@dataclass(frozen=True, slots=True)
+class ProvokedWindow:
+    """Lines ``first``…``last`` (1-based, inclusive) of ``stream`` were written
+    while the harness's malformed ``probe`` was the only traffic in flight."""
+
+    stream: str
+    first: int
+    last: int
+    probe: str
+
+    def covers(self, line: LogLine) -> bool:
+        return line.stream == self.stream and self.first <= line.number <= self.last
+
+
+def attribute_provoked(
+    parsed: Sequence[ParsedLogLine], windows: Sequence[ProvokedWindow]
+) -> tuple[list[ParsedLogLine], list[ParsedLogLine]]:
+    """Split lines into (normal traffic, provoked by a malformed probe).
+
+    Provoked lines are judged by LOG-009 only, never mixed into the verdicts
+    on normal traffic; each keeps the name of its probe as evidence.
+    """
+    normal: list[ParsedLogLine] = []
+    provoked: list[ParsedLogLine] = []
+    for p in parsed:
+        probe = next((w.probe for w in windows if w.covers(p.line)), "")
+        if probe:
+            provoked.append(replace(p, provoked_by=probe))
+        else:
+            normal.append(p)
+    return normal, provoked
 
 
 def get_field(record: Mapping[str, Any], name: str) -> Any:
@@ -139,14 +195,32 @@ def get_field(record: Mapping[str, Any], name: str) -> Any:
     return node
 
 
-def _canonical(raw: Mapping[str, Any], fields: Mapping[str, str]) -> dict[str, Any]:
+def _canonical(raw: Mapping[str, Any], contract: LogContract) -> tuple[dict[str, Any], bool]:
+    """The record in canonical names, and whether its trace id said "no active trace"."""
+    fields = contract.fields
     mapped_names = set(fields.values())
     record = {k: v for k, v in raw.items() if k not in mapped_names}
     for canonical, name in fields.items():
         value = get_field(raw, name)
         if value is not None or name in raw:
             record[canonical] = value
-    return record
+    no_trace = "trace_id" in record and _is_no_trace(record["trace_id"], contract)
+    if no_trace:
+        del record["trace_id"]
+        if "span_id" in record and _is_no_trace(record["span_id"], contract):
+            del record["span_id"]
+    return record, no_trace
+
+
+def _is_no_trace(value: Any, contract: LogContract) -> bool:
+    """``"0"``, all zeros, or a profile placeholder, also inside GCP's
+    ``projects/P/traces/<id>`` (and a JSON ``0``)."""
+    if value is None or isinstance(value, bool):
+        return False
+    text = str(value).strip()
+    if contract.trace_id_format == "gcp-resource":
+        text = text.rsplit("/", 1)[-1]
+    return text in contract.no_trace_values
 
 
 def parse_log_lines(lines: Iterable[LogLine], contract: LogContract) -> list[ParsedLogLine]:
@@ -177,7 +251,8 @@ def parse_log_lines(lines: Iterable[LogLine], contract: LogContract) -> list[Par
         if not isinstance(value, dict):
             parsed.append(ParsedLogLine(line, None, None, f"JSON {type(value).__name__}, not an object"))
             continue
-        parsed.append(ParsedLogLine(line, value, _canonical(value, contract.fields)))
+        record, no_trace = _canonical(value, contract)
+        parsed.append(ParsedLogLine(line, value, record, no_trace=no_trace))
     return parsed
 
 
@@ -191,11 +266,36 @@ def _is_request_completed(record: Mapping[str, Any], contract: LogContract) -> b
     return record.get("message") == contract.request_completed_message
 
 
+def records_of(parsed: Iterable[ParsedLogLine]) -> list[Mapping[str, Any]]:
+    """The canonical records (lines that are JSON objects)."""
+    return [r for _, r in _records(parsed)]
+
+
+def request_completed_records(
+    parsed: Iterable[ParsedLogLine], contract: LogContract
+) -> list[Mapping[str, Any]]:
+    return [r for _, r in _records(parsed) if _is_request_completed(r, contract)]
+
+
 def check_json_lines(parsed: Sequence[ParsedLogLine]) -> list[Finding]:
     """LOG-001."""
     return [
         Finding(LOG_001.id, f"line {p.line.number} is {p.problem}", p.evidence())
         for p in parsed
+        if p.record is None
+    ]
+
+
+def check_provoked_lines(provoked: Sequence[ParsedLogLine]) -> list[Finding]:
+    """LOG-009: lines written in answer to the harness's malformed probes, each
+    named by its probe, are JSON objects like every other line."""
+    return [
+        Finding(
+            LOG_009.id,
+            f"line {p.line.number}, written in answer to the probe {p.provoked_by!r}, is {p.problem}",
+            p.evidence(),
+        )
+        for p in provoked
         if p.record is None
     ]
 

@@ -59,14 +59,19 @@ __all__ = [
     "check_correlation_replaced",
     "check_correlation_unique",
     "check_log_join",
+    "check_log_join_in_logs",
     "check_new_traces",
+    "check_new_traces_in_logs",
     "check_restarted",
+    "check_restarted_in_logs",
     "check_trace_continued",
+    "check_trace_continued_in_logs",
     "check_tracestate_discarded",
     "check_tracestate_kept",
     "check_untraced",
     "describe_case",
     "load_vectors",
+    "logged_trace_ids",
     "observe",
     "trace_hex",
     "tracestate_members",
@@ -336,12 +341,13 @@ def observe(
     by_correlation = [
         p for p in lines if p.record is not None and str(p.record.get("correlation_id")) in correlation_ids
     ]
+    # Without a span (the service exports none), the sent trace id still finds the lines
+    # of a request that continued it.
+    trace_key = server.trace_id if server is not None else (continued[0] if continued else "")
     by_trace = [
         p
         for p in lines
-        if server is not None
-        and p.record is not None
-        and trace_hex(p.record.get("trace_id", "")) == server.trace_id
+        if trace_key and p.record is not None and trace_hex(p.record.get("trace_id", "")) == trace_key
     ]
     joined = {p.line.number: p for p in [*by_correlation, *by_trace]}
     how = [label for label, found in (("correlation id", by_correlation), ("trace id", by_trace)) if found]
@@ -889,3 +895,138 @@ def check_untraced(observed: Sequence[Observed], src: SpanSource) -> list[Findin
             )
         )
     return findings
+
+
+# --------------------------------------------------------------------------- without spans: the logs decide
+#
+# For a service that exports no spans (declared with telemetry.spans: false, or
+# detected once per run), TRC-002, TRC-004, TRC-010 and TRC-011 are decided
+# from the trace ids its log lines carry. Each function returns its findings
+# and how many cases it could examine (a case none of whose lines could be
+# found is not examined; the suite turns zero examined into an error).
+
+
+def logged_trace_ids(o: Observed) -> set[str]:
+    """The trace ids (bare hex) the request's log lines carry."""
+    return {
+        trace_hex(p.record["trace_id"]) for p in o.lines if p.record is not None and p.record.get("trace_id")
+    }
+
+
+def _log_evidence(o: Observed, **extra: Any) -> dict[str, Any]:
+    return _evidence(o, decided_from="log lines (no spans)", log_lines=[p.line.number for p in o.lines][:10],
+                     **extra)  # fmt: skip
+
+
+def check_trace_continued_in_logs(
+    cases: Sequence[tuple[Expectation, Observed]],
+) -> tuple[list[Finding], int]:
+    """TRC-002 from the logs: the request's lines carry the incoming trace id."""
+    findings, examined = [], 0
+    for e, o in cases:
+        if e.trace != "continue":
+            continue
+        logged = logged_trace_ids(o)
+        if not logged:
+            continue
+        examined += 1
+        if e.trace_id not in logged:
+            findings.append(
+                Finding(
+                    TRC_002.id,
+                    f"{e.case}: its log lines carry trace {', '.join(sorted(logged))[:100]}, "
+                    f"not the incoming {e.trace_id}: the traceparent was not continued",
+                    _log_evidence(o, case=e.case, expected_trace_id=e.trace_id),
+                )
+            )
+    return findings, examined
+
+
+def check_new_traces_in_logs(cases: Sequence[tuple[Expectation, Observed]]) -> tuple[list[Finding], int]:
+    """TRC-010 from the logs: a request sent without traceparent logs a trace id of
+    its own (a valid id, no other request's, not from the headers sent)."""
+    findings, examined = [], 0
+    owners: dict[str, str] = {}
+    for e, o in cases:
+        if e.trace != "new":
+            continue
+        logged = logged_trace_ids(o)
+        if not logged:
+            continue
+        examined += 1
+        for trace_id in sorted(logged):
+            problem = ""
+            if not re.fullmatch(r"[0-9a-f]{32}", trace_id) or trace_id == "0" * 32:
+                problem = f"its log lines carry {excerpt(trace_id, 40)!r}, not a fresh W3C trace id"
+            elif _taken_from(trace_id, e.sent):
+                problem = f"the new trace {trace_id} reuses an id from the headers sent"
+            elif trace_id in owners and owners[trace_id] != e.case:
+                problem = (
+                    f"logs trace {trace_id}, like {owners[trace_id]}; each request without traceparent "
+                    "must start its own trace"
+                )
+            if problem:
+                evidence = _log_evidence(o, case=e.case, trace_id=trace_id)
+                findings.append(Finding(TRC_010.id, f"{e.case}: {problem}", evidence))
+            owners.setdefault(trace_id, e.case)
+    return findings, examined
+
+
+def check_restarted_in_logs(
+    cases: Sequence[tuple[Expectation, Observed]], lines: Sequence[ParsedLogLine]
+) -> tuple[list[Finding], int]:
+    """TRC-011 from the logs: no log line carries a trace id taken from an invalid
+    traceparent that was sent. A case counts as examined when the logs carry
+    trace ids at all (else nothing could have shown a continued trace)."""
+    logged: dict[str, ParsedLogLine] = {}
+    for p in lines:
+        if p.record is not None and p.record.get("trace_id"):
+            logged.setdefault(trace_hex(p.record["trace_id"]), p)
+    if not logged:
+        return [], 0
+    findings, examined = [], 0
+    for e, o in cases:
+        if e.trace != "restart":
+            continue
+        examined += 1
+        for trace_id, p in logged.items():
+            if _taken_from(trace_id, e.sent):
+                findings.append(
+                    Finding(
+                        TRC_011.id,
+                        f"{e.case}: log line {p.line.number} carries trace {trace_id}, taken from an invalid "
+                        f"header ({excerpt(' | '.join(e.sent), 120)}); the service must restart the trace",
+                        p.evidence(**_log_evidence(o, case=e.case, w3c=e.source)),
+                    )
+                )
+                break
+    return findings, examined
+
+
+def check_log_join_in_logs(observed: Sequence[Observed]) -> tuple[list[Finding], int]:
+    """TRC-004 from the logs: every line of a request carries a trace id and a span
+    id, and all of them name the same trace."""
+    findings, examined = [], 0
+    for o in observed:
+        if not o.lines:
+            continue
+        examined += 1
+        traces_seen = logged_trace_ids(o)
+        for p in o.lines:
+            record = p.record or {}
+            what = f"{o.name}: line {p.line.number} ({excerpt(str(record.get('message')), 40)})"
+            for name in ("trace_id", "span_id"):
+                if not record.get(name):
+                    findings.append(
+                        Finding(TRC_004.id, f"{what} has no {name}", p.evidence(**_log_evidence(o)))
+                    )
+        if len(traces_seen) > 1:
+            findings.append(
+                Finding(
+                    TRC_004.id,
+                    f"{o.name}: its log lines name {len(traces_seen)} different traces "
+                    f"({', '.join(sorted(traces_seen))[:140]})",
+                    _log_evidence(o, traces=sorted(traces_seen)),
+                )
+            )
+    return findings, examined

@@ -384,6 +384,7 @@ def wait_for_probe_logs(
     *,
     completed_message: str,
     timeout: float,
+    quiet_period: float = 1.5,
     clock: Clock = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[Mapping[str, Any]]:
@@ -392,12 +393,18 @@ def wait_for_probe_logs(
     ``keys`` maps a probe to the values that identify its records: correlation
     ids (response header, supplied value) and trace ids (hex). A record
     belongs to the probe when its ``correlation_id`` or its trace id is one of
-    them. When ``timeout`` runs out the records read so far are returned.
+    them. The wait also ends when no new record arrived for ``quiet_period``
+    (a service whose records cannot be matched, or that logs no such record,
+    has written all it will), and when ``timeout`` runs out; the records read
+    so far are returned and the checks say what is missing.
     """
     wanted = {name: {str(k).lower() for k in values if k} for name, values in keys.items()}
+    last_change = [clock(), -1]
 
     def probe() -> tuple[list[Mapping[str, Any]] | None, str]:
         records = list(read_records())
+        if len(records) != last_change[1]:
+            last_change[:] = [clock(), len(records)]
         found: set[str] = set()
         for record in records:
             if record.get("message") != completed_message:
@@ -405,7 +412,10 @@ def wait_for_probe_logs(
             ids = {str(record.get("correlation_id", "")).lower(), _trace_hex(record.get("trace_id", ""))}
             found.update(name for name, values in wanted.items() if ids & values)
         left = len(wanted) - len(found)
-        return (records if left == 0 else None), f"{len(records)} record(s); {left} probe(s) not logged yet"
+        quiet = clock() - last_change[0] >= quiet_period
+        return (
+            records if left == 0 or quiet else None
+        ), f"{len(records)} record(s); {left} probe(s) not logged yet"
 
     try:
         return wait_until(

@@ -592,6 +592,10 @@ def _requirement(result: Mapping[str, Any]) -> str:
         )
     if result.get("message"):
         body.append(f'<div class="msg">{_e(result["message"])}</div>')
+    examined = result.get("examined") or {}
+    if examined and status != "passed":  # a pass says what it examined in its message
+        what = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in examined.items())
+        body.append(f'<div class="src">Examined: {_e(what)}</div>')
     body.append(_evidence(result))
     return (
         f'<details class="req {_e(status)}" id="req-{_e(rid)}"{open_attr}>{summary}'

@@ -91,34 +91,33 @@ def variant_profile(
     return path
 
 
+def cli_run(
+    tmp_path: Path, *args: str, env: Mapping[str, str] | None = None, profile: Path = REFERENCE_PROFILE
+) -> CliRun:
+    """``conformance run`` in ``tmp_path`` (report in ``tmp_path/report``); asserts nothing of
+    the run is left alive."""
+    report_dir = tmp_path / "report"
+    proc = subprocess.run(
+        [sys.executable, "-m", "conformance.cli", "run", "--profile", str(profile),
+         "--report-dir", str(report_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        env=cli_env(env),
+        cwd=tmp_path,
+    )  # fmt: skip
+    result = CliRun(proc.returncode, proc.stdout, proc.stderr, report_dir)
+    report_file = report_dir / "conformance-report.json"
+    if report_file.exists():
+        leftovers = processes_with_run_id(result.report["run_id"])
+        assert not leftovers, f"the run left processes behind: {leftovers}"
+    return result
+
+
 @pytest.fixture
 def run_cli(tmp_path: Path) -> Callable[..., CliRun]:
     def run(*args: str, env: Mapping[str, str] | None = None, profile: Path = REFERENCE_PROFILE) -> CliRun:
-        report_dir = tmp_path / "report"
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "conformance.cli",
-                "run",
-                "--profile",
-                str(profile),
-                "--report-dir",
-                str(report_dir),
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=RUN_TIMEOUT,
-            env=cli_env(env),
-            cwd=tmp_path,
-        )
-        result = CliRun(proc.returncode, proc.stdout, proc.stderr, report_dir)
-        report_file = report_dir / "conformance-report.json"
-        if report_file.exists():
-            leftovers = processes_with_run_id(result.report["run_id"])
-            assert not leftovers, f"the run left processes behind: {leftovers}"
-        return result
+        return cli_run(tmp_path, *args, env=env, profile=profile)
 
     return run
 

@@ -207,7 +207,7 @@ class TestTraceIds:
         "over",
         [
             {"trace_id": TRACE.upper()},
-            {"trace_id": "0" * 32},
+            {"trace_id": "00"},
             {"trace_id": TRACE[:-1]},
             {"span_id": "0" * 16},
             {"span_id": SPAN + "00"},
@@ -216,6 +216,26 @@ class TestTraceIds:
     )
     def test_invalid_fails(self, over: dict[str, Any]) -> None:
         assert ids(logs.check_trace_ids(parse(record(**over)), LogContract())) == {"LOG-006"}
+
+    @pytest.mark.parametrize("value", ["0", "0" * 32, 0])
+    def test_no_active_trace_placeholders_are_judged_for_format_only(self, value: Any) -> None:
+        # OpenTelemetry's Python logging integration writes "0" outside a span, others all zeros.
+        [line] = parse(record(message="startup", trace_id=value, span_id="0" * 16))
+        assert line.no_trace and "trace_id" not in line.record and "span_id" not in line.record
+        assert logs.check_trace_ids([line], LogContract()) == []
+
+    def test_a_profile_adds_its_own_placeholder(self) -> None:
+        contract = LogContract(no_trace_values=frozenset({"0", "none"}))
+        [line] = parse(record(message="startup", trace_id="none"), contract=contract)
+        assert line.no_trace and logs.check_trace_ids([line], contract) == []
+        [other] = parse(record(message="startup", trace_id="none"))
+        assert ids(logs.check_trace_ids([other], LogContract())) == {"LOG-006"}
+
+    def test_a_request_record_without_a_trace_still_fails_its_own_requirement(self) -> None:
+        parsed = parse(record(trace_id="0" * 32))
+        assert ids(
+            logs.check_request_completed(parsed, LogContract(), schema("log-request-completed.schema.json"))
+        ) == {"LOG-003"}
 
     def test_gcp_trace_format(self) -> None:
         contract = LogContract(
@@ -241,6 +261,21 @@ def exchange(
         status_code=status,
         response_headers=headers,
     )
+
+
+class TestProvokedLines:
+    def test_lines_in_a_probe_window_are_judged_by_log_009_only(self) -> None:
+        parsed = parse(record(), b"Invalid HTTP request received.", record(message="after"))
+        window = logs.ProvokedWindow("stdout", 2, 2, "malformed X-Correlation-ID: a bare CR")
+        normal, provoked = logs.attribute_provoked(parsed, [window])
+        assert [p.line.number for p in normal] == [1, 3] and logs.check_json_lines(normal) == []
+        [finding] = logs.check_provoked_lines(provoked)
+        assert finding.requirement_id == "LOG-009" and "a bare CR" in finding.message
+        assert finding.evidence["provoked_by"] == "malformed X-Correlation-ID: a bare CR"
+
+    def test_json_answers_to_probes_pass(self) -> None:
+        _, provoked = logs.attribute_provoked(parse(record()), [logs.ProvokedWindow("stdout", 1, 1, "p")])
+        assert logs.check_provoked_lines(provoked) == []
 
 
 class TestRequestCoverage:

@@ -12,8 +12,22 @@ from conformance import Finding
 
 @pytest.mark.requirement("LOG-001")
 def test_pass(verdict):
-    verdict.note(lines=3)
+    verdict.note(stream="stdout")
+    verdict.examined(lines=3)
     verdict.check([], what="3 log lines")
+
+@pytest.mark.requirement("LOG-006")
+def test_nothing_examined(verdict):
+    verdict.examined(records=0, none_because="no JSON record on stdout", hint="set logs.stream")
+    verdict.check([], what="trace ids")
+
+@pytest.mark.requirement("LOG-007")
+def test_bare_pass(verdict):
+    pass
+
+@pytest.mark.requirement("LOG-009")
+def test_findings_fail_even_without_evidence(verdict):
+    verdict.check([Finding("LOG-009", "line 2 is not JSON")], what="provoked lines")
 
 @pytest.mark.requirement("LOG-002")
 def test_fail(verdict):
@@ -52,7 +66,7 @@ def run(pytester: pytest.Pytester) -> pytest.RunResult:
 
 
 def test_outcomes_and_failure_message(run: pytest.RunResult) -> None:
-    run.assert_outcomes(passed=1, failed=4)
+    run.assert_outcomes(passed=2, failed=6)
     run.stdout.fnmatch_lines(
         [
             "E       conformance._exceptions.Failure: LOG-002 (MUST) Every record validates against the "
@@ -65,15 +79,20 @@ def test_outcomes_and_failure_message(run: pytest.RunResult) -> None:
 def test_report_statuses(run: pytest.RunResult, pytester: pytest.Pytester) -> None:
     report = json.loads((pytester.path / "out" / "conformance-report.json").read_text())
     status = {r["id"]: (r["status"], r["message"]) for r in report["results"]}
-    assert status["LOG-001"] == ("passed", "")
+    assert status["LOG-001"] == ("passed", "examined 3 lines")
     assert status["LOG-002"] == ("failed", "1 finding(s); first: line 3: logger: is required")
     assert status["LOG-003"] == ("error", "RuntimeError: prometheus went away")
     assert status["LOG-004"][0] == "error" and "suite wiring" in status["LOG-004"][1]
     assert status["LOG-005"] == ("failed", "AssertionError: levels differ")
     assert status["LOG-008"] == ("skipped", "not applicable: no paths")
-    assert status["LOG-006"] == ("error", "not evaluated: no suite test decided it in this run")
+    assert status["LOG-006"] == ("error", "no JSON record on stdout (hint: set logs.stream)")
+    assert status["LOG-007"][0] == "error" and "without recording what it examined" in status["LOG-007"][1]
+    assert status["LOG-009"] == ("failed", "1 finding(s); first: line 2 is not JSON")
+    assert status["HLT-001"] == ("error", "not evaluated: no suite test decided it in this run")
     evidence = {r["id"]: r["evidence"] for r in report["results"]}
-    assert evidence["LOG-001"] == [{"lines": 3}]
+    assert evidence["LOG-001"] == [{"stream": "stdout"}]
+    examined = {r["id"]: r.get("examined") for r in report["results"]}
+    assert examined["LOG-001"] == {"lines": 3} and examined["LOG-006"] == {"records": 0}
     assert evidence["LOG-002"] == [
         {"requirement": "LOG-002", "message": "line 3: logger: is required", "line": 3}
     ]

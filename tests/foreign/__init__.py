@@ -1,0 +1,1 @@
+"""The foreign-service corpus (see README.md)."""

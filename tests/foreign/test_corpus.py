@@ -1,0 +1,78 @@
+"""The foreign-service corpus: the harness on services nobody here wrote.
+
+Every service in ``tests/foreign/<name>/`` (see README.md there) is run with
+its own profile, and every verdict is compared with the service's
+expected-verdict table, which is reasoned from the service's code. When they
+disagree and the table is right, the harness is fixed, never the table.
+
+The services are built by ``scripts/build-corpus`` (``scripts/run tests`` runs
+it first; builds are cached by content hash).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conformance._requirements import all_requirements
+from tests.integration.conftest import CliRun, cli_run
+
+CORPUS = Path(__file__).resolve().parent
+SERVICES = sorted(p.parent.name for p in CORPUS.glob("*/expected.yaml"))
+VERDICTS = {"passed", "failed", "error", "not_applicable"}
+#: The report's status for each verdict of a table.
+STATUS = {"passed": "passed", "failed": "failed", "error": "error", "not_applicable": "skipped"}
+#: Conformance requirements (load runs report PERF-* alone).
+CONFORMANCE_IDS = sorted(r.id for r in all_requirements() if not r.id.startswith("PERF-"))
+
+
+def _table(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((CORPUS / name / "expected.yaml").read_text(encoding="utf-8"))
+    return data
+
+
+def test_the_corpus_has_its_languages() -> None:
+    languages = {_table(name)["language"] for name in SERVICES}
+    assert len(SERVICES) >= 8 and {"Python", "Go", "Node.js"} <= languages, (SERVICES, languages)
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_table_is_complete(name: str) -> None:
+    """A row for every conformance requirement, each with a verdict and a reason."""
+    rows = _table(name)["verdicts"]
+    missing = [rid for rid in CONFORMANCE_IDS if rid not in rows]
+    unknown = sorted(set(rows) - set(CONFORMANCE_IDS))
+    bad = [rid for rid, row in rows.items() if row.get("verdict") not in VERDICTS or not row.get("why")]
+    assert not (missing or unknown or bad), f"{name}: missing {missing}, unknown {unknown}, malformed {bad}"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", SERVICES)
+def test_verdicts_match_the_table(name: str, tmp_path: Path) -> None:
+    service = CORPUS / name
+    if not (service / ".build" / ".done").exists():
+        pytest.fail(f"{name} is not built: run scripts/build-corpus {name} (scripts/run tests does)")
+    run = cli_run(tmp_path, "--mode", "local", profile=service / "conformance.yaml")
+    assert (run.report_dir / "conformance-report.json").exists(), run.stderr[-2000:]
+    rows = _table(name)["verdicts"]
+    results = {r["id"]: r for r in run.report["results"]}
+    wrong = []
+    for rid in CONFORMANCE_IDS:
+        want, got = STATUS[rows[rid]["verdict"]], results[rid]["status"]
+        if want != got:
+            wrong.append(
+                f"  {rid}: table {rows[rid]['verdict']} ({rows[rid]['why']})\n"
+                f"  {'':8} harness {got}: {results[rid]['message'][:300]}"
+            )
+    assert not wrong, f"{name}: {len(wrong)} verdict(s) differ from the table:\n" + "\n".join(wrong)
+    _no_pass_without_evidence(run)
+
+
+def _no_pass_without_evidence(run: CliRun) -> None:
+    empty = [
+        r["id"] for r in run.report["results"] if r["status"] == "passed" and not any(r["examined"].values())
+    ]
+    assert not empty, f"passed with nothing examined: {empty}"

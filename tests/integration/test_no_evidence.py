@@ -1,0 +1,60 @@
+"""No verdict without evidence, end to end: every requirement against a service
+that emits nothing (tests/data/silent_service: no log line, no span, no metric;
+it answers every request 200 ``{}``). Nothing may pass.
+
+The rule lives in the shared verdict machinery (``conformance.plugin.Verdict``);
+this test is what keeps a new requirement from slipping past it: it runs every
+requirement ID the registry knows, and fails naming any that passed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance._requirements import all_requirements
+
+from .conftest import REPO, CliRun, cli_run
+
+pytestmark = pytest.mark.integration
+
+SILENT_PROFILE = REPO / "tests/data/silent_service/conformance.yaml"
+
+
+@pytest.fixture(scope="module")
+def silent_run(tmp_path_factory: pytest.TempPathFactory) -> CliRun:
+    return cli_run(tmp_path_factory.mktemp("silent"), "--mode", "local", profile=SILENT_PROFILE)
+
+
+def test_nothing_passes_on_empty_telemetry(silent_run: CliRun) -> None:
+    statuses = silent_run.statuses()
+    conformance_ids = {r.id for r in all_requirements() if r.area != "Performance"}
+    assert conformance_ids <= set(statuses), f"not in the report: {sorted(conformance_ids - set(statuses))}"
+    passed = {
+        rid: r["message"]
+        for r in silent_run.report["results"]
+        if (rid := r["id"]) and r["status"] == "passed"
+    }
+    assert not passed, f"passed on a service that emits nothing: {passed}"
+
+
+def test_every_error_says_why(silent_run: CliRun) -> None:
+    vague = [
+        r["id"] for r in silent_run.report["results"] if r["status"] == "error" and len(r["message"]) < 20
+    ]
+    assert not vague, f"errors without a reason: {vague}"
+
+
+def test_the_log_errors_name_the_stream_and_the_fix(silent_run: CliRun) -> None:
+    by_id = {r["id"]: r for r in silent_run.report["results"]}
+    for rid in ("LOG-002", "LOG-004", "LOG-006"):
+        assert by_id[rid]["status"] == "error"
+        assert "wrote no log line on stdout" in by_id[rid]["message"], by_id[rid]["message"]
+    assert by_id["LOG-006"]["examined"] == {"records_with_trace_id": 0}
+
+
+def test_span_requirements_say_once_that_no_span_came(silent_run: CliRun) -> None:
+    by_id = {r["id"]: r for r in silent_run.report["results"]}
+    assert by_id["TRC-001"]["status"] == "failed"
+    assert "exports no spans" in by_id["TRC-001"]["message"]
+    for rid in ("TRC-003", "TRC-012"):
+        assert by_id[rid]["status"] == "error" and "exports no spans" in by_id[rid]["message"]
