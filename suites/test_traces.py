@@ -163,6 +163,7 @@ def probes(conformance_session: ConformanceSession) -> TraceProbes:
         and (x.status_code < 400 or x.response_header(header) is not None)
     }  # fmt: skip
     continued = {n: (e.trace_id, e.parent_id) for n, e in expected.items() if e.trace == "continue"}
+    suspects = {n: e.trace_id for n, e in expected.items() if e.trace == "restart" and e.trace_id}
     spans = (
         wait_for_probe_spans(store, awaited, timeout=timeout, continued=continued) if spans_exported else []
     )
@@ -170,7 +171,8 @@ def probes(conformance_session: ConformanceSession) -> TraceProbes:
     def observe(lines: Sequence[ParsedLogLine]) -> dict[str, Observed]:
         return {
             name: traces.observe(name, x, spans, lines, correlation_header=header,
-                                 continued=continued.get(name), supplied_correlation_id=supplied.get(name))
+                                 continued=continued.get(name), supplied_correlation_id=supplied.get(name),
+                                 suspect=suspects.get(name, ""))
             for name, x in exchanges.items()
         }  # fmt: skip
 
@@ -228,6 +230,26 @@ def _no_spans(verdict: Verdict, probes: TraceProbes) -> None:
     verdict.require_evidence()
 
 
+def _located(
+    verdict: Verdict, probes: TraceProbes, cases: Sequence[tuple[Expectation, Observed]], what: str
+) -> list[tuple[Expectation, Observed]]:
+    """The cases whose SERVER span was found; the others are not examined (a span
+    that was never exported is TRC-001's finding, not this requirement's)."""
+    located = [(e, o) for e, o in cases if o.server is not None]
+    lost = [o.name for _, o in cases if o.server is None]
+    if lost:
+        verdict.note(spans_not_located=len(lost), examples=lost[:5])
+    verdict.examined(
+        **{what: len(located)},
+        none_because=f"the SERVER span of none of these {len(cases)} requests could be located in "
+        f"{probes.source.store} (looked for the User-Agent the harness sent in user_agent.original or "
+        "http.user_agent, the sent trace id, and the trace id in the request's log lines)",
+        hint="record the User-Agent on SERVER spans (OpenTelemetry HTTP semantic conventions), or log "
+        "the trace id with a correlation id",
+    )
+    return located
+
+
 def _from_logs(verdict: Verdict, probes: TraceProbes, examined: int, what: str) -> None:
     verdict.note(decided_from=f"the trace ids in the log lines ({probes.no_spans_reason})")
     verdict.examined(
@@ -250,7 +272,7 @@ def test_incoming_traceparent_is_continued(probes: TraceProbes, verdict: Verdict
         _from_logs(verdict, probes, examined, "requests")
         verdict.check(findings, what=f"{examined} requests' log lines")
         return
-    verdict.examined(requests=len(cases))
+    cases = _located(verdict, probes, cases, "requests")
     verdict.check(traces.check_trace_continued(cases, probes.source), what=f"{len(cases)} requests")
 
 
@@ -260,7 +282,7 @@ def test_tracestate_is_kept(probes: TraceProbes, verdict: Verdict) -> None:
         _no_spans(verdict, probes)
     cases = [(e, o) for e, o in probes.cases() if e.includes]
     _note_cases(verdict, cases)
-    verdict.examined(requests=len(cases))
+    cases = _located(verdict, probes, cases, "requests")
     verdict.check(traces.check_tracestate_kept(cases, probes.source), what=f"{len(cases)} requests")
 
 
@@ -278,7 +300,19 @@ def test_log_lines_carry_the_span_ids(
         _from_logs(verdict, probes, examined, "requests")
         verdict.check(found, what=f"{examined} requests' log lines")
         return
-    verdict.examined(requests=len(observed), log_lines=sum(len(o.lines) for o in observed))
+    # A request that wrote no line, or whose span was not found, has nothing to judge here.
+    lost = [o.name for o in observed if o.server is None or not o.lines]
+    observed = [o for o in observed if o.server is not None and o.lines]
+    if lost:
+        verdict.note(not_examined=len(lost), examples=lost[:5], why="no log line of the request found, "
+                     "or its SERVER span not located")  # fmt: skip
+    verdict.examined(
+        requests=len(observed),
+        log_lines=sum(len(o.lines) for o in observed),
+        none_because="no request had both a located SERVER span and log lines joined to it (by "
+        "correlation id or trace id)",
+        hint="log a correlation id or the trace id on each request's lines (logs.fields maps the names)",
+    )
     findings = traces.check_log_join(
         observed, probes.source, correlation_header=s.profile.correlation_header,
         completed_message=s.profile.logs.request_completed_message,
@@ -353,7 +387,7 @@ def test_request_without_traceparent_starts_a_trace(probes: TraceProbes, verdict
         _from_logs(verdict, probes, examined, "requests")
         verdict.check(findings, what=f"{examined} requests' log lines")
         return
-    verdict.examined(requests=len(cases))
+    cases = _located(verdict, probes, cases, "requests")
     verdict.check(traces.check_new_traces(cases, probes.source), what=f"{len(cases)} requests")
 
 
@@ -366,7 +400,7 @@ def test_invalid_traceparent_restarts_the_trace(probes: TraceProbes, verdict: Ve
         _from_logs(verdict, probes, examined, "w3c_cases")
         verdict.check(findings, what=f"{examined} W3C cases against the logged trace ids")
         return
-    verdict.examined(w3c_cases=len(cases))
+    cases = _located(verdict, probes, cases, "w3c_cases")
     verdict.check(traces.check_restarted(cases, probes.source), what=f"{len(cases)} W3C cases")
 
 
@@ -376,7 +410,7 @@ def test_invalid_tracestate_is_discarded(probes: TraceProbes, verdict: Verdict) 
         _no_spans(verdict, probes)
     cases = [(e, o) for e, o in probes.cases(vectors_only=True) if e.excludes]
     _note_cases(verdict, cases)
-    verdict.examined(w3c_cases=len(cases))
+    cases = _located(verdict, probes, cases, "w3c_cases")
     verdict.check(traces.check_tracestate_discarded(cases, probes.source), what=f"{len(cases)} W3C cases")
 
 

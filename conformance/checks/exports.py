@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from conformance._mask import excerpt
 from conformance._model import Finding, Level
@@ -65,11 +66,29 @@ def check_metrics_scraped(
 
 
 def span_route(span: Span) -> tuple[str, str]:
-    """(method, route-or-path) of a server span, across old and new HTTP semconv."""
+    """(method, route-or-path) of a server span, across old and new HTTP semconv and
+    the names instrumentations use besides them (Micrometer's ``uri``, a full URL,
+    a span named ``GET /items/{id}`` or ``http get /items``)."""
     attrs = span.attributes
-    method = str(attrs.get("http.request.method") or attrs.get("http.method") or "")
-    route = attrs.get("http.route") or attrs.get("url.path") or attrs.get("http.target") or ""
-    return method, str(route).split("?", 1)[0]
+    name_method, name_route = _from_span_name(span.name)
+    method = str(attrs.get("http.request.method") or attrs.get("http.method") or attrs.get("method") or "")
+    route = (
+        attrs.get("http.route") or attrs.get("url.path") or attrs.get("http.target") or attrs.get("uri")
+        or _url_path(attrs.get("url.full") or attrs.get("http.url")) or name_route
+    )  # fmt: skip
+    return (method or name_method).upper(), str(route).split("?", 1)[0]
+
+
+def _url_path(url: Any) -> str:
+    return urlsplit(url).path if isinstance(url, str) and "://" in url else ""
+
+
+def _from_span_name(name: str) -> tuple[str, str]:
+    """``GET /items/{id}`` or ``http get /items`` → (method, route); else empty."""
+    parts = name.split()
+    if len(parts) >= 2 and parts[-1].startswith("/") and parts[-2].isalpha():
+        return parts[-2].upper(), parts[-1]
+    return "", ""
 
 
 def check_server_spans_exported(
@@ -80,19 +99,33 @@ def check_server_spans_exported(
     traced_endpoints: set[str],
     store: str,
 ) -> list[Finding]:
-    """TRC-001: per (method, route), at least as many SERVER spans as answered
-    requests. Matched by route rather than trace id so that a service which
-    breaks propagation fails the propagation requirements, not this one."""
+    """TRC-001: every answered traced request has a SERVER span.
+
+    A request sent with a traceparent is matched to a SERVER span in that
+    trace; the others, and those whose trace no span continued, are counted
+    per (method, route) against the SERVER spans left, so a service that
+    breaks propagation fails the propagation requirements, not this one.
+    """
+    servers = [span for span in spans if span.kind == "SERVER"]
+    answered = [x for x in exchanges if x.status_code is not None and x.endpoint in traced_endpoints]
+    in_trace: dict[str, list[Span]] = {}
+    for span in servers:
+        in_trace.setdefault(span.trace_id, []).append(span)
+    used: set[str] = set()
+    unmatched: list[HttpExchange] = []
+    for x in answered:
+        trace_id = _sent_trace_id(x)
+        candidates = [s for s in in_trace.get(trace_id, []) if s.span_id not in used]
+        if candidates:
+            used.add(candidates[0].span_id)
+        else:
+            unmatched.append(x)
     exported: Counter[tuple[str, str]] = Counter()
-    for span in spans:
-        if span.kind == "SERVER":
+    for span in servers:
+        if span.span_id not in used:
             method, route = span_route(span)
             exported[(method, templates.get(route, route))] += 1
-    sent: Counter[tuple[str, str]] = Counter(
-        (x.method, templates.get(x.path, x.path))
-        for x in exchanges
-        if x.status_code is not None and x.endpoint in traced_endpoints
-    )
+    sent: Counter[tuple[str, str]] = Counter((x.method, templates.get(x.path, x.path)) for x in unmatched)
     findings = []
     for (method, route), n in sorted(sent.items()):
         got = exported.get((method, route), 0)
@@ -100,8 +133,14 @@ def check_server_spans_exported(
             findings.append(
                 Finding(
                     TRC_001.id,
-                    f"{method} {route}: {n} request(s) answered but {got} SERVER span(s) arrived in {store}",
-                    {"method": method, "route": route, "requests": n, "server_spans": got},
+                    f"{method} {route}: {n - got} of the answered request(s) have no SERVER span in {store} "
+                    "(none in the trace the request's traceparent named, none with its route)",
+                    {"method": method, "route": route, "requests": n, "server_spans_by_route": got},
                 )
             )
     return findings
+
+
+def _sent_trace_id(x: HttpExchange) -> str:
+    parts = x.sent_traceparent.split("-")
+    return parts[1] if len(parts) == 4 else ""

@@ -291,6 +291,7 @@ def _located(
     continued: tuple[str, str] | None,
     lines: Sequence[ParsedLogLine],
     correlation_ids: set[str],
+    suspect: str = "",
 ) -> tuple[Span | None, str]:
     servers = [span for span in spans if span.kind == "SERVER"]
     marker = marker_of(exchange)
@@ -302,6 +303,11 @@ def _located(
         found = [s for s in servers if (s.trace_id, s.parent_span_id) == continued]
         if found:
             return server_span(found), "sent trace id"
+    if suspect:
+        # An invalid traceparent's trace id: a span in it continued what it must not.
+        found = [s for s in servers if s.trace_id == suspect]
+        if found:
+            return server_span(found), "the trace id of the invalid header sent"
     logged = {
         trace_hex(p.record["trace_id"])
         for p in lines
@@ -325,18 +331,20 @@ def observe(
     correlation_header: str,
     continued: tuple[str, str] | None = None,
     supplied_correlation_id: str | None = None,
+    suspect: str = "",
 ) -> Observed:
     """Join one request to its SERVER span, that span's trace, and its log lines.
 
     ``continued`` is the (trace id, parent id) the request's traceparent sent,
-    when it sent a valid one; ``supplied_correlation_id`` the correlation
-    header value the harness sent, if any.
+    when it sent a valid one; ``suspect`` the trace id of an invalid one (a
+    span in that trace is the request's, wrongly continued);
+    ``supplied_correlation_id`` the correlation header value the harness sent.
     """
     response_id = exchange.response_header(correlation_header)
     correlation_ids = {response_id} if response_id else set()
     if not correlation_ids and supplied_correlation_id:
         correlation_ids = {supplied_correlation_id}
-    server, located_by = _located(exchange, spans, continued, lines, correlation_ids)
+    server, located_by = _located(exchange, spans, continued, lines, correlation_ids, suspect)
     trace = tuple(s for s in spans if server is not None and s.trace_id == server.trace_id)
     by_correlation = [
         p for p in lines if p.record is not None and str(p.record.get("correlation_id")) in correlation_ids

@@ -309,11 +309,14 @@ def wait_for_probe_spans(
     timeout: float,
     continued: Mapping[str, tuple[str, str]] | None = None,
     quiet_period: float = 0.3,
+    stall_period: float = 6.0,
     clock: Clock = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[Span]:
     """The store's spans once every probe in ``exchanges`` has a SERVER span, and
     then nothing new arrived for ``quiet_period`` (child spans, late batches).
+    The wait also ends when spans have arrived but none new for ``stall_period``
+    (longer than the usual 5 s batch export delay of an SDK left at its default).
 
     A probe's span is the SERVER span carrying its marker or, for probes in
     ``continued`` (name → sent trace id, parent id), one in that trace with
@@ -333,11 +336,18 @@ def wait_for_probe_spans(
             if markers[name] not in seen and continued.get(name, ("", "")) not in pairs
         ]
 
+    arrived = [-1, clock()]
+
     def all_located() -> tuple[list[Span] | None, str]:
         spans = store.spans()
+        if len(spans) != arrived[0]:
+            arrived[:] = [len(spans), clock()]
         left = missing(spans)
+        # Spans stopped arriving: the rest cannot be located (a service that records no
+        # User-Agent and does not continue the trace), and waiting longer finds nothing.
+        stalled = bool(spans) and clock() - arrived[1] >= stall_period
         return (
-            spans if not left else None
+            spans if not left or stalled else None
         ), f"{len(spans)} span(s); no SERVER span yet for {len(left)} probe(s)"
 
     try:
