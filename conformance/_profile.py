@@ -121,6 +121,8 @@ class MetricsConfig:
     separate_port: bool = False
     format: str = "prometheus-text"
     bearer_token_env: str | None = None
+    #: False when the profile declares that the service serves no Prometheus metrics.
+    exposed: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,12 @@ class TelemetryConfig:
 #: applicable (the propagation requirements are then decided from the logs).
 SPAN_ONLY_REQUIREMENTS = ("TRC-001", "TRC-003", "TRC-012", "TRC-013", "PII-002")
 NO_SPANS_REASON = "the profile declares that the service exports no spans (telemetry.spans: false)"
+#: Requirements about a scraped Prometheus exposition; ``metrics.exposed: false`` makes them
+#: not applicable (and Prometheus is not pointed at the service).
+METRICS_ONLY_REQUIREMENTS = (*(f"MET-{n:03d}" for n in range(1, 12)), "PII-003", "PII-004")
+NO_METRICS_REASON = (
+    "the profile declares that the service serves no Prometheus metrics (metrics.exposed: false)"
+)
 
 #: What OpenTelemetry's logging integrations write outside a span: Python's writes "0",
 #: others the all-zero ids of an invalid span context.
@@ -446,6 +454,7 @@ def _build(path: Path, display: str, data: dict[str, Any]) -> Profile:
         separate_port="port" in met,
         format=met.get("format", "prometheus-text"),
         bearer_token_env=met.get("bearer_token_env"),
+        exposed=bool(met.get("exposed", True)),
     )
     tel = data.get("telemetry", {})
     telemetry = TelemetryConfig(
@@ -510,6 +519,7 @@ def _build(path: Path, display: str, data: dict[str, Any]) -> Profile:
         prometheus=prometheus,
         not_applicable={
             **({} if telemetry.spans else dict.fromkeys(SPAN_ONLY_REQUIREMENTS, NO_SPANS_REASON)),
+            **({} if metrics.exposed else dict.fromkeys(METRICS_ONLY_REQUIREMENTS, NO_METRICS_REASON)),
             **data.get("requirements", {}).get("not_applicable", {}),
         },
         client_header=traffic.get("client_header"),

@@ -574,7 +574,7 @@ class ContainerStack:
                 address=f"service:{svc.scrape_port}",
                 metrics_path=self.profile.metrics.path,
             )
-        ]
+        ] if self.profile.metrics.exposed else []  # fmt: skip
         if collector:
             targets.append(
                 ScrapeTarget(

@@ -223,7 +223,7 @@ class LocalStack:
         )
         self.prometheus = LocalPrometheus(
             self.workdir / "prometheus",
-            [target],
+            [target] if met.exposed else [],  # a service without metrics is not scraped
             binary=self._prometheus_binary,
             scrape_interval=self.profile.prometheus.scrape_interval,
             evaluation_interval=self.profile.prometheus.evaluation_interval,

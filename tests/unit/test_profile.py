@@ -116,3 +116,27 @@ def test_defaults(tmp_path: Path) -> None:
     assert profile.telemetry.service_name == "x"
     assert profile.metrics.path == "/metrics" and not profile.metrics.separate_port
     assert profile.endpoints == ()
+
+
+MINIMAL = "version: 1\nservice: {name: demo, command: [x]}\n"
+
+
+def test_a_service_without_spans_makes_the_span_only_requirements_not_applicable(tmp_path: Path) -> None:
+    profile = load_profile(write(tmp_path, MINIMAL + "telemetry: {spans: false}\n"))
+    assert not profile.telemetry.spans
+    assert sorted(profile.not_applicable) == ["PII-002", "TRC-001", "TRC-003", "TRC-012", "TRC-013"]
+    assert "telemetry.spans: false" in profile.not_applicable["TRC-001"]
+
+
+def test_a_service_without_metrics_makes_the_exposition_requirements_not_applicable(tmp_path: Path) -> None:
+    text = MINIMAL + "metrics: {exposed: false}\nrequirements: {not_applicable: {MET-004: our own reason}}\n"
+    profile = load_profile(write(tmp_path, text))
+    assert not profile.metrics.exposed
+    assert {f"MET-{n:03d}" for n in range(1, 12)} | {"PII-003", "PII-004"} == set(profile.not_applicable)
+    assert profile.not_applicable["MET-004"] == "our own reason"  # the profile's own words win
+    assert "metrics.exposed: false" in profile.not_applicable["MET-001"]
+
+
+def test_no_trace_placeholders_add_to_the_defaults(tmp_path: Path) -> None:
+    profile = load_profile(write(tmp_path, MINIMAL + 'logs: {no_trace_values: ["none", ""]}\n'))
+    assert profile.logs.no_trace_values == {"0", "0" * 32, "0" * 16, "none", ""}
