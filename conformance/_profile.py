@@ -145,6 +145,8 @@ NO_METRICS_REASON = (
     "the profile declares that the service serves no Prometheus metrics (metrics.exposed: false)"
 )
 
+NOT_INTERNAL_REASON = "the profile does not declare /metrics internal (metrics.internal: false)"
+
 #: What OpenTelemetry's logging integrations write outside a span: Python's writes "0",
 #: others the all-zero ids of an invalid span context.
 DEFAULT_NO_TRACE_VALUES = frozenset({"0", "0" * 32, "0" * 16})
@@ -520,6 +522,8 @@ def _build(path: Path, display: str, data: dict[str, Any]) -> Profile:
         not_applicable={
             **({} if telemetry.spans else dict.fromkeys(SPAN_ONLY_REQUIREMENTS, NO_SPANS_REASON)),
             **({} if metrics.exposed else dict.fromkeys(METRICS_ONLY_REQUIREMENTS, NO_METRICS_REASON)),
+            # MET-011 asks something only of a service whose profile says /metrics is internal.
+            **({} if met.get("internal", False) else {"MET-011": NOT_INTERNAL_REASON}),
             **data.get("requirements", {}).get("not_applicable", {}),
         },
         client_header=traffic.get("client_header"),

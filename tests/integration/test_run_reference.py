@@ -22,15 +22,17 @@ from .conftest import CliRun, processes_with_run_id, start_cli_run, variant_prof
 pytestmark = pytest.mark.integration
 
 RunCli = Callable[..., CliRun]
+NOT_APPLICABLE = {"TRC-013", "MET-011"}
 
 
 def test_reference_service_conforms(run_cli: RunCli) -> None:
     run = run_cli()
     report = run.report
     assert run.returncode == 0, run.stdout + run.stderr
-    # Everything passes but what the profile declares not applicable (TRC-013: nothing excluded from tracing).
-    assert run.ids_with("passed") == set(run.statuses()) - {"TRC-013"}, run.stdout
-    assert run.ids_with("skipped") == {"TRC-013"}
+    # Everything passes but what is not applicable: TRC-013 (nothing excluded from tracing, declared)
+    # and MET-011 (implied: the profile does not say /metrics is internal).
+    assert run.ids_with("passed") == set(run.statuses()) - NOT_APPLICABLE, run.stdout
+    assert run.ids_with("skipped") == NOT_APPLICABLE
     jsonschema.Draft202012Validator(
         json.loads(schema_path("conformance-report.schema.json").read_text())
     ).validate(report)
@@ -77,7 +79,7 @@ def test_service_crashing_at_start_is_one_line_and_exit_3(run_cli: RunCli) -> No
     assert run.last_stderr_line.startswith(
         "conformance: error: the service exited with code 3 during start-up"
     )
-    assert run.ids_with("error") == set(run.statuses()) - {"TRC-013"}  # not applicable: skipped, not error
+    assert run.ids_with("error") == set(run.statuses()) - NOT_APPLICABLE  # skipped, not error
     assert run.report["stack"]["error"].startswith("the service exited with code 3")
 
 

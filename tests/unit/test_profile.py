@@ -124,7 +124,7 @@ MINIMAL = "version: 1\nservice: {name: demo, command: [x]}\n"
 def test_a_service_without_spans_makes_the_span_only_requirements_not_applicable(tmp_path: Path) -> None:
     profile = load_profile(write(tmp_path, MINIMAL + "telemetry: {spans: false}\n"))
     assert not profile.telemetry.spans
-    assert sorted(profile.not_applicable) == ["PII-002", "TRC-001", "TRC-003", "TRC-012", "TRC-013"]
+    assert sorted(profile.not_applicable) == ["MET-011", "PII-002", "TRC-001", "TRC-003", "TRC-012", "TRC-013"]
     assert "telemetry.spans: false" in profile.not_applicable["TRC-001"]
 
 
@@ -140,3 +140,9 @@ def test_a_service_without_metrics_makes_the_exposition_requirements_not_applica
 def test_no_trace_placeholders_add_to_the_defaults(tmp_path: Path) -> None:
     profile = load_profile(write(tmp_path, MINIMAL + 'logs: {no_trace_values: ["none", ""]}\n'))
     assert profile.logs.no_trace_values == {"0", "0" * 32, "0" * 16, "none", ""}
+
+
+def test_met_011_applies_only_to_internal_metrics(tmp_path: Path) -> None:
+    assert "metrics.internal: false" in load_profile(write(tmp_path, MINIMAL)).not_applicable["MET-011"]
+    internal = load_profile(write(tmp_path, MINIMAL + "metrics: {internal: true, port: auto}\n"))
+    assert "MET-011" not in internal.not_applicable
