@@ -22,6 +22,7 @@ __all__ = [
     "ProbeAnswer",
     "Span",
     "SpanEvent",
+    "trace_hex",
 ]
 
 
@@ -97,6 +98,12 @@ class HttpExchange:
     error: str = ""
     sent_traceparent: str = ""
 
+    @property
+    def sent_trace_id(self) -> str:
+        """The trace id of the traceparent the harness sent, or ``""``."""
+        parts = self.sent_traceparent.split("-")
+        return parts[1].lower() if len(parts) == 4 else ""
+
     def response_header(self, name: str) -> str | None:
         """The first value of a response header, case-insensitively."""
         wanted = name.lower()
@@ -104,6 +111,11 @@ class HttpExchange:
             if key.lower() == wanted:
                 return value
         return None
+
+
+def trace_hex(value: Any) -> str:
+    """A logged trace id as bare lowercase hex (``projects/p/traces/ABC`` → ``abc``)."""
+    return str(value).rsplit("/", 1)[-1].strip().lower()
 
 
 @dataclass(frozen=True, slots=True)

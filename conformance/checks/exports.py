@@ -6,6 +6,7 @@ names, labels or propagation can be judged, the telemetry has to arrive.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -16,7 +17,14 @@ from conformance._model import Finding, Level
 from conformance._requirements import requirement
 from conformance.telemetry import HttpExchange, Span
 
-__all__ = ["MET_001", "TRC_001", "check_metrics_scraped", "check_server_spans_exported", "span_route"]
+__all__ = [
+    "MET_001",
+    "TRC_001",
+    "check_metrics_scraped",
+    "check_server_spans_exported",
+    "route_key",
+    "span_route",
+]
 
 MET_001 = requirement(
     "MET-001",
@@ -79,6 +87,16 @@ def span_route(span: Span) -> tuple[str, str]:
     return (method or name_method).upper(), str(route).split("?", 1)[0]
 
 
+_PARAM = re.compile(r"^(?::\w+|\{[^/{}]+\}|<(?:\w+:)?\w+>)$")
+
+
+def route_key(route: str) -> str:
+    """A route template with its parameters unnamed, so that express's
+    ``/items/:id``, Flask's ``/items/<int:id>`` and OpenAPI's ``/items/{item_id}``
+    compare equal."""
+    return "/".join("{}" if _PARAM.match(part) else part for part in route.split("/"))
+
+
 def _url_path(url: Any) -> str:
     return urlsplit(url).path if isinstance(url, str) and "://" in url else ""
 
@@ -114,7 +132,7 @@ def check_server_spans_exported(
     used: set[str] = set()
     unmatched: list[HttpExchange] = []
     for x in answered:
-        trace_id = _sent_trace_id(x)
+        trace_id = x.sent_trace_id
         candidates = [s for s in in_trace.get(trace_id, []) if s.span_id not in used]
         if candidates:
             used.add(candidates[0].span_id)
@@ -124,11 +142,14 @@ def check_server_spans_exported(
     for span in servers:
         if span.span_id not in used:
             method, route = span_route(span)
-            exported[(method, templates.get(route, route))] += 1
-    sent: Counter[tuple[str, str]] = Counter((x.method, templates.get(x.path, x.path)) for x in unmatched)
+            exported[(method, route_key(templates.get(route, route)))] += 1
+    shown = {route_key(t): t for t in (templates.get(x.path, x.path) for x in unmatched)}
+    sent: Counter[tuple[str, str]] = Counter(
+        (x.method, route_key(templates.get(x.path, x.path))) for x in unmatched
+    )
     findings = []
-    for (method, route), n in sorted(sent.items()):
-        got = exported.get((method, route), 0)
+    for (method, key), n in sorted(sent.items()):
+        got, route = exported.get((method, key), 0), shown[key]
         if got < n:
             findings.append(
                 Finding(
@@ -139,8 +160,3 @@ def check_server_spans_exported(
                 )
             )
     return findings
-
-
-def _sent_trace_id(x: HttpExchange) -> str:
-    parts = x.sent_traceparent.split("-")
-    return parts[1] if len(parts) == 4 else ""

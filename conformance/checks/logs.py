@@ -22,7 +22,7 @@ from conformance._mask import excerpt
 from conformance._model import Finding, Level
 from conformance._profile import LogContract
 from conformance._requirements import requirement
-from conformance.telemetry import HttpExchange, LogLine
+from conformance.telemetry import HttpExchange, LogLine, trace_hex
 
 __all__ = [
     "LOG_001",
@@ -473,39 +473,52 @@ def check_request_coverage(
     correlation_header: str,
 ) -> list[Finding]:
     """LOG-007: a request is matched to its record by the correlation id its
-    response carried. Requests that cannot be matched that way (no header, or
-    records without ids: TRC's and LOG-003's findings) are matched by method
-    and status against the records without a matching id, so this requirement
-    stays about whether each request was logged once."""
+    response carried, else by the trace id of the traceparent it was sent (a
+    record that continued it names it). Requests that cannot be matched either
+    way (no header, records without ids: TRC's and LOG-003's findings) are
+    matched by method and status against the records without a matching id, so
+    this requirement stays about whether each request was logged once."""
     completed = [r for _, r in _records(parsed) if _is_request_completed(r, contract)]
     by_correlation = Counter(str(r["correlation_id"]) for r in completed if r.get("correlation_id"))
+    by_trace = Counter(trace_hex(r["trace_id"]) for r in completed if r.get("trace_id"))
     findings = []
     unmatched: list[HttpExchange] = []
     used: set[str] = set()
+    used_traces: set[str] = set()
     for x in _answered(exchanges):
         cid = x.response_header(correlation_header)
         count = by_correlation.get(cid, 0) if cid else 0
+        key, kind = cid, correlation_header
         if count == 0:
-            unmatched.append(x)
-            continue
-        used.add(str(cid))
+            trace_id = x.sent_trace_id
+            count = by_trace.get(trace_id, 0) if trace_id else 0
+            key, kind = trace_id, "trace id"
+            if count == 0:
+                unmatched.append(x)
+                continue
+            used_traces.add(trace_id)
+        else:
+            used.add(str(cid))
         if count > 1:
             findings.append(
                 Finding(
                     LOG_007.id,
-                    f"{x.method} {x.path} -> {x.status_code} ({correlation_header}: {cid}) has "
+                    f"{x.method} {x.path} -> {x.status_code} ({kind}: {key}) has "
                     f"{count} request_completed records",
                     {
                         "endpoint": x.endpoint,
                         "method": x.method,
                         "path": x.path,
-                        "correlation_id": cid,
+                        "matched_by": kind,
+                        "id": key,
                         "records": count,
                     },
                 )
             )
     pool = Counter(
-        (r.get("method"), r.get("status_code")) for r in completed if str(r.get("correlation_id")) not in used
+        (r.get("method"), r.get("status_code"))
+        for r in completed
+        if str(r.get("correlation_id")) not in used and trace_hex(r.get("trace_id", "")) not in used_traces
     )
     sent = Counter((x.method, x.status_code) for x in unmatched)
     for (method, status), n in sorted(sent.items(), key=str):

@@ -33,7 +33,7 @@ from conformance._requirements import requirement
 from conformance.checks.logs import ParsedLogLine
 from conformance.collect._propagation import MARKER_ATTRIBUTES, marker_of
 from conformance.collect._traces import server_span
-from conformance.telemetry import HttpExchange, Span
+from conformance.telemetry import HttpExchange, Span, trace_hex
 
 __all__ = [
     "TRC_002",
@@ -278,11 +278,6 @@ def vector_expectation(
 
 
 # --------------------------------------------------------------------------- the join
-
-
-def trace_hex(value: Any) -> str:
-    """A logged trace id as bare lowercase hex (``projects/p/traces/ABC`` → ``abc``)."""
-    return str(value).rsplit("/", 1)[-1].strip().lower()
 
 
 def _located(

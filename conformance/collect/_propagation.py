@@ -32,7 +32,7 @@ from conformance._ports import LOOPBACK
 from conformance._profile import Endpoint
 from conformance._wait import Clock, wait_until
 from conformance.collect._traces import TraceStore
-from conformance.telemetry import HttpExchange, Span
+from conformance.telemetry import HttpExchange, Span, trace_hex
 
 __all__ = [
     "MARKER_ATTRIBUTES",
@@ -383,9 +383,6 @@ def wait_for_probe_spans(
         return store.spans()
 
 
-def _trace_hex(value: Any) -> str:
-    """A logged trace id as bare lowercase hex, whatever its casing or resource prefix."""
-    return str(value).rsplit("/", 1)[-1].strip().lower()
 
 
 def wait_for_probe_logs(
@@ -419,7 +416,7 @@ def wait_for_probe_logs(
         for record in records:
             if record.get("message") != completed_message:
                 continue
-            ids = {str(record.get("correlation_id", "")).lower(), _trace_hex(record.get("trace_id", ""))}
+            ids = {str(record.get("correlation_id", "")).lower(), trace_hex(record.get("trace_id", ""))}
             found.update(name for name, values in wanted.items() if ids & values)
         left = len(wanted) - len(found)
         quiet = clock() - last_change[0] >= quiet_period
