@@ -140,7 +140,7 @@ SPAN_ONLY_REQUIREMENTS = ("TRC-001", "TRC-003", "TRC-012", "TRC-013", "PII-002")
 NO_SPANS_REASON = "the profile declares that the service exports no spans (telemetry.spans: false)"
 #: Requirements about a scraped Prometheus exposition; ``metrics.exposed: false`` makes them
 #: not applicable (and Prometheus is not pointed at the service).
-METRICS_ONLY_REQUIREMENTS = (*(f"MET-{n:03d}" for n in range(1, 12)), "PII-003", "PII-004")
+METRICS_ONLY_REQUIREMENTS = (*(f"MET-{n:03d}" for n in range(1, 12)), "PII-003", "PII-004", "RL-008")
 NO_METRICS_REASON = (
     "the profile declares that the service serves no Prometheus metrics (metrics.exposed: false)"
 )

@@ -35,8 +35,10 @@ def _table(name: str) -> dict[str, Any]:
 
 
 def test_the_corpus_has_its_languages() -> None:
-    languages = {_table(name)["language"] for name in SERVICES}
-    assert len(SERVICES) >= 8 and {"Python", "Go", "Node.js"} <= languages, (SERVICES, languages)
+    languages = " ".join(_table(name)["language"] for name in SERVICES)
+    assert len(SERVICES) >= 8, SERVICES
+    for language in ("Python", "Go", "Node.js", "Java"):
+        assert language in languages, (language, languages)
 
 
 @pytest.mark.parametrize("name", SERVICES)
