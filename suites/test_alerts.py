@@ -5,6 +5,12 @@ need no traffic; then the real Prometheus: rules loaded (ALR-011), the
 live-fire with its quiet baseline first (ALR-013, ALR-012), and the selector
 check (ALR-009) last, so that series the traffic created (the error counters
 of a failing endpoint) count as "after the suites' traffic".
+
+Each verdict rests on what it examined (``verdict.examined``): rule files,
+rules, alerts, unit-test groups, selectors, SLOs, live-fired alerts. A profile
+without rule files, or rule files without alerts, leaves the requirements
+that judge them nothing to examine: ``error``, with the hint to declare them
+not applicable.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from conformance._exceptions import HarnessError, WaitTimeout
+from conformance._exceptions import HarnessError, NoEvidence, WaitTimeout
 from conformance._mask import excerpt
 from conformance._session import ConformanceSession
 from conformance._wait import wait_until
@@ -26,7 +32,10 @@ from conformance.collect._livefire import LiveFireOutcome, QuietOutcome, fire_al
 from conformance.collect._promtool import PromtoolRunner, RuleCheckResult, RuleTestResult, default_runner
 from conformance.plugin import Verdict
 
-NOT_APPLICABLE_HINT = "or declare it in requirements.not_applicable with a reason"
+
+def _not_applicable(what: str) -> str:
+    """The fix when the profile gives a requirement nothing to examine."""
+    return f"{what}, or declare the requirement in requirements.not_applicable with a reason"
 
 
 def _section(session: ConformanceSession) -> Any:
@@ -36,8 +45,21 @@ def _section(session: ConformanceSession) -> Any:
 def _rule_files(session: ConformanceSession) -> tuple[Path, ...]:
     files = session.profile.prometheus.rule_files
     if not files:
-        raise HarnessError(f"the profile lists no prometheus.rule_files to check ({NOT_APPLICABLE_HINT})")
+        raise NoEvidence(
+            "the profile lists no rule files (prometheus.rule_files); nothing to examine",
+            hint=_not_applicable("list the service's Prometheus rule files in prometheus.rule_files"),
+        )
     return files
+
+
+def _examined_alerts(verdict: Verdict, rules: RuleSet, session: ConformanceSession) -> None:
+    """The alerting rules as what the verdict rests on; none is an ``error`` naming the files."""
+    files = ", ".join(sorted({_display(f, session) for f in session.profile.prometheus.rule_files}))
+    verdict.examined(
+        alerts=len(rules.alerts),
+        none_because=f"the rule files ({files}) define no alerting rule; nothing to examine",
+        hint=_not_applicable("add the service's alerts to the rule files"),
+    )
 
 
 def _display(path: Path | str, session: ConformanceSession) -> str:
@@ -94,6 +116,12 @@ def test_promtool_accepts_the_rule_files(
     lint = [excerpt(text, 300) for f in rule_check.files for text in f.lint]
     if lint:
         verdict.note(promtool_lint=lint)
+    verdict.examined(
+        rule_files=len(rule_check.files),
+        rules=sum(f.rules_found or 0 for f in rule_check.files),
+        none_because="promtool checked no rule file",
+        hint=_not_applicable("list the service's Prometheus rule files in prometheus.rule_files"),
+    )
     verdict.check(alerts.check_rule_files(rule_check), what=f"{len(rule_check.files)} rule file(s)")
 
 
@@ -120,6 +148,12 @@ def test_promtool_unit_tests_pass(
         passed=sum(1 for c in result.cases if c.passed),
         seconds=round(sum(r.duration_seconds for r in result.runs), 3),
     )
+    # No test file or a file without test groups is a finding (the tests are missing), not an error.
+    verdict.examined(
+        test_groups=len(result.cases),
+        none_because="promtool ran no unit-test group",
+        hint=_not_applicable("add promtool unit tests for the rules in prometheus.rule_tests"),
+    )
     verdict.check(alerts.check_rule_tests(result), what="the promtool unit tests")
 
 
@@ -129,7 +163,8 @@ def test_every_alert_has_a_firing_unit_test(
 ) -> None:
     s = conformance_session
     fired = alerts.fired_in_tests(_texts(s.profile.prometheus.rule_tests, s))
-    verdict.note(fired_in_tests=sorted(fired))
+    verdict.note(fired_in_tests=sorted(fired), unit_test_files=len(s.profile.prometheus.rule_tests))
+    _examined_alerts(verdict, lintable, s)
     verdict.check(alerts.check_alerts_tested(lintable, fired), what=f"{len(lintable.alerts)} alerts")
 
 
@@ -137,7 +172,10 @@ def test_every_alert_has_a_firing_unit_test(
 
 
 @pytest.mark.requirement("ALR-004")
-def test_every_alert_has_for(lintable: RuleSet, verdict: Verdict) -> None:
+def test_every_alert_has_for(
+    conformance_session: ConformanceSession, lintable: RuleSet, verdict: Verdict
+) -> None:
+    _examined_alerts(verdict, lintable, conformance_session)
     verdict.check(alerts.check_for_durations(lintable), what=f"{len(lintable.alerts)} alerts")
 
 
@@ -147,6 +185,7 @@ def test_every_alert_has_an_allowed_severity(
 ) -> None:
     allowed = _section(conformance_session).severities
     verdict.note(allowed=list(allowed))
+    _examined_alerts(verdict, lintable, conformance_session)
     verdict.check(alerts.check_severities(lintable, allowed), what=f"{len(lintable.alerts)} alerts")
 
 
@@ -156,16 +195,28 @@ def test_every_alert_has_its_annotations(
 ) -> None:
     required = _section(conformance_session).required_annotations
     verdict.note(required=list(required))
+    _examined_alerts(verdict, lintable, conformance_session)
     verdict.check(alerts.check_annotations(lintable, required), what=f"{len(lintable.alerts)} alerts")
 
 
 @pytest.mark.requirement("ALR-007")
-def test_alert_names_are_unique(lintable: RuleSet, verdict: Verdict) -> None:
+def test_alert_names_are_unique(
+    conformance_session: ConformanceSession, lintable: RuleSet, verdict: Verdict
+) -> None:
+    _examined_alerts(verdict, lintable, conformance_session)
     verdict.check(alerts.check_unique_alert_names(lintable), what=f"{len(lintable.alerts)} alerts")
 
 
 @pytest.mark.requirement("ALR-008")
 def test_recording_rules_are_well_named(lintable: RuleSet, verdict: Verdict) -> None:
+    # A SHOULD on the rule files' recording rules: every rule is read to find them, and rule files
+    # without a recording rule have none misnamed (no reference or seed profile records any).
+    verdict.examined(
+        rules=len(lintable.rules),
+        recording_rules=len(lintable.records),
+        none_because="the rule files define no rule; nothing to examine",
+        hint=_not_applicable("add the service's rules to the rule files"),
+    )
     verdict.check(
         alerts.check_recording_rule_names(lintable), what=f"{len(lintable.records)} recording rules"
     )
@@ -176,9 +227,12 @@ def test_every_slo_has_an_alert(
     conformance_session: ConformanceSession, lintable: RuleSet, verdict: Verdict
 ) -> None:
     slos = list(conformance_session.profile.section("slos"))
-    if not slos:
-        raise HarnessError(f"the profile declares no slos to look for alerts on ({NOT_APPLICABLE_HINT})")
-    verdict.note(coverage=alerts.slo_coverage(slos, lintable))
+    verdict.examined(
+        slos=len(slos),
+        none_because="the profile declares no SLOs (slos); no SLO to look for alerts on",
+        hint=_not_applicable("declare the service's SLOs in slos"),
+    )
+    verdict.note(coverage=alerts.slo_coverage(slos, lintable), alerts=len(lintable.alerts))
     verdict.check(alerts.check_slo_coverage(slos, lintable), what=f"{len(slos)} SLO(s)")
 
 
@@ -213,6 +267,12 @@ def test_rules_evaluate_in_prometheus(
         evaluation_interval=s.profile.prometheus.evaluation_interval,
         files_not_loaded=sorted(rejected),
     )
+    # A file Prometheus could not load is a finding even when no rule of it was read.
+    verdict.examined(
+        rules=len(lintable.rules),
+        none_because="the rule files define no rule; nothing to look for in Prometheus",
+        hint=_not_applicable("add the service's rules to the rule files"),
+    )
     verdict.check(alerts.check_rules_loaded(lintable, loaded, rejected), what=f"{len(lintable.rules)} rules")
 
 
@@ -229,8 +289,9 @@ def live_fire(conformance_session: ConformanceSession) -> LiveFireRun:
     s = conformance_session
     section = _section(s)
     if not section.live_fire:
-        raise HarnessError(
-            f"the profile names no alerts to live-fire (alerts.live_fire; {NOT_APPLICABLE_HINT})"
+        raise NoEvidence(
+            "the profile names no alert to live-fire (alerts.live_fire); nothing to examine",
+            hint=_not_applicable("add a live_fire recipe (alert, request, expect) to the alerts section"),
         )
     s.require_running()
     started = time.monotonic()
@@ -260,7 +321,17 @@ def test_alerts_stay_quiet_under_normal_traffic(live_fire: LiveFireRun, verdict:
         statuses=dict(q.statuses),
         evaluated_seconds_after_traffic=q.settled_after_seconds,
     )
-    verdict.check(alerts.check_quiet(q), what=f"{len(q.alerts)} alert(s) under normal traffic")
+    findings = alerts.check_quiet(q)
+    # Quiet means something only if normal traffic was answered while the alerts were watched.
+    answered = sum(n for status, n in q.statuses.items() if status != "no response")
+    verdict.examined(alerts_watched=len(q.alerts), requests=answered)
+    if not answered and not findings:
+        raise NoEvidence(
+            f"none of the {q.requests_sent} normal-traffic request(s) was answered while "
+            f"{', '.join(q.alerts)} were watched; nothing to examine",
+            hint="check alerts.baseline.endpoints, and that the service answers them",
+        )
+    verdict.check(findings, what=f"{len(q.alerts)} alert(s) under normal traffic")
 
 
 @pytest.mark.requirement("ALR-012")
@@ -283,6 +354,12 @@ def test_alerts_fire_in_prometheus(live_fire: LiveFireRun, verdict: Verdict) -> 
             for o in live_fire.fired
         ],
     )
+    verdict.examined(
+        live_fired_alerts=len(live_fire.fired),
+        requests=sum(o.requests_sent for o in live_fire.fired),
+        none_because="no alert was live-fired",
+        hint=_not_applicable("add a live_fire recipe (alert, request, expect) to the alerts section"),
+    )
     verdict.check(alerts.check_live_fire(live_fire.fired), what=f"{len(live_fire.fired)} live-fired alert(s)")
 
 
@@ -296,6 +373,15 @@ def test_rule_selectors_exist_in_the_metrics(
     series = s.prometheus.series([f'{{job="{s.profile.prometheus.job}"}}'])
     exposition = s.scrape()
     inventory = MetricInventory.build(series, exposition.families)
+    if not inventory.names:
+        # Every selector would "fail" against nothing: that verdict would rest on a broken scrape.
+        raise NoEvidence(
+            f"Prometheus stored no series for job {s.profile.prometheus.job!r} and {exposition.url} "
+            f"(answered {exposition.status_code}) declares no metric; nothing to hold the rules' "
+            "selectors against (see MET-001)",
+            hint="set metrics.path / metrics.port and prometheus.job, or declare ALR-009 in "
+            "requirements.not_applicable",
+        )
     report = alerts.check_selectors(
         lintable, inventory, target_labels=section.target_labels, external_metrics=section.external_metrics
     )
@@ -310,5 +396,12 @@ def test_rule_selectors_exist_in_the_metrics(
         declared_without_series=sorted(inventory.declared),
         unverified=report.unverified[:30],
         not_parsed=[f"{r.where}: {e}" for r, e in report.unparsable],
+    )
+    verdict.examined(
+        selectors=report.selectors_checked,
+        none_because=f"the {len(lintable.rules)} rule(s) select no metric"
+        + (f" ({len(report.unparsable)} not parsed, see ALR-001)" if report.unparsable else "")
+        + "; nothing to look for in the service's metrics",
+        hint=_not_applicable("check the rules' expressions"),
     )
     verdict.check(report.findings, what=f"{report.selectors_checked} selector(s)")

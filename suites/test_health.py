@@ -4,23 +4,21 @@ The running service's probes are asked once each (HLT-001, HLT-004). HLT-002
 and HLT-003 need a second instance of the service in which a dependency
 fails (``health.dependency_failure``); it is started once per run, asked,
 and stopped before its fixture returns, and its answers serve HLT-002..004.
+Each verdict rests on the probes it asked (``verdict.examined(probes=…)``);
+a profile that names none leaves nothing to examine: ``error``.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from conformance._exceptions import HarnessError
+from conformance._exceptions import HarnessError, NoEvidence
 from conformance._sections.health import KEY, HealthSection
 from conformance._session import ConformanceSession
 from conformance.checks import health
-from conformance.collect._health import (
-    DependencyFailureRun,
-    ProbeAnswer,
-    fetch_probes,
-    probe_with_dependency_failure,
-)
+from conformance.collect._health import DependencyFailureRun, fetch_probes, probe_with_dependency_failure
 from conformance.plugin import Verdict
+from conformance.telemetry import ProbeAnswer
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +39,9 @@ def dependency_failure(conformance_session: ConformanceSession) -> DependencyFai
     s = conformance_session
     failure = s.profile.section(KEY).dependency_failure
     if failure is None:
-        raise HarnessError(
+        raise NoEvidence(
             "the profile has no health.dependency_failure, so no instance with a failing dependency "
-            "can be probed",
+            "can be probed; nothing to examine",
             hint="add health.dependency_failure (env, ready, live) or declare HLT-002/HLT-003 not_applicable",
         )
     return probe_with_dependency_failure(s.stack, s.profile, failure)
@@ -78,11 +76,11 @@ def _note_answers(verdict: Verdict, answers: list[ProbeAnswer]) -> None:
 def test_probes_answer_their_documented_body(
     answers: list[ProbeAnswer], section: HealthSection, verdict: Verdict
 ) -> None:
-    if not answers:
-        raise HarnessError(
-            "the profile lists no health probes",
-            hint="add health.probes (endpoint, status, schema) or declare HLT-001 not_applicable",
-        )
+    verdict.examined(
+        probes=len(answers),
+        none_because="the profile lists no health probes (health.probes); nothing to ask",
+        hint="add health.probes (endpoint, status, schema) or declare HLT-001 not_applicable",
+    )
     _note_answers(verdict, answers)
     verdict.check(health.check_probe_answers(answers), what=f"{len(answers)} health probe(s)")
 
@@ -93,26 +91,28 @@ def test_readiness_fails_with_a_dependency(
 ) -> None:
     run = dependency_failure
     _note_run(verdict, run)
-    if run.ready is None:
-        raise HarnessError(
-            "health.dependency_failure names no ready probe",
-            hint="add health.dependency_failure.ready or declare HLT-002 not_applicable",
-        )
-    _note_answers(verdict, [run.ready])
-    verdict.check(health.check_ready_under_failure(run.ready), what="the readiness probe")
+    asked = [run.ready] if run.ready is not None else []
+    verdict.examined(
+        probes=len(asked),
+        none_because="health.dependency_failure names no ready probe; nothing to ask the second instance",
+        hint="add health.dependency_failure.ready or declare HLT-002 not_applicable",
+    )
+    _note_answers(verdict, asked)
+    verdict.check([f for a in asked for f in health.check_ready_under_failure(a)], what="the readiness probe")
 
 
 @pytest.mark.requirement("HLT-003")
 def test_liveness_ignores_dependencies(dependency_failure: DependencyFailureRun, verdict: Verdict) -> None:
     run = dependency_failure
     _note_run(verdict, run)
-    if run.live is None:
-        raise HarnessError(
-            "health.dependency_failure names no live probe",
-            hint="add health.dependency_failure.live or declare HLT-003 not_applicable",
-        )
-    _note_answers(verdict, [run.live])
-    verdict.check(health.check_live_under_failure(run.live), what="the liveness probe")
+    asked = [run.live] if run.live is not None else []
+    verdict.examined(
+        probes=len(asked),
+        none_because="health.dependency_failure names no live probe; nothing to ask the second instance",
+        hint="add health.dependency_failure.live or declare HLT-003 not_applicable",
+    )
+    _note_answers(verdict, asked)
+    verdict.check([f for a in asked for f in health.check_live_under_failure(a)], what="the liveness probe")
 
 
 @pytest.mark.requirement("HLT-004")
@@ -131,15 +131,17 @@ def test_probes_answer_in_time(
             slow = health.check_response_times(measured, section.max_seconds)
             if slow:
                 _note_answers(verdict, measured)
+                verdict.examined(probes=len(measured))
                 verdict.check(slow, what=f"{len(measured)} health probe answer(s)")
             raise
         _note_run(verdict, run)
         measured += run.answers
-    if not measured:
-        raise HarnessError(
-            "no health probe to time: the profile lists none",
-            hint="add health.probes or declare HLT-004 not_applicable",
-        )
+    verdict.examined(
+        probes=len(measured),
+        none_because="the profile lists no health probe to time (health.probes, "
+        "health.dependency_failure); nothing to examine",
+        hint="add health.probes or declare HLT-004 not_applicable",
+    )
     _note_answers(verdict, measured)
     verdict.check(
         health.check_response_times(measured, section.max_seconds),

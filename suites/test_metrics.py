@@ -1,4 +1,11 @@
-"""MET-002 … MET-011: metric names, types, labels and cardinality (see conformance.checks.metrics)."""
+"""MET-002 … MET-011: metric names, types, labels and cardinality (see conformance.checks.metrics).
+
+Each verdict rests on what it examined (``verdict.examined``): families and
+series of the exposition, Prometheus's series, probe requests. MET-002 …
+MET-010 need a scrapeable exposition in the profile's format; without one
+(``exposition``) they are ``error`` with the reason and the fix, and MET-001
+fails.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from conformance._exceptions import HarnessError, StackError
+from conformance._exceptions import HarnessError, NoEvidence, StackError
 from conformance._sections.metrics import KEY, MetricsContract
 from conformance._session import ConformanceSession
 from conformance.checks import metrics
@@ -53,7 +60,29 @@ def scrapes(conformance_session: ConformanceSession) -> dict[str, Exposition]:
 
 
 @pytest.fixture(scope="module")
-def linted(scrapes: dict[str, Exposition]) -> tuple[LintedExposition, ...]:
+def exposition(conformance_session: ConformanceSession, scrapes: dict[str, Exposition]) -> Exposition:
+    """The scrape in the profile's format, if it is an exposition with something in it.
+
+    Raises :class:`NoEvidence` otherwise (a 404, a web page, a parse error, no
+    family): every MET requirement that judges the exposition is then
+    ``error``, saying what /metrics answered and how to point the harness at it.
+    """
+    openmetrics = conformance_session.profile.metrics.format == "openmetrics"
+    chosen = scrapes["openmetrics" if openmetrics else "text"]
+    gap = metrics.exposition_gap(
+        url=chosen.url,
+        status_code=chosen.status_code,
+        content_type=chosen.content_type,
+        parse_error=chosen.parse_error,
+        family_count=len(chosen.families),
+    )
+    if gap:
+        raise NoEvidence(gap, hint=metrics.NO_EXPOSITION_HINT)
+    return chosen
+
+
+@pytest.fixture(scope="module")
+def linted(scrapes: dict[str, Exposition], exposition: Exposition) -> tuple[LintedExposition, ...]:
     return (_lint("text request", scrapes["text"]), _lint("OpenMetrics request", scrapes["openmetrics"]))
 
 
@@ -112,6 +141,13 @@ def test_names_follow_the_naming_rules(
     verdict.note(
         expositions=[f"{i.source}: {len(i.view.families)} families" for i in linted], **promtool_parity
     )
+    # An exposition that does not parse is examined too: that is a finding of its own.
+    verdict.examined(
+        expositions=len(linted),
+        families=sum(len(i.view.families) for i in linted),
+        none_because="neither scrape of /metrics held a metric family to lint",
+        hint=metrics.NO_EXPOSITION_HINT,
+    )
     verdict.check(metrics.check_naming(linted), what="the text and OpenMetrics expositions")
 
 
@@ -120,6 +156,11 @@ def test_units_are_base_units(
     linted: tuple[LintedExposition, ...], promtool_parity: dict[str, object], verdict: Verdict
 ) -> None:
     verdict.note(promtool=promtool_parity.get("promtool"))
+    verdict.examined(
+        metric_names=len({f.name for i in linted for f in i.view.families}),
+        none_because="neither scrape of /metrics held a metric name to check for units",
+        hint=metrics.NO_EXPOSITION_HINT,
+    )
     verdict.check(metrics.check_units(linted), what="metric names")
 
 
@@ -130,14 +171,18 @@ def test_required_metrics_are_exposed(
     contract: MetricsContract,
     verdict: Verdict,
 ) -> None:
-    if not contract.required:
-        raise HarnessError(
-            "the profile requires no metrics (metrics.required is empty), so MET-004 cannot be judged"
-        )
     view = _profile_view(conformance_session, linted)
+    verdict.examined(
+        required_metrics=len(contract.required),
+        none_because="the profile requires no metrics (metrics.required is empty); nothing to look for",
+        hint="list the metrics the service must expose in metrics.required, or declare MET-004 in "
+        "requirements.not_applicable",
+    )
     unverified = metrics.required_without_samples(view, contract.required)
     verdict.note(
-        required=[r.name for r in contract.required], declared_without_samples_labels_not_checked=unverified
+        required=[r.name for r in contract.required],
+        families_exposed=len(view.families),
+        declared_without_samples_labels_not_checked=unverified,
     )
     verdict.check(metrics.check_required_metrics(view, contract.required), what="the required metrics")
 
@@ -160,12 +205,20 @@ def test_histograms_are_well_formed(
         and not any(s.name.endswith("_bucket") for s in f.samples)
     ]
     if unverifiable:
-        raise HarnessError(
+        raise NoEvidence(
             f"no bucket samples yet for {', '.join(unverifiable)}, so their buckets cannot be checked",
             hint="add an endpoint to the profile that the histogram observes",
         )
     verdict.note(histograms=histograms, required_bounds=expected)
-    verdict.check(metrics.check_histograms(view, contract.required), what=f"{len(histograms)} histograms")
+    findings, examined = metrics.check_histograms(view, contract.required)
+    verdict.examined(
+        **examined,
+        none_because=f"{conformance_session.stack.metrics_url} exposes {len(histograms)} histogram(s) and "
+        "no bucket series; nothing to examine",
+        hint="add an endpoint to the profile that a histogram observes, or declare MET-005 in "
+        "requirements.not_applicable",
+    )
+    verdict.check(findings, what=f"{examined['histograms']} histograms")
 
 
 # -- the cardinality probe -------------------------------------------------
@@ -186,7 +239,9 @@ def _view(exposition: Exposition, moment: str) -> MetricsView:
 
 
 @pytest.fixture(scope="module")
-def probe(conformance_session: ConformanceSession, contract: MetricsContract) -> _ProbeResult:
+def probe(
+    conformance_session: ConformanceSession, contract: MetricsContract, exposition: Exposition
+) -> _ProbeResult:
     s = conformance_session
     config = contract.cardinality
     wanted = set(config.endpoints)
@@ -215,6 +270,12 @@ def probe(conformance_session: ConformanceSession, contract: MetricsContract) ->
         timeout=config.timeout,
     )
     s.require_running()
+    if not _answered(observation):
+        errors = [e for h in observation.halves for e in h.errors]
+        raise HarnessError(
+            f"none of the {len(plan)} probe requests was answered: {errors[0] if errors else 'no response'}",
+            hint="is the service still listening on service.port?",
+        )
     throttled = sum(h.throttled for h in observation.halves)
     if throttled > config.max_throttled_share * len(plan):
         raise HarnessError(
@@ -239,6 +300,30 @@ def probe(conformance_session: ConformanceSession, contract: MetricsContract) ->
         *metrics.growth_rows(in_prometheus[0], in_prometheus[1], in_prometheus[2], second_half),
     ]
     return _ProbeResult(observation, (on_metrics[-1], in_prometheus[-1]), tuple(rows), config.clients)
+
+
+def _answered(observation: CardinalityObservation) -> int:
+    """Probe requests that got a response (any status)."""
+    return sum(sum(h.statuses.values()) for h in observation.halves)
+
+
+def _examined_series(verdict: Verdict, result: _ProbeResult, what: str) -> None:
+    """Record the series after the probe, on /metrics and in Prometheus, as what the
+    verdict rests on; with none in either there is no ``what``: NoEvidence."""
+    on_metrics, in_prometheus = result.after
+    reason = f"neither /metrics nor Prometheus held a series after the probe; no {what}"
+    hint = (
+        "make the profile's endpoints (metrics.cardinality.endpoints) increment the service's metrics, "
+        "or declare the MET ids in requirements.not_applicable"
+    )
+    verdict.examined(
+        exposition_series=on_metrics.total,
+        prometheus_series=in_prometheus.total,
+        none_because=reason,
+        hint=hint,
+    )
+    if not on_metrics.total and not in_prometheus.total:
+        raise NoEvidence(reason, hint=hint)
 
 
 def _note_probe(verdict: Verdict, result: _ProbeResult) -> None:
@@ -266,6 +351,13 @@ def test_no_forbidden_labels(probe: _ProbeResult, contract: MetricsContract, ver
         forbidden=list(contract.forbidden_labels),
         series_checked={snap.source: snap.total for snap in probe.after},
     )
+    if not contract.forbidden_labels:
+        raise NoEvidence(
+            "the profile forbids no label (metrics.forbidden_labels is empty); nothing to look for",
+            hint="list the forbidden labels in metrics.forbidden_labels (omit the key for seed 002's "
+            "five), or declare MET-006 in requirements.not_applicable",
+        )
+    _examined_series(verdict, probe, "label name to check")
     verdict.check(metrics.check_forbidden_labels(probe.after, contract.forbidden_labels), what="label names")
 
 
@@ -276,6 +368,7 @@ def test_no_raw_paths_in_label_values(
     verdict.note(
         probe_marker=probe.observation.marker, series_checked={s.source: s.total for s in probe.after}
     )
+    _examined_series(verdict, probe, "label value to check")
     findings = metrics.check_raw_path_labels(
         probe.after, probe_marker=probe.observation.marker, concrete_paths=conformance_session.templates
     )
@@ -293,6 +386,8 @@ def test_series_do_not_grow_with_the_probe(
         default_budget=config.default_budget,
         top_growth=[r.to_dict() for r in probe.rows[:6]],
     )
+    verdict.examined(probe_requests=_answered(probe.observation))
+    _examined_series(verdict, probe, "growth to measure")
     findings = metrics.check_cardinality_growth(
         probe.rows, max_series_per_request=config.max_series_per_request, budget=config.budget
     )
@@ -301,7 +396,9 @@ def test_series_do_not_grow_with_the_probe(
 
 # -- across scrapes ----------------------------------------------------------
 @pytest.fixture(scope="module")
-def steady(conformance_session: ConformanceSession) -> tuple[MetricsView, MetricsView]:
+def steady(
+    conformance_session: ConformanceSession, exposition: Exposition
+) -> tuple[MetricsView, MetricsView]:
     s = conformance_session
     first, second, exchanges = observe_steady_traffic(s.client("met-steady"), s.profile.endpoints, s.scrape)
     if not any(x.status_code is not None for x in exchanges):
@@ -322,14 +419,33 @@ def test_counters_never_decrease(
         prometheus_window_seconds=round(window, 1),
         prometheus_series=len(history),
     )
-    findings = metrics.check_counters_monotonic([("first", steady[0]), ("second", steady[1])], history)
+    findings, examined = metrics.check_counters_monotonic(
+        [("first", steady[0]), ("second", steady[1])], history
+    )
+    verdict.examined(
+        **examined,
+        none_because=f"no counter series in both scrapes of {s.stack.metrics_url} and none stored twice by "
+        f"Prometheus for job {s.profile.prometheus.job!r}; nothing to compare",
+        hint="MET-009 needs a counter (or histogram) the profile's endpoints increment; declare MET-009 "
+        "in requirements.not_applicable if the service exposes none",
+    )
     verdict.check(findings, what="counters across scrapes and in Prometheus")
 
 
 @pytest.mark.requirement("MET-010")
-def test_series_do_not_churn(steady: tuple[MetricsView, MetricsView], verdict: Verdict) -> None:
+def test_series_do_not_churn(
+    conformance_session: ConformanceSession, steady: tuple[MetricsView, MetricsView], verdict: Verdict
+) -> None:
     verdict.note(series=[v.series_count() for v in steady])
-    verdict.check(metrics.check_series_churn(("first", steady[0]), ("second", steady[1])), what="two scrapes")
+    findings, examined = metrics.check_series_churn(("first", steady[0]), ("second", steady[1]))
+    verdict.examined(
+        **examined,
+        none_because=f"neither scrape of {conformance_session.stack.metrics_url} under steady traffic held "
+        "a series; nothing to compare",
+        hint="make the profile's endpoints increment the service's metrics, or declare MET-010 in "
+        "requirements.not_applicable",
+    )
+    verdict.check(findings, what="two scrapes")
 
 
 @pytest.mark.requirement("MET-011")
@@ -345,6 +461,8 @@ def test_internal_metrics_are_not_public(
         serves_metrics=answer.serves_metrics,
         metrics_url=s.stack.metrics_url,
     )
+    # One unauthenticated GET, answered (a transport error raised above): the verdict rests on it.
+    verdict.examined(requests=1)
     findings = metrics.check_metrics_exposure(
         internal=contract.internal,
         url=answer.url,

@@ -2,7 +2,10 @@
 
 One probe per run drives every rule of the profile's ``rate_limits``
 section (conformance.collect._ratelimit_probe); each test checks one
-requirement on what it observed.
+requirement on what it observed, and records what its verdict rests on
+(``verdict.examined``): rules probed, requests sent, 429s received, log
+records and series watched. A rule that drew no 429 is a finding of the
+429-dependent requirements (RL-001 names the cause), not an error.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from conformance._exceptions import HarnessError
+from conformance._exceptions import NoEvidence
 from conformance._profile import schema_path
 from conformance._sections import rate_limits as section_module
 from conformance._sections.rate_limits import RateLimitSection
@@ -34,8 +37,8 @@ def probe(conformance_session: ConformanceSession) -> RateLimitProbe:
     s = conformance_session
     section = _section(s)
     if not section.rules:
-        raise HarnessError(
-            "the profile declares no rate-limit rules",
+        raise NoEvidence(
+            "the profile declares no rate-limit rules (rate_limits.rules); nothing to probe",
             hint="add rate_limits.rules (name, endpoint, limit, window), or list the RL ids under "
             "requirements.not_applicable with the reason",
         )
@@ -57,6 +60,19 @@ def _parsed(probe: RateLimitProbe, session: ConformanceSession) -> Sequence[Pars
     return parse_log_lines(probe.log_lines, session.profile.logs)
 
 
+_NO_RULES_HINT = "add rate_limits.rules, or list the RL ids under requirements.not_applicable"
+
+
+def _examined_429s(verdict: Verdict, probe: RateLimitProbe) -> None:
+    """The rules probed and the 429s their bursts drew (what RL-002 … RL-004 judge)."""
+    verdict.examined(
+        rules=len(probe.runs),
+        **{"429s": sum(rl.count_429s(run.burst) for run in probe.runs)},
+        none_because="no rate-limit rule was probed",
+        hint=_NO_RULES_HINT,
+    )
+
+
 @pytest.mark.requirement("RL-001")
 def test_limit_boundary(probe: RateLimitProbe, verdict: Verdict) -> None:
     verdict.note(
@@ -65,6 +81,7 @@ def test_limit_boundary(probe: RateLimitProbe, verdict: Verdict) -> None:
         burst_seconds={run.rule.name: round(rl.burst_seconds(run.burst), 2) for run in probe.runs},
         **({"telemetry_timeouts": list(probe.timeouts)} if probe.timeouts else {}),
     )
+    verdict.examined(rules=len(probe.runs), requests=sum(len(run.burst) for run in probe.runs))
     findings = [f for run in probe.runs for f in rl.check_limit_boundary(run.rule, run.burst)]
     verdict.check(findings, what=f"{len(probe.runs)} rule(s)")
 
@@ -74,6 +91,7 @@ def test_retry_after(
     probe: RateLimitProbe, verdict: Verdict, conformance_session: ConformanceSession
 ) -> None:
     field = _section(conformance_session).body_retry_after_field
+    _examined_429s(verdict, probe)
     findings = [f for run in probe.runs for f in rl.check_retry_after(run.rule, run.burst, body_field=field)]
     verdict.check(findings, what="429 responses")
 
@@ -83,12 +101,14 @@ def test_error_body(probe: RateLimitProbe, verdict: Verdict, conformance_session
     path = _section(conformance_session).error_schema or schema_path("rate-limit-error.schema.json")
     schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     verdict.note(schema=str(path.name))
+    _examined_429s(verdict, probe)
     findings = [f for run in probe.runs for f in rl.check_error_body(run.rule, run.burst, schema)]
     verdict.check(findings, what="429 bodies")
 
 
 @pytest.mark.requirement("RL-004")
 def test_not_cacheable(probe: RateLimitProbe, verdict: Verdict) -> None:
+    _examined_429s(verdict, probe)
     findings = [f for run in probe.runs for f in rl.check_not_cacheable(run.rule, run.burst)]
     verdict.check(findings, what="429 responses")
 
@@ -96,12 +116,16 @@ def test_not_cacheable(probe: RateLimitProbe, verdict: Verdict) -> None:
 @pytest.mark.requirement("RL-005")
 def test_recovery(probe: RateLimitProbe, verdict: Verdict) -> None:
     verdict.note(recovery={run.rule.name: rl.describe_burst(run.recovery) for run in probe.runs})
+    verdict.examined(rules=len(probe.runs), recovery_requests=sum(len(run.recovery) for run in probe.runs))
     findings = [f for run in probe.runs for f in rl.check_recovery(run.rule, run.burst, run.recovery)]
     verdict.check(findings, what="recovery after Retry-After")
 
 
 @pytest.mark.requirement("RL-006")
 def test_second_client(probe: RateLimitProbe, verdict: Verdict) -> None:
+    verdict.examined(
+        rules=len(probe.runs), second_client_requests=sum(run.second is not None for run in probe.runs)
+    )
     findings = [
         f
         for run in probe.runs
@@ -113,6 +137,8 @@ def test_second_client(probe: RateLimitProbe, verdict: Verdict) -> None:
 @pytest.mark.requirement("RL-007")
 def test_limit_headers(probe: RateLimitProbe, verdict: Verdict) -> None:
     verdict.note(fields={run.rule.name: rl.limit_fields_seen(run.burst) for run in probe.runs})
+    # Fields are required only when sent: the verdict rests on every burst response read for them.
+    verdict.examined(rules=len(probe.runs), responses=sum(len(run.burst) for run in probe.runs))
     findings = [f for run in probe.runs for f in rl.check_limit_headers(run.rule, run.burst)]
     verdict.check(findings, what="rate-limit header fields")
 
@@ -128,6 +154,13 @@ def test_429_counter(
         after=probe.counter_after,
         sent={rule: len(xs) for rule, xs in throttled.items()},
     )
+    # A rule without a 429 and a counter that is not exposed are findings, not missing evidence.
+    verdict.examined(
+        **{"429s": sum(len(xs) for xs in throttled.values())},
+        counter_series=len(probe.samples),
+        none_because="no rate-limit rule was probed",
+        hint=_NO_RULES_HINT,
+    )
     findings = rl.check_429_counter(throttled, probe.counter_before, probe.counter_after, metric)
     verdict.check(findings, what=metric.name)
 
@@ -137,9 +170,13 @@ def test_429_log_records(
     probe: RateLimitProbe, verdict: Verdict, conformance_session: ConformanceSession
 ) -> None:
     s = conformance_session
-    findings = rl.check_429_log_records(
-        _parsed(probe, s), probe.throttled(), s.profile.logs, s.profile.correlation_header
+    parsed = _parsed(probe, s)
+    verdict.note(log_lines_read=len(parsed))
+    findings, examined = rl.check_429_log_records(
+        parsed, probe.throttled(), s.profile.logs, s.profile.correlation_header
     )
+    # Each 429 without its record is a finding; records are looked up per 429.
+    verdict.examined(**examined, none_because="no rate-limit rule was probed", hint=_NO_RULES_HINT)
     verdict.check(findings, what="429 log records")
 
 
@@ -148,8 +185,22 @@ def test_429_telemetry_has_no_pii(
     probe: RateLimitProbe, verdict: Verdict, conformance_session: ConformanceSession
 ) -> None:
     s = conformance_session
-    verdict.note(sent_values_watched=sorted(probe.sensitive))
-    findings = rl.check_429_telemetry_pii(
-        _parsed(probe, s), probe.throttled(), probe.samples, s.profile.correlation_header, probe.sensitive
+    parsed = _parsed(probe, s)
+    throttled = probe.throttled()
+    received = sum(len(xs) for xs in throttled.values())
+    verdict.note(
+        sent_values_watched=sorted(probe.sensitive), log_lines_read=len(parsed), received_429s=received
+    )
+    findings, watched = rl.check_429_telemetry_pii(
+        parsed, throttled, probe.samples, s.profile.correlation_header, probe.sensitive
+    )
+    # A rule that drew no 429 is a finding above; with 429s, something must have been watched.
+    verdict.examined(
+        **watched,
+        none_because=f"none of the {received} 429(s) left a log record carrying its correlation id "
+        f"({len(parsed)} log lines read) and {_section(s).metric.name} has no 429 series; no telemetry "
+        "was watched for PII",
+        hint="make the service log every request with its correlation id (see RL-009) and count 429s "
+        "in rate_limits.metric (see RL-008), or declare RL-010 in requirements.not_applicable",
     )
     verdict.check(findings, what="429 log records and metric labels")

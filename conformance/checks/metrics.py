@@ -14,6 +14,12 @@ Three vantage points:
   its second half, on ``/metrics`` and in Prometheus (MET-006 … MET-008);
 * scrapes under steady traffic (MET-009, MET-010), and ``/metrics`` on the
   public port when the profile says metrics are internal (MET-011).
+
+No verdict without evidence: MET-002 … MET-010 judge an exposition, so
+without a scrapeable one (:func:`exposition_gap`: not 200, a web page, a
+parse error, no family) they have nothing to examine and end in ``error``
+(MET-001 fails). Checks whose input may hold nothing to judge return what
+they examined next to their findings (``{"series": 412}``).
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ __all__ = [
     "MET_009",
     "MET_010",
     "MET_011",
+    "NO_EXPOSITION_HINT",
     "PROMETHEUS_SYNTHETIC",
     "REFUSING_STATUSES",
     "GrowthRow",
@@ -66,6 +73,7 @@ __all__ = [
     "check_units",
     "compare_with_promtool",
     "counter_sample_names",
+    "exposition_gap",
     "growth_rows",
     "lint_exposition",
     "required_without_samples",
@@ -163,6 +171,38 @@ _TARGET_LABELS = frozenset({"job", "instance"})
 _RESERVED_LABELS = frozenset({"le", "quantile"})
 _SUFFIXES = ("_bucket", "_count", "_sum", "_created", "_total", "_info", "_gcount", "_gsum")
 _EXAMPLES = 3
+
+
+# -- is there an exposition at all? ------------------------------------------
+#: The fix when there is no exposition to examine (MET-002 … MET-010 are then ``error``).
+NO_EXPOSITION_HINT = "set metrics.path / metrics.port, or declare MET-* in requirements.not_applicable"
+#: Media types of web pages: a single-page app's catch-all answers /metrics with one.
+_PAGE_MEDIA_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+
+
+def exposition_gap(
+    *, url: str, status_code: int, content_type: str, parse_error: str, family_count: int
+) -> str:
+    """Why one scrape (``Exposition``'s fields) gives nothing to examine, or ``""``.
+
+    Not 200, a web page (a 200 ``text/html`` from a catch-all route is not an
+    exposition, whatever it parses to), a body that does not parse, or one
+    without a single metric family: each message ends in "nothing to examine".
+    """
+    media = content_type.split(";", 1)[0].strip().lower()
+    served = media or "without a Content-Type"
+    if status_code != 200:
+        return f"GET {url} answered {status_code} {served}; nothing to examine"
+    if media in _PAGE_MEDIA_TYPES:
+        return f"GET {url} answered 200 {media}, a web page, not a metrics exposition; nothing to examine"
+    if parse_error:
+        return (
+            f"GET {url} answered 200 {served} that does not parse ({excerpt(parse_error, 160)}); "
+            "nothing to examine"
+        )
+    if family_count == 0:
+        return f"GET {url} answered 200 {served} with no metric family in it; nothing to examine"
+    return ""
 
 
 # -- MET-002 / MET-003: one scrape, linted --------------------------------
@@ -333,16 +373,26 @@ def _bucket_series(family: ExposedFamily) -> dict[frozenset[tuple[str, str]], li
     return series
 
 
-def check_histograms(view: MetricsView, required: Sequence[RequiredMetric]) -> list[Finding]:
+def check_histograms(
+    view: MetricsView, required: Sequence[RequiredMetric]
+) -> tuple[list[Finding], dict[str, int]]:
     """MET-005: every histogram's buckets are cumulative and end in ``+Inf``
     (= ``_count``); required histograms have a bound at each profile threshold.
-    A required histogram that is missing is MET-004's finding, not this one's."""
+    A required histogram that is missing is MET-004's finding, not this one's.
+
+    Also returns what was examined: ``histograms`` with at least one bucket
+    series, and those ``bucket_series`` (a histogram without observations
+    has none, and nothing of it can be judged)."""
     findings = []
+    examined = {"histograms": 0, "bucket_series": 0}
     thresholds = {r.name: r.buckets for r in required if r.buckets}
     for family in view.families:
         if family.type != "histogram":
             continue
         buckets = _bucket_series(family)
+        if buckets:
+            examined["histograms"] += 1
+            examined["bucket_series"] += len(buckets)
         counts = {
             frozenset(s.labels.items()): float(s.value)
             for s in family.samples
@@ -384,7 +434,7 @@ def check_histograms(view: MetricsView, required: Sequence[RequiredMetric]) -> l
                         {"metric": family.name, "missing_bounds": missing, "bounds": shown},
                     )
                 )
-    return findings
+    return findings, examined
 
 
 # -- MET-006 / MET-007 / MET-008: series under probe traffic ---------------
@@ -700,14 +750,21 @@ def _describe_series(key: tuple[str, frozenset[tuple[str, str]]]) -> str:
 
 def check_counters_monotonic(
     scrapes: Sequence[tuple[str, MetricsView]], prometheus_history: Sequence[Mapping[str, Any]] = ()
-) -> list[Finding]:
+) -> tuple[list[Finding], dict[str, int]]:
     """MET-009 over consecutive scrapes ``(moment, view)`` of ``/metrics``, and
     over the samples Prometheus stored for the counter series during the run
-    (``{"metric": {...}, "values": [(t, v), ...]}`` per series)."""
+    (``{"metric": {...}, "values": [(t, v), ...]}`` per series).
+
+    Also returns what was examined: ``counter_series`` compared between
+    consecutive scrapes (present in both), and ``prometheus_series`` with at
+    least two stored samples (one sample cannot go down)."""
     findings = []
+    examined = {"counter_series": 0, "prometheus_series": 0}
     for (first_moment, first), (second_moment, second) in itertools.pairwise(scrapes):
         before, after = _counter_values(first), _counter_values(second)
-        for key in sorted(before.keys() & after.keys(), key=str):
+        compared = before.keys() & after.keys()
+        examined["counter_series"] += len(compared)
+        for key in sorted(compared, key=str):
             if after[key] < before[key]:
                 findings.append(
                     Finding(
@@ -729,6 +786,8 @@ def check_counters_monotonic(
             frozenset((k, v) for k, v in metric.items() if k not in _TARGET_LABELS),
         )
         values = [float(v) for _, v in result.get("values", ())]
+        if len(values) > 1:
+            examined["prometheus_series"] += 1
         drops = [(a, b) for a, b in itertools.pairwise(values) if b < a]
         if drops:
             findings.append(
@@ -739,16 +798,21 @@ def check_counters_monotonic(
                     {"series": _describe_series(key), "decreases": len(drops), "source": "prometheus"},
                 )
             )
-    return findings
+    return findings, examined
 
 
-def check_series_churn(first: tuple[str, MetricsView], second: tuple[str, MetricsView]) -> list[Finding]:
+def check_series_churn(
+    first: tuple[str, MetricsView], second: tuple[str, MetricsView]
+) -> tuple[list[Finding], dict[str, int]]:
     """MET-010: with the same requests repeated between two scrapes, no series
     may vanish and none may appear (a label with a timestamp, a random id or a
-    per-scrape value churns)."""
+    per-scrape value churns).
+
+    Also returns what was examined: the distinct ``series`` of both scrapes."""
     (first_moment, a), (second_moment, b) = first, second
     before = {series_key(s): f.name for f in a.families for s in f.samples}
     after = {series_key(s): f.name for f in b.families for s in f.samples}
+    examined = {"series": len(before.keys() | after.keys())}
     findings = []
     for what, keys, owner in (
         ("disappeared", before.keys() - after.keys(), before),
@@ -767,7 +831,7 @@ def check_series_churn(first: tuple[str, MetricsView], second: tuple[str, Metric
                     {"metric": family, "change": what, "series": len(series), "examples": shown},
                 )
             )
-    return findings
+    return findings, examined
 
 
 # -- MET-011: is /metrics public? -------------------------------------------

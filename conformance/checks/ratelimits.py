@@ -8,7 +8,9 @@ An observation is ``(received_at, exchange)``: ``received_at`` is the epoch
 second the response arrived, needed to judge Retry-After dates, reset times
 and recovery. A rule whose burst never drew a 429 leaves the 429-dependent
 requirements nothing to examine; they fail with a finding that says so
-(RL-001 names the cause), since they cannot be shown to hold.
+(RL-001 names the cause), since they cannot be shown to hold. Checks whose
+input may hold nothing to judge even with 429s (the telemetry ones) return
+what they examined next to their findings (``{"log_records": 12}``).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ __all__ = [
     "check_retry_after",
     "check_second_client",
     "correlation_id",
+    "count_429s",
     "describe_burst",
     "limit_fields_seen",
     "parse_http_date",
@@ -190,6 +193,11 @@ def _passed_before_429(burst: Sequence[Observation]) -> int | None:
         if x.status_code == 429:
             return i
     return None
+
+
+def count_429s(observations: Iterable[Observation]) -> int:
+    """How many of the observations are 429s (what RL-002 … RL-004 examine of a burst)."""
+    return sum(1 for _, x in observations if x.status_code == 429)
 
 
 def describe_burst(observations: Sequence[Observation]) -> str:
@@ -1000,8 +1008,11 @@ def check_429_log_records(
     throttled: Mapping[str, Sequence[HttpExchange]],
     contract: LogContract,
     correlation_header: str,
-) -> list[Finding]:
-    """RL-009: one request_completed record per 429, found by correlation id."""
+) -> tuple[list[Finding], dict[str, int]]:
+    """RL-009: one request_completed record per 429, found by correlation id.
+
+    Also returns what was examined: the ``429s`` looked up and the
+    ``log_records`` (request_completed records) found for them."""
     findings = [
         Finding(
             RL_009.id,
@@ -1019,11 +1030,14 @@ def check_429_log_records(
             cid = record.get("correlation_id")
             if cid is not None:
                 completed.setdefault(str(cid), []).append(record)
+    examined = {"429s": 0, "log_records": 0}
     for rule, xs in throttled.items():
         for x in xs:
             cid = correlation_id(x, correlation_header)
             evidence = {"rule": rule, "correlation_id": cid, "method": x.method, "path": x.path}
             records = completed.get(cid or "", []) if cid else []
+            examined["429s"] += 1
+            examined["log_records"] += len(records)
             if not records:
                 findings.append(
                     Finding(
@@ -1053,7 +1067,7 @@ def check_429_log_records(
                         evidence,
                     )
                 )
-    return findings
+    return findings, examined
 
 
 # -- RL-010 -----------------------------------------------------------------
@@ -1083,12 +1097,15 @@ def check_429_telemetry_pii(
     samples: Sequence[Sample],
     correlation_header: str,
     sensitive: Mapping[str, str],
-) -> list[Finding]:
+) -> tuple[list[Finding], dict[str, int]]:
     """RL-010: every string in the log records that carry a 429's correlation
     id, and every label value of the 429 counter's samples, is free of what
     :func:`conformance._mask.mask_text` masks (emails, cards, SSNs, phones,
     JWTs, bearer/API keys) and of the ``sensitive`` values the harness sent
-    (description → value: the client key, credentials in the request body)."""
+    (description → value: the client key, credentials in the request body).
+
+    Also returns what was watched: the ``log_records`` carrying a 429's
+    correlation id and the counter's ``series``; both 0 means nothing was."""
     findings = [
         Finding(
             RL_010.id,
@@ -1105,10 +1122,12 @@ def check_429_telemetry_pii(
         for x in xs
         if (cid := correlation_id(x, correlation_header))
     }
+    examined = {"log_records": 0, "series": len(samples)}
     for p in parsed:
         record, raw = p.record, p.raw_record
         if record is None or raw is None or str(record.get("correlation_id")) not in ids:
             continue
+        examined["log_records"] += 1
         for path, text in _strings(raw):
             problem = _pii_problem(text, sensitive)
             if problem:
@@ -1131,4 +1150,4 @@ def check_429_telemetry_pii(
                         {"metric": sample.name, "label": label},
                     )
                 )
-    return findings
+    return findings, examined

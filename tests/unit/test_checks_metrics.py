@@ -245,12 +245,27 @@ class TestRequiredMetrics:
 
 class TestHistograms:
     def test_well_formed_with_the_slo_bounds(self) -> None:
-        assert metrics.check_histograms(view(REFERENCE_LIKE), REQUIRED) == []
+        findings, examined = metrics.check_histograms(view(REFERENCE_LIKE), REQUIRED)
+        assert findings == []
+        assert examined == {"histograms": 1, "bucket_series": 1}
 
     def test_missing_slo_bound(self) -> None:
         text = REFERENCE_LIKE.replace('le="0.5"', 'le="0.25"')
-        findings = metrics.check_histograms(view(text), REQUIRED)
+        findings, _ = metrics.check_histograms(view(text), REQUIRED)
         assert [f.evidence["missing_bounds"] for f in findings] == [[0.5]]
+
+    def test_bucket_series_are_counted_per_label_set(self) -> None:
+        text = REFERENCE_LIKE.replace('endpoint="/health"', 'endpoint="/a"') + "".join(
+            line.replace('endpoint="/health"', 'endpoint="/b"') + "\n"
+            for line in REFERENCE_LIKE.splitlines()
+            if line.startswith("http_request_duration_seconds")
+        )
+        _, examined = metrics.check_histograms(view(text), REQUIRED)
+        assert examined == {"histograms": 1, "bucket_series": 2}
+
+    def test_a_histogram_without_observations_examines_nothing(self) -> None:
+        text = "# HELP idle_seconds x\n# TYPE idle_seconds histogram\n"
+        assert metrics.check_histograms(view(text), ()) == ([], {"histograms": 0, "bucket_series": 0})
 
     @pytest.mark.parametrize(
         ("change", "problem"),
@@ -264,12 +279,12 @@ class TestHistograms:
         ],
     )
     def test_malformed(self, change: tuple[str, str], problem: str) -> None:
-        findings = metrics.check_histograms(view(REFERENCE_LIKE.replace(*change)), REQUIRED)
+        findings, _ = metrics.check_histograms(view(REFERENCE_LIKE.replace(*change)), REQUIRED)
         assert [f.evidence["problem"] for f in findings] == [problem]
 
     def test_a_missing_histogram_is_left_to_met_004(self) -> None:
         text = REFERENCE_LIKE.split("# HELP http_request_duration_seconds")[0]
-        assert metrics.check_histograms(view(text), REQUIRED) == []
+        assert metrics.check_histograms(view(text), REQUIRED)[0] == []
 
 
 # -- MET-006 / MET-007 / MET-008 ------------------------------------------------
@@ -419,17 +434,27 @@ def counters(r: float = 1, b: float = 1, s: float = 1, g: float = 1) -> MetricsV
 class TestCountersMonotonic:
     def test_growing_counters_and_falling_gauges_and_sums_pass(self) -> None:
         scrapes = [("one", counters(1, 1, 5, 9)), ("two", counters(2, 3, 4, 1))]
-        assert metrics.check_counters_monotonic(scrapes) == []
+        # r_total{a="1"}, q_seconds_bucket{le="+Inf"} and q_seconds_count, compared between the scrapes
+        assert metrics.check_counters_monotonic(scrapes) == (
+            [],
+            {"counter_series": 3, "prometheus_series": 0},
+        )
 
     @pytest.mark.parametrize(("first", "second"), [({"r": 5}, {"r": 4}), ({"b": 3}, {"b": 2})])
     def test_a_decrease_between_scrapes_fails(
         self, first: dict[str, float], second: dict[str, float]
     ) -> None:
-        findings = metrics.check_counters_monotonic([("one", counters(**first)), ("two", counters(**second))])
+        findings, _ = metrics.check_counters_monotonic(
+            [("one", counters(**first)), ("two", counters(**second))]
+        )
         assert ids(findings) == {"MET-009"} and findings[0].evidence["source"] == "/metrics"
 
     def test_counter_sample_names(self) -> None:
-        assert metrics.check_counters_monotonic([("one", counters())]) == []
+        # One scrape compares nothing.
+        assert metrics.check_counters_monotonic([("one", counters())]) == (
+            [],
+            {"counter_series": 0, "prometheus_series": 0},
+        )
         assert metrics.counter_sample_names(counters()) == ["q_seconds_bucket", "q_seconds_count", "r_total"]
 
     def test_a_decrease_prometheus_stored_fails(self) -> None:
@@ -443,13 +468,31 @@ class TestCountersMonotonic:
                 "values": [(1.0, 3.0), (2.0, 0.0)],
             },
         ]
-        (finding,) = metrics.check_counters_monotonic([], history)
+        (finding,), examined = metrics.check_counters_monotonic([], history)
         assert finding.evidence == {"series": 'r_total{a="2"}', "decreases": 1, "source": "prometheus"}
+        assert examined == {"counter_series": 0, "prometheus_series": 2}
+
+    def test_a_series_prometheus_stored_once_cannot_decrease_and_is_not_counted(self) -> None:
+        history = [{"metric": {"__name__": "r_total", "job": "service"}, "values": [(1.0, 3.0)]}]
+        assert metrics.check_counters_monotonic([], history) == (
+            [],
+            {"counter_series": 0, "prometheus_series": 0},
+        )
+
+    def test_series_only_in_one_scrape_are_not_compared(self) -> None:
+        text = COUNTERS.replace('r_total{a="1"} {r}', 'r_total{a="2"} 1')
+        second = view(text.replace("{b}", "1").replace("{s}", "1").replace("{g}", "1"))
+        _, examined = metrics.check_counters_monotonic([("one", counters()), ("two", second)])
+        assert examined["counter_series"] == 2
 
 
 class TestChurn:
     def test_stable_series_pass(self) -> None:
-        assert metrics.check_series_churn(("one", counters(1)), ("two", counters(7))) == []
+        assert metrics.check_series_churn(("one", counters(1)), ("two", counters(7))) == ([], {"series": 5})
+
+    def test_empty_scrapes_examine_nothing(self) -> None:
+        empty = view("# HELP r_total x\n# TYPE r_total counter\n")
+        assert metrics.check_series_churn(("one", empty), ("two", empty)) == ([], {"series": 0})
 
     def test_vanishing_and_appearing_series_fail(self) -> None:
         second = view(
@@ -458,11 +501,69 @@ class TestChurn:
             .replace("{s}", "1")
             .replace("{g}", "1")
         )
-        findings = metrics.check_series_churn(("one", counters()), ("two", second))
+        findings, examined = metrics.check_series_churn(("one", counters()), ("two", second))
+        assert examined == {"series": 6}  # the 5 of each scrape, one of them different
         assert [(f.requirement_id, f.evidence["change"], f.evidence["series"]) for f in findings] == [
             ("MET-010", "disappeared", 1),
             ("MET-010", "appeared", 1),
         ]
+
+
+# -- is there an exposition to examine? ---------------------------------------------
+URL = "http://127.0.0.1:8123/metrics"
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type", "parse_error", "families", "gap"),
+    [
+        (200, "text/plain; version=0.0.4; charset=utf-8", "", 12, ""),
+        (200, "application/openmetrics-text; version=1.0.0", "", 3, ""),
+        (200, "", "", 1, ""),  # no Content-Type means the text format, as for Prometheus
+        (404, "text/html", "HTTP 404", 0, f"GET {URL} answered 404 text/html; nothing to examine"),
+        (503, "", "HTTP 503", 0, f"GET {URL} answered 503 without a Content-Type; nothing to examine"),
+        (
+            200,
+            "text/html; charset=utf-8",
+            "prometheus-text parser: ValueError: invalid metric name:<!doctype html>",
+            0,
+            f"GET {URL} answered 200 text/html, a web page, not a metrics exposition; nothing to examine",
+        ),
+        (
+            # a catch-all page the parser happens to accept is still a page
+            200,
+            "text/html",
+            "",
+            1,
+            f"GET {URL} answered 200 text/html, a web page, not a metrics exposition; nothing to examine",
+        ),
+        (
+            200,
+            "text/plain",
+            "prometheus-text parser: ValueError: bad line",
+            0,
+            f"GET {URL} answered 200 text/plain that does not parse (prometheus-text parser: ValueError: "
+            "bad line); nothing to examine",
+        ),
+        (
+            200,
+            "text/plain",
+            "",
+            0,
+            f"GET {URL} answered 200 text/plain with no metric family in it; nothing to examine",
+        ),
+    ],
+)
+def test_exposition_gap(status: int, content_type: str, parse_error: str, families: int, gap: str) -> None:
+    assert (
+        metrics.exposition_gap(
+            url=URL,
+            status_code=status,
+            content_type=content_type,
+            parse_error=parse_error,
+            family_count=families,
+        )
+        == gap
+    )
 
 
 # -- MET-011 ----------------------------------------------------------------------

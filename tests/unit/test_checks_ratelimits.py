@@ -585,18 +585,21 @@ class TestLogRecords:
             completed("a"), completed("b"), {"message": "rate_limit_exceeded", "correlation_id": "a"}
         )
         throttled = throttled_by_rule(exchange(429, cid="a"), exchange(429, cid="b"))
-        assert rl.check_429_log_records(parsed, throttled, LogContract(), CID) == []
+        assert rl.check_429_log_records(parsed, throttled, LogContract(), CID) == (
+            [],
+            {"429s": 2, "log_records": 2},
+        )
 
     def test_the_sent_id_is_used_when_the_response_has_none(self) -> None:
         x = replace(exchange(429), request_headers=((CID, "sent-1"),))
-        assert (
-            rl.check_429_log_records(log(completed("sent-1")), throttled_by_rule(x), LogContract(), CID) == []
-        )
+        parsed = log(completed("sent-1"))
+        assert rl.check_429_log_records(parsed, throttled_by_rule(x), LogContract(), CID)[0] == []
 
     def test_missing_duplicate_and_wrong_status(self) -> None:
         parsed = log(completed("b"), completed("b"), completed("c", status=200))
         throttled = throttled_by_rule(exchange(429, cid="a"), exchange(429, cid="b"), exchange(429, cid="c"))
-        findings = rl.check_429_log_records(parsed, throttled, LogContract(), CID)
+        findings, examined = rl.check_429_log_records(parsed, throttled, LogContract(), CID)
+        assert examined == {"429s": 3, "log_records": 3}  # none for a, two for b, one for c
         assert ids(findings) == {"RL-009"}
         text = messages(findings)
         assert "no request_completed record for the 429 to POST /auth/login (X-Correlation-ID: a)" in text
@@ -604,19 +607,30 @@ class TestLogRecords:
         assert "says status_code ['200']" in text
 
     def test_rule_without_429(self) -> None:
-        assert ids(rl.check_429_log_records([], {"auth": []}, LogContract(), CID)) == {"RL-009"}
+        findings, examined = rl.check_429_log_records([], {"auth": []}, LogContract(), CID)
+        assert ids(findings) == {"RL-009"} and examined == {"429s": 0, "log_records": 0}
 
 
 class TestPii:
     sensitive = {"the X-API-Key value the harness sent (auth)": "obsconform-rl-auth-0123abcd"}
 
-    def check(self, parsed: Sequence[Any], samples: Sequence[Sample] = ()) -> list[Any]:
+    def check_examined(
+        self, parsed: Sequence[Any], samples: Sequence[Sample] = ()
+    ) -> tuple[list[Any], dict[str, int]]:
         throttled = throttled_by_rule(exchange(429, cid="a"))
         return rl.check_429_telemetry_pii(parsed, throttled, samples, CID, self.sensitive)
 
+    def check(self, parsed: Sequence[Any], samples: Sequence[Sample] = ()) -> list[Any]:
+        return self.check_examined(parsed, samples)[0]
+
     def test_clean_records_and_labels(self) -> None:
         sample = Sample("http_requests_total", {"status_code": "429", "endpoint": "/auth/login"}, 2.0)
-        assert self.check(log(completed("a")), [sample]) == []
+        assert self.check_examined(log(completed("a")), [sample]) == ([], {"log_records": 1, "series": 1})
+
+    def test_nothing_watched_is_reported_as_nothing_examined(self) -> None:
+        """A 429 whose record never showed up and no counter series: no finding, and 0 examined
+        (the suite turns that into an error, never a pass)."""
+        assert self.check_examined(log(completed("other"))) == ([], {"log_records": 0, "series": 0})
 
     def test_email_in_a_429_record(self) -> None:
         findings = self.check(log(completed("a", user={"email": "jane.doe@example.com"})))
@@ -629,14 +643,22 @@ class TestPii:
         assert "field client contains the X-API-Key value the harness sent (auth)" in messages(findings)
 
     def test_records_of_other_requests_are_not_this_requirements_business(self) -> None:
-        assert self.check(log(completed("other", email="jane.doe@example.com"))) == []
+        findings, examined = self.check_examined(log(completed("other", email="jane.doe@example.com")))
+        assert findings == [] and examined["log_records"] == 0
 
     def test_label_value(self) -> None:
         sample = Sample("http_requests_total", {"status_code": "429", "user": "jane.doe@example.com"}, 1.0)
         assert "http_requests_total label user looks like PII" in messages(self.check([], [sample]))
 
     def test_rule_without_429(self) -> None:
-        assert ids(rl.check_429_telemetry_pii([], {"auth": []}, [], CID, {})) == {"RL-010"}
+        findings, _ = rl.check_429_telemetry_pii([], {"auth": []}, [], CID, {})
+        assert ids(findings) == {"RL-010"}
+
+
+def test_count_429s() -> None:
+    observations = [(T0, exchange(200)), (T0, exchange(429)), (T0, exchange(429)), (T0, exchange(503))]
+    assert rl.count_429s(observations) == 2
+    assert rl.count_429s([]) == 0
 
 
 class TestSection:
