@@ -25,6 +25,7 @@ def test_metrics_are_scraped_by_prometheus(conformance_session: ConformanceSessi
     findings = exports.check_metrics_scraped(
         url=exposition.url,
         status_code=exposition.status_code,
+        content_type=exposition.content_type,
         parse_error=exposition.parse_error,
         family_count=len(exposition.families),
         target=target,

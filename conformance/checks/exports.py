@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from conformance._mask import excerpt
 from conformance._model import Finding, Level
 from conformance._requirements import requirement
+from conformance.checks.metrics import exposition_gap
 from conformance.telemetry import HttpExchange, Span
 
 __all__ = [
@@ -45,20 +46,24 @@ def check_metrics_scraped(
     *,
     url: str,
     status_code: int,
+    content_type: str,
     parse_error: str,
     family_count: int,
     target: Mapping[str, Any] | None,
 ) -> list[Finding]:
-    """MET-001 from one scrape by the harness and Prometheus's view of the target."""
+    """MET-001 from one scrape by the harness and Prometheus's view of the target.
+
+    Not 200, a web page (a single-page app's catch-all answers 200 text/html on
+    every path), a body that does not parse, or no metric family: the endpoint
+    serves no exposition.
+    """
     findings = []
-    if status_code != 200:
-        findings.append(Finding(MET_001.id, f"GET {url} answered {status_code}", {"url": url}))
-    elif parse_error:
-        findings.append(
-            Finding(MET_001.id, f"{url} is not a valid exposition: {excerpt(parse_error)}", {"url": url})
-        )
-    elif family_count == 0:
-        findings.append(Finding(MET_001.id, f"{url} exposes no metric families", {"url": url}))
+    gap = exposition_gap(
+        url=url, status_code=status_code, content_type=content_type, parse_error=parse_error,
+        family_count=family_count,
+    )  # fmt: skip
+    if gap:
+        findings.append(Finding(MET_001.id, gap.removesuffix("; nothing to examine"), {"url": url}))
     if target is None:
         findings.append(Finding(MET_001.id, "Prometheus has no active target for the service", {"url": url}))
     elif target.get("health") != "up":

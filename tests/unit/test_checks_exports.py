@@ -6,7 +6,12 @@ from typing import Any
 
 import pytest
 
-from conformance.checks.exports import check_server_spans_exported, route_key, span_route
+from conformance.checks.exports import (
+    check_metrics_scraped,
+    check_server_spans_exported,
+    route_key,
+    span_route,
+)
 from conformance.telemetry import HttpExchange, Span
 
 TRACE_A, TRACE_B = "a" * 32, "b" * 32
@@ -69,3 +74,31 @@ def test_a_missing_span_is_a_finding_per_route() -> None:
 
 def test_internal_spans_do_not_count() -> None:
     assert len(check([exchange()], [span(kind="INTERNAL")])) == 1
+
+
+UP = {"health": "up", "scrapeUrl": "http://127.0.0.1:1/metrics"}
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type", "parse_error", "families", "target", "message"),
+    [
+        (200, "text/plain; version=0.0.4", "", 3, UP, None),
+        (404, "application/json", "", 0, None, "answered 404"),
+        (200, "text/html; charset=utf-8", "", 0, None, "a web page, not a metrics exposition"),
+        (200, "text/plain", "bad line", 0, UP, "does not parse"),
+        (200, "text/plain", "", 0, UP, "no metric family"),
+        (200, "text/plain", "", 3, {"health": "down", "lastError": "EOF"}, "target health is 'down'"),
+    ],
+)
+def test_met_001(
+    status: int, content_type: str, parse_error: str, families: int, target: Any, message: str | None
+) -> None:
+    findings = check_metrics_scraped(
+        url="http://127.0.0.1:1/metrics", status_code=status, content_type=content_type,
+        parse_error=parse_error, family_count=families, target=target,
+    )  # fmt: skip
+    if message is None:
+        assert findings == []
+    else:
+        assert findings and all(f.requirement_id == "MET-001" for f in findings)
+        assert message in findings[0].message or message in findings[-1].message
