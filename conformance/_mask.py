@@ -46,16 +46,23 @@ PII_PATTERNS: Mapping[str, re.Pattern[str]] = MappingProxyType(
             rf"(?<!{_EMAIL_LOCAL_CHAR}){_EMAIL_LOCAL_CHAR}++@[A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z]{{2,}}\b"
         ),
         "jwt": _JWT,
-        "bearer": re.compile("(?i:" + _BEARER_SOURCE + ")"),
+        # _BEARER's matches, the scheme's case ignored in ASCII only (as HTTP does).
+        "bearer": re.compile(r"\b([Bb][Ee][Aa][Rr][Ee][Rr]|[Bb][Aa][Ss][Ii][Cc])\s+[A-Za-z0-9._~+/=-]{6,}"),
         "api_key": _API_KEY,
         # Runs of digit groups with at least 8 digits, unbounded (unlike _LONG_DIGITS) so a card
         # next to a phone number is one run; the validator splits it into an E.164 phone (a
-        # leading +) and card numbers.
-        "digits": re.compile(r"(?<![\w-])(?=\+?(?:\d[ -]?){8})\+?\d+(?:[ -]\d+)*(?![\w-])"),
-        "ssn": re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])"),
-        # North American formats: (202) 555-0147, 202-555-0147, 202.555.0147, +1 202 555 0147.
+        # leading +) and card numbers. Never part of a longer token: not after a word character,
+        # "+" or "-", not the fraction of a decimal number (after "3.") nor its integer part
+        # (before ".5"), not before a word character or "-".
+        "digits": re.compile(
+            r"(?<![\w+-])(?<![0-9]\.)(?=\+?(?:[0-9][ -]?){8})\+?[0-9]+(?:[ -][0-9]+)*(?![\w-])(?!\.[0-9])"
+        ),
+        "ssn": re.compile(r"(?<![\w-])(?<![0-9]\.)[0-9]{3}-[0-9]{2}-[0-9]{4}(?![\w-])(?!\.[0-9])"),
+        # North American formats: (202) 555-0147, 202-555-0147, 202.555.0147, +1 202 555 0147;
+        # not a piece of a longer dotted or dashed number (a version, an address, a date).
         "us_phone": re.compile(
-            r"(?<![\w+])(?:\+?1[ .-]?)?(?:\(\d{3}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w-])"
+            r"(?<![\w+])(?<![0-9][.-])(?:\+?1[ .-]?)?(?:\([0-9]{3}\)[ .-]?|[0-9]{3}[ .-])"
+            r"[0-9]{3}[ .-][0-9]{4}(?![\w-])(?!\.[0-9])"
         ),
     }
 )

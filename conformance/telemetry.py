@@ -97,6 +97,8 @@ class HttpExchange:
     elapsed_seconds: float = 0.0
     error: str = ""
     sent_traceparent: str = ""
+    #: Wall-clock time (epoch seconds) the request was sent: spans' clocks are the same machine's.
+    started_at: float = 0.0
 
     @property
     def sent_trace_id(self) -> str:

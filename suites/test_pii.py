@@ -12,6 +12,7 @@ import pytest
 
 from conformance._exceptions import HarnessError
 from conformance._process import RUN_ID
+from conformance._profile import NO_SPANS_REASON
 from conformance._sections.pii import KEY, PiiSection
 from conformance._session import ConformanceSession
 from conformance.checks import pii
@@ -29,15 +30,51 @@ from conformance.plugin import Verdict
 from conformance.telemetry import LogLine
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class PiiRun:
-    """The canaries, what came out, and everything the scan found in it."""
+    """The canaries, what came out, and everything the scan found in it.
+
+    Its repr is counts only: pytest prints a failing test's arguments in the
+    traceback, which reaches the reports (Allure), and canaries never may.
+    """
 
     registry: CanaryRegistry
     channels: PiiChannels
     hits: Sequence[pii.Hit]
     scanned: dict[str, dict[str, int]]
     needles: int
+
+    @classmethod
+    def scan(cls, registry: CanaryRegistry, channels: PiiChannels, scanner: pii.PiiScanner) -> PiiRun:
+        """Search every channel with ``scanner``."""
+        texts = {
+            "logs": pii.log_texts(channels.log_lines),
+            "traces": pii.span_texts(channels.spans),
+            "metrics": pii.exposition_texts(channels.exposition),
+            "prometheus": pii.prometheus_texts(channels.series, channels.label_values),
+        }
+        hits = [hit for channel_texts in texts.values() for hit in scanner.scan(channel_texts)]
+        scanned = {
+            channel: {"texts": len(items), "characters": sum(len(t.text) for t in items)}
+            for channel, items in texts.items()
+        }
+        return cls(registry, channels, hits, scanned, scanner.needles)
+
+    def __repr__(self) -> str:
+        return (
+            f"PiiRun(seed={self.registry.seed!r}, canaries={len(self.registry.canaries)}, "
+            f"requests={len(self.registry.exchanges)}, hits={len(self.hits)})"
+        )
+
+    @property
+    def exposition_lines(self) -> int:
+        """Lines of the exposition searched that are an exposition's (samples, HELP, TYPE)."""
+        return pii.exposition_lines(self.channels.exposition)
+
+    @property
+    def service_series(self) -> int:
+        """The job's series the service exposed (not ``up``, ``scrape_*`` or alerts)."""
+        return pii.service_series(self.channels.series)
 
     def notes(self, channel: str | None = None) -> dict[str, Any]:
         """What was sent and what came back; ``channel`` narrows the scan and wait facts to one channel."""
@@ -101,54 +138,78 @@ def pii_run(conformance_session: ConformanceSession, section: PiiSection) -> Pii
         scrape=s.scrape,
         correlation_header=s.profile.correlation_header,
         prometheus_job=s.profile.prometheus.job,
-        traced_endpoints=s.traced_endpoints,
+        # A service declared to export no spans is not waited for.
+        traced_endpoints=s.traced_endpoints if s.profile.telemetry.spans else (),
         timeout=section.timeout,
     )
     scanner = pii.PiiScanner(
         [*registry.canaries, *pii.baseline_values(s.profile.endpoints)], section.detectors
     )
-    texts = {
-        "logs": pii.log_texts(channels.log_lines),
-        "traces": pii.span_texts(channels.spans),
-        "metrics": pii.exposition_texts(channels.exposition),
-        "prometheus": pii.prometheus_texts(channels.series, channels.label_values),
-    }
-    hits = [hit for channel_texts in texts.values() for hit in scanner.scan(channel_texts)]
-    scanned = {
-        channel: {"texts": len(items), "characters": sum(len(t.text) for t in items)}
-        for channel, items in texts.items()
-    }
-    return PiiRun(registry, channels, hits, scanned, scanner.needles)
+    return PiiRun.scan(registry, channels, scanner)
 
 
 @pytest.mark.requirement("PII-001")
-def test_no_canary_in_logs(pii_run: PiiRun, verdict: Verdict) -> None:
-    if not pii_run.channels.log_lines:
-        raise HarnessError("the service wrote no log lines at all, so there is nothing to search")
-    verdict.note(**pii_run.notes("logs"), injected=pii_run.registry.summary())
+def test_no_canary_in_logs(
+    pii_run: PiiRun, conformance_session: ConformanceSession, verdict: Verdict
+) -> None:
+    lines = pii_run.channels.log_lines
+    stream = conformance_session.profile.logs.stream
+    other = "stderr" if stream == "stdout" else "stdout"
+    verdict.examined(
+        lines=len(lines),
+        none_because=f"the service wrote no log lines on {stream} (nor on {other}), so there is nothing to "
+        "search for the canaries",
+        hint="check that the service logs each request, and logs.stream",
+    )
+    verdict.note(
+        **pii_run.notes("logs"),
+        lines_by_stream=dict(Counter(line.stream for line in lines)),
+        injected=pii_run.registry.summary(),
+    )
     findings = pii.check_canary_leaks(pii_run.hits, "logs", pii_run.registry)
-    verdict.check(findings, what=f"{len(pii_run.channels.log_lines)} log lines")
+    verdict.check(findings, what=f"{len(lines)} log lines")
 
 
 @pytest.mark.requirement("PII-002")
-def test_no_canary_in_spans(pii_run: PiiRun, verdict: Verdict) -> None:
+def test_no_canary_in_spans(
+    pii_run: PiiRun, conformance_session: ConformanceSession, verdict: Verdict
+) -> None:
+    if not conformance_session.profile.telemetry.spans:
+        pytest.skip(f"not applicable: {NO_SPANS_REASON}")
+    spans = pii_run.channels.spans
+    verdict.examined(
+        spans=len(spans),
+        none_because="no spans to search; the service exports no spans",
+        hint="point the service's OTLP exporter at OTEL_EXPORTER_OTLP_ENDPOINT, or declare telemetry.spans: "
+        "false if it exports none by design (PII-002 is then not applicable)",
+    )
     sent = {x.sent_traceparent.split("-")[1] for x in pii_run.registry.exchanges if x.sent_traceparent}
-    arrived = {span.trace_id for span in pii_run.channels.spans} & sent
-    if not arrived:
+    arrived = {span.trace_id for span in spans} & sent
+    if spans and not arrived:
         raise HarnessError(
             f"none of the {len(sent)} canary requests' traces reached the trace store "
             f"({pii_run.channels.waits.get('spans', '')}), so their spans cannot be searched"
         )
     verdict.note(**pii_run.notes("traces"), canary_traces_arrived=f"{len(arrived)}/{len(sent)}")
     findings = pii.check_canary_leaks(pii_run.hits, "traces", pii_run.registry)
-    verdict.check(findings, what=f"{len(pii_run.channels.spans)} spans")
+    verdict.check(findings, what=f"{len(spans)} spans")
 
 
 @pytest.mark.requirement("PII-003")
 def test_no_canary_in_metrics(pii_run: PiiRun, verdict: Verdict) -> None:
     exposition = pii_run.channels.exposition
     if exposition.status_code != 200:
-        raise HarnessError(f"{exposition.url} answered {exposition.status_code}; see MET-001")
+        none_because = f"{exposition.url} answered {exposition.status_code}"
+    else:
+        none_because = (
+            f"{exposition.url} answered 200 with no exposition line ({exposition.parse_error or 'empty'})"
+        )
+    verdict.examined(
+        metric_families=len(exposition.families),
+        exposition_lines=pii_run.exposition_lines,
+        none_because=f"{none_because}: there is no scrapeable exposition to search",
+        hint="see MET-001; metrics.path and metrics.port say where the exposition is",
+    )
     verdict.note(
         **pii_run.notes("metrics"), exposition=exposition.url, parse_error=exposition.parse_error or None
     )
@@ -158,12 +219,17 @@ def test_no_canary_in_metrics(pii_run: PiiRun, verdict: Verdict) -> None:
 
 @pytest.mark.requirement("PII-004")
 def test_no_canary_in_prometheus(pii_run: PiiRun, verdict: Verdict) -> None:
-    if not pii_run.channels.series:
-        raise HarnessError("Prometheus has no series for the service's job (prometheus.job); see MET-001")
+    series = pii_run.channels.series
     labels = pii_run.channels.label_values
+    verdict.examined(
+        series=pii_run.service_series,
+        none_because=f"Prometheus has no series of the service's own for its job ({len(series)} series, all "
+        "made by Prometheus itself: up, scrape_*, alerts), so there is nothing to search",
+        hint="see MET-001; prometheus.job names the service's scrape job",
+    )
     verdict.note(
         **pii_run.notes("prometheus"),
-        series=len(pii_run.channels.series),
+        series_of_the_job=len(series),
         label_names=sorted(labels),
         label_values=sum(len(v) for v in labels.values()),
     )
@@ -171,15 +237,40 @@ def test_no_canary_in_prometheus(pii_run: PiiRun, verdict: Verdict) -> None:
     verdict.check(findings, what="Prometheus series and label values")
 
 
+def _examine_every_channel(pii_run: PiiRun, verdict: Verdict) -> str:
+    """PII-005 and PII-006 search every channel: what each one had, and which had data."""
+    channels = pii_run.channels
+    counts = {
+        "logs": ("log_lines", len(channels.log_lines)),
+        "traces": ("spans", len(channels.spans)),
+        "metrics": ("exposition_lines", pii_run.exposition_lines),
+        "prometheus": ("series", pii_run.service_series),
+    }
+    verdict.examined(
+        **dict(counts.values()),
+        none_because="no channel had anything to search: no log lines, no spans, no scrapeable exposition, "
+        "no Prometheus series of the service's own",
+        hint="check logs.stream, the OTLP exporter, metrics.path and prometheus.job",
+    )
+    with_data = [pii.CHANNELS[channel] for channel, (_, count) in counts.items() if count]
+    verdict.note(
+        channels_with_data=with_data,
+        channels_without_data=[pii.CHANNELS[channel] for channel, (_, count) in counts.items() if not count],
+    )
+    return ", ".join(with_data) or "every channel"
+
+
 @pytest.mark.requirement("PII-005")
 def test_no_partial_or_encoded_canary(pii_run: PiiRun, verdict: Verdict) -> None:
+    searched = _examine_every_channel(pii_run, verdict)
     verdict.note(**pii_run.notes())
     findings = pii.check_partial_leaks(pii_run.hits, pii_run.registry)
-    verdict.check(findings, what="every channel")
+    verdict.check(findings, what=searched)
 
 
 @pytest.mark.requirement("PII-006")
 def test_no_pii_nobody_sent(pii_run: PiiRun, section: PiiSection, verdict: Verdict) -> None:
+    searched = _examine_every_channel(pii_run, verdict)
     detectors = section.detectors
     verdict.note(
         **pii_run.notes(),
@@ -187,7 +278,7 @@ def test_no_pii_nobody_sent(pii_run: PiiRun, section: PiiSection, verdict: Verdi
         allowed=[p.pattern for p in detectors.allow],
         ignored_fields=sorted(detectors.ignore_fields),
     )
-    verdict.check(pii.check_unknown_pii(pii_run.hits), what="every channel")
+    verdict.check(pii.check_unknown_pii(pii_run.hits), what=searched)
 
 
 @pytest.mark.requirement("PII-007")
@@ -195,23 +286,24 @@ def test_redacted_fields_carry_markers(
     pii_run: PiiRun, section: PiiSection, conformance_session: ConformanceSession, verdict: Verdict
 ) -> None:
     profile = conformance_session.profile
-    if not section.redacted_fields:
-        raise HarnessError(
-            "the profile declares no pii.redacted_fields, so there is no redaction to look for; "
-            "declare the fields the service logs redacted, or list PII-007 in requirements.not_applicable"
-        )
+    expected = {ep.name: ep.expect_status for ep in profile.endpoints}
+    rules = section.redacted_fields
+    verdict.examined(
+        redaction_rules=len(rules),
+        canary_requests=sum(len(pii.handled_requests(pii_run.registry, r.endpoint, expected)) for r in rules),
+        none_because="the profile declares no pii.redacted_fields, so there is no redaction to look for",
+        hint="declare the fields the service logs redacted, or list PII-007 in requirements.not_applicable",
+    )
     verdict.note(
         **pii_run.notes("logs"),
-        rules=[
-            f"{r.endpoint}: {r.message}.{r.field} has {', '.join(r.markers)}" for r in section.redacted_fields
-        ],
+        rules=[f"{r.endpoint}: {r.message}.{r.field} has {', '.join(r.markers)}" for r in rules],
     )
     parsed = parse_log_lines(pii_run.channels.log_lines, profile.logs)
     findings = pii.check_redaction_present(
         pii_run.registry,
         parsed,
-        section.redacted_fields,
+        rules,
         correlation_header=profile.correlation_header,
-        expected_statuses={ep.name: ep.expect_status for ep in profile.endpoints},
+        expected_statuses=expected,
     )
     verdict.check(findings, what="the declared redacted fields")

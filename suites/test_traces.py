@@ -11,6 +11,7 @@ spans and log lines they produced.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -163,7 +164,10 @@ def probes(conformance_session: ConformanceSession) -> TraceProbes:
         and (x.status_code < 400 or x.response_header(header) is not None)
     }  # fmt: skip
     continued = {n: (e.trace_id, e.parent_id) for n, e in expected.items() if e.trace == "continue"}
-    suspects = {n: e.trace_id for n, e in expected.items() if e.trace == "restart" and e.trace_id}
+    suspects = {n: _trace_ids_in(e.sent) for n, e in expected.items() if e.trace == "restart"}
+    claimed = {tid for e in expected.values() for tid in _trace_ids_in(e.sent)} | {
+        x.sent_trace_id for x in exchanges.values() if x.sent_trace_id
+    }
     spans = (
         wait_for_probe_spans(store, awaited, timeout=timeout, continued=continued) if spans_exported else []
     )
@@ -172,7 +176,8 @@ def probes(conformance_session: ConformanceSession) -> TraceProbes:
         return {
             name: traces.observe(name, x, spans, lines, correlation_header=header,
                                  continued=continued.get(name), supplied_correlation_id=supplied.get(name),
-                                 suspect=suspects.get(name, ""))
+                                 suspects=suspects.get(name, ()), claimed=claimed,
+                                 route=s.templates.get(x.path, x.path))
             for name, x in exchanges.items()
         }  # fmt: skip
 
@@ -196,6 +201,13 @@ def probes(conformance_session: ConformanceSession) -> TraceProbes:
     malformed = [(n.removeprefix(CORRELATION), o) for n, o in observed.items() if n.startswith(CORRELATION)]
     reason = "" if spans_exported else s.no_spans_reason()
     return TraceProbes(observed, expected, malformed, source, spans_exported, reason, lines)
+
+
+def _trace_ids_in(values: Sequence[str]) -> frozenset[str]:
+    """Every 32-hex run in the header values sent: the trace ids a probe offered."""
+    return frozenset(
+        m.lower() for v in values for m in re.findall(r"(?<![0-9a-fA-F])[0-9a-fA-F]{32}(?![0-9a-fA-F])", v)
+    )
 
 
 def _send_in_phases(

@@ -406,6 +406,10 @@ def check_histograms(
             if not points or points[-1][0] != math.inf:
                 problems["no +Inf bucket"] += 1
                 example.setdefault("no +Inf bucket", labels)
+            elif key not in counts and view.format != "openmetrics":
+                # The text format requires _count beside the buckets (OpenMetrics makes it optional).
+                problems["no _count series beside its buckets"] += 1
+                example.setdefault("no _count series beside its buckets", labels)
             elif key in counts and counts[key] != points[-1][1]:
                 problems["_count differs from the +Inf bucket"] += 1
                 example.setdefault("_count differs from the +Inf bucket", labels)

@@ -7,28 +7,38 @@ in, findings out.
 One scan (:class:`PiiScanner`) searches every channel text for
 
 * every **form of every canary**: the value, the same value written another
-  way (a card in groups, a phone in national format), and its fragments and
-  encodings (an email's local part, a card's last 8 digits, a JWT's payload
-  or signature segment, an API key without its prefix, URL-encoded and base64
-  forms at any alignment). The texts are compiled into tries, one regex per
-  first character (so the regex engine can jump from one candidate to the
-  next), and the leftmost-longest match wins, so a full leak is never also
-  reported as its own fragment;
+  way (a card in groups, a phone in national format), the form the harness
+  itself transmitted (URL-encoded in a query string or a path), and its
+  fragments and encodings (an email's local part, a card's last 8 digits, a
+  JWT's payload or signature segment, an API key without its prefix,
+  URL-encoded and base64 forms at any alignment). The texts are compiled into
+  tries, one regex per first character (so the regex engine can jump from one
+  candidate to the next), and the leftmost-longest match wins, so a full leak
+  is never also reported as its own fragment;
 * **PII the harness did not send** (detectors): emails, phones (E.164 and
-  North American formats), Luhn-valid card numbers with a card-network first
-  digit, SSNs in issued ranges, JWTs whose header decodes, Bearer/Basic
-  credentials and API keys. The patterns are ``_mask.PII_PATTERNS``, run in
-  spellings anchored on a literal (``@``, ``eyJ``, ``-dd-dddd``) that a property
-  test holds to the same matches. Text a canary form covers and the redaction
-  markers are blanked first; a detected value that normalises to a canary
-  (an email upper-cased, a card with other separators) is that canary's leak
-  in another shape.
+  North American formats), card numbers, SSNs in issued ranges, JWTs whose
+  header decodes, Bearer/Basic credentials and API keys. The patterns are
+  ``_mask.PII_PATTERNS``, run in spellings anchored on a literal (``@``,
+  ``eyJ``, ``-dd-dddd``, a digit shape found by ``str.find``) that a property
+  test holds to the same findings. Numbers are reported only where a value can
+  be one: a card number is a string (never a JSON number, a span attribute
+  that is an int, the fraction or integer part of a float, a piece of a
+  longer digit, hex or word run), 13-19 digits in one piece or grouped as
+  cards are (fours, 4-6-5, 4-6-4) with one separator, under a card network's
+  prefix and length, passing Luhn; a phone or an SSN is not a piece of a
+  longer dotted or dashed number; id fields (trace, span and request ids in
+  the formats of common frameworks) are not searched for numbers. Text a
+  canary form covers and the redaction markers are blanked first; a detected
+  value that normalises to a canary (an email upper-cased, a card with other
+  separators) is that canary's leak in another shape.
 
-Hits become findings by requirement: a full canary leak under its channel's
-id (PII-001 logs, PII-002 spans, PII-003 ``/metrics``, PII-004 Prometheus),
-fragments and encodings under PII-005, detector hits under PII-006.
-PII-007 checks the other side: where the profile says a field is logged
-redacted, the event is logged and the field carries the marker.
+Hits become findings by what was found, not by the channel's shape: a whole
+canary (verbatim, written differently, or in the form the harness sent it)
+under its channel's id (PII-001 logs, PII-002 spans, PII-003 ``/metrics``,
+PII-004 Prometheus), fragments and encodings the service made under PII-005,
+detector hits under PII-006. PII-007 checks the other side: where the profile
+says a field is logged redacted, the event is logged and the field carries
+the marker.
 
 Evidence never carries what was found: the channel, the location, the field
 path and a masked form (``j***@e***.net``, ``40***97``), and an excerpt in
@@ -41,6 +51,7 @@ import base64
 import binascii
 import json
 import re
+import string
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -55,9 +66,17 @@ from conformance._profile import Endpoint
 from conformance._requirements import requirement
 from conformance._sections.pii import DETECTOR_KINDS, DetectorConfig, RedactedField
 from conformance.checks.logs import ParsedLogLine, get_field
-from conformance.collect._canaries import Canary, CanaryForm, CanaryRegistry, normalise
+from conformance.collect._canaries import (
+    Canary,
+    CanaryForm,
+    CanaryRegistry,
+    full_shape,
+    normalise,
+    request_url,
+    with_sent_forms,
+)
 from conformance.collect._scrape import Exposition
-from conformance.telemetry import LogLine, Span
+from conformance.telemetry import HttpExchange, LogLine, Span
 
 __all__ = [
     "CHANNELS",
@@ -77,9 +96,12 @@ __all__ = [
     "check_redaction_present",
     "check_unknown_pii",
     "detect",
+    "exposition_lines",
     "exposition_texts",
+    "handled_requests",
     "log_texts",
     "prometheus_texts",
+    "service_series",
     "span_texts",
 ]
 
@@ -147,6 +169,9 @@ class ChannelText:
     worked out for each hit. ``key`` is the bare field name the detectors'
     ``ignore_fields`` are matched against. ``location`` never contains
     service output that could itself be PII (no span names or label values).
+    ``number`` marks a value that is not a string (a span attribute holding an
+    int or a float): canaries are searched in it, the detectors never (a
+    number is a measurement or an id, not a card number someone typed).
     """
 
     channel: str
@@ -154,6 +179,7 @@ class ChannelText:
     text: str
     field: str = ""
     key: str = ""
+    number: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,11 +198,14 @@ class Hit:
 
     @property
     def masked(self) -> str:
+        if self.canary is not None and self.shape.startswith("sent:"):
+            # The URL-encoded form, shown as the value it encodes (j***@e***.net, not jo***et).
+            return mask_pii(self.kind, self.canary.value)
         return mask_pii(self.kind, self.text)
 
     @property
     def full(self) -> bool:
-        return self.canary is not None and (self.shape == "exact" or self.shape.startswith("formatted"))
+        return self.canary is not None and full_shape(self.shape)
 
 
 # --------------------------------------------------------------------------- channel texts
@@ -192,35 +221,43 @@ def _text_of(value: Any) -> str:
         return value
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
-    if isinstance(value, Mapping):
+    if isinstance(value, Mapping | list | tuple):
+        # JSON, so the numbers in it stay JSON numbers to the detectors.
         return json.dumps(value, default=str, ensure_ascii=False)
-    if isinstance(value, list | tuple):
-        return ", ".join(_text_of(v) for v in value)
     return str(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def span_texts(spans: Iterable[Span]) -> list[ChannelText]:
     """Span names, attributes, event names and attributes, and each distinct resource once."""
     out: list[ChannelText] = []
-    resources: set[tuple[tuple[str, str], ...]] = set()
+    resources: set[tuple[tuple[str, str, bool], ...]] = set()
     for span in spans:
         where = f"{span.kind} span {span.span_id} in trace {span.trace_id}"
         out.append(ChannelText("traces", where, span.name, "name", "name"))
         if span.status_message:
             out.append(ChannelText("traces", where, span.status_message, "status.message", "status.message"))
         for key, value in span.attributes.items():
-            out.append(ChannelText("traces", where, _text_of(value), f'attributes["{key}"]', key))
+            out.append(
+                ChannelText("traces", where, _text_of(value), f'attributes["{key}"]', key, _is_number(value))
+            )
         for i, event in enumerate(span.events):
             out.append(ChannelText("traces", where, event.name, f"events[{i}].name", "name"))
             for key, value in event.attributes.items():
-                out.append(
-                    ChannelText("traces", where, _text_of(value), f'events[{i}].attributes["{key}"]', key)
-                )
-        resource = tuple(sorted((str(k), _text_of(v)) for k, v in span.resource_attributes.items()))
+                field = f'events[{i}].attributes["{key}"]'
+                out.append(ChannelText("traces", where, _text_of(value), field, key, _is_number(value)))
+        resource = tuple(
+            sorted((str(k), _text_of(v), _is_number(v)) for k, v in span.resource_attributes.items())
+        )
         if resource not in resources:
             resources.add(resource)
-            for key, value in resource:
-                out.append(ChannelText("traces", f"resource of {where}", value, f'resource["{key}"]', key))
+            for key, text, number in resource:
+                out.append(
+                    ChannelText("traces", f"resource of {where}", text, f'resource["{key}"]', key, number)
+                )
     return out
 
 
@@ -253,6 +290,38 @@ def _without_sample_numbers(line: str) -> str:
     return " ".join([head, *kept])
 
 
+_EXPOSITION_LINE = re.compile(r"# (?:HELP|TYPE|UNIT) |[a-zA-Z_:][a-zA-Z0-9_:]*(?:\{.*\})?[ \t]+\S")
+
+
+def exposition_lines(exposition: Exposition) -> int:
+    """Lines of the exposition that are samples or HELP/TYPE/UNIT comments: what PII-003
+    examines (none when /metrics did not answer 200, or answered something else)."""
+    if exposition.status_code != 200:
+        return 0
+    return sum(1 for line in exposition.text.splitlines() if _EXPOSITION_LINE.match(line))
+
+
+#: Series Prometheus makes itself for every target, and for alerts: they exist whatever the
+#: service exposes, so they are no evidence that its own label values were searched.
+_PROMETHEUS_SERIES = frozenset(
+    {
+        "up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_post_metric_relabeling",
+        "scrape_series_added", "scrape_timeout_seconds", "scrape_sample_limit", "scrape_body_size_bytes",
+        "ALERTS", "ALERTS_FOR_STATE",
+    }
+)  # fmt: skip
+
+
+def service_series(series: Iterable[Mapping[str, str]]) -> int:
+    """How many of the job's series the service exposed itself: not Prometheus's per-target
+    and alert series, nor recording rules' outputs (``level:metric:operations``)."""
+    return sum(
+        1
+        for labels in series
+        if labels.get("__name__", "") not in _PROMETHEUS_SERIES and ":" not in labels.get("__name__", "")
+    )
+
+
 def prometheus_texts(
     series: Iterable[Mapping[str, str]], label_values: Mapping[str, Sequence[str]]
 ) -> list[ChannelText]:
@@ -281,7 +350,7 @@ def prometheus_texts(
 # --------------------------------------------------------------------------- detectors
 
 
-#: Where shapes overlap at one position the earlier one here wins: an SSN or a
+#: Where validated shapes overlap the earlier one here wins: an SSN or a
 #: formatted phone is also a run of digits.
 _PRIORITY = ("email", "jwt", "bearer", "api_key", "ssn", "us_phone", "digits")
 
@@ -295,16 +364,27 @@ _FAST_PATTERNS: Mapping[str, tuple[re.Pattern[str], int]] = {
     # From the "@": the local part is extended backwards (see _detect_pass).
     "email": (re.compile(r"@[A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z]{2,}\b"), 0),
     "jwt": (re.compile(r"eyJ(?<!\weyJ)[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), 0),
-    "bearer": (re.compile(r"(?i:b(?<!\wb)(?:earer|asic)\s+[A-Za-z0-9._~+/=-]{6,})"), 0),
     "api_key": (re.compile(r"k-(?<=(?<!\w)[spr]k-)[A-Za-z0-9_-]{8,}"), -1),
-    "ssn": (re.compile(r"-\d\d-\d{4}(?![\w-])(?<=(?<![\w-])\d\d\d-\d\d-\d\d\d\d)"), -3),
-    "digits": (re.compile(r"(?=[+\d])" + PII_PATTERNS["digits"].pattern), 0),
+    "ssn": (
+        re.compile(
+            r"-[0-9][0-9]-[0-9]{4}(?![\w-])(?!\.[0-9])"
+            r"(?<=(?<![\w-])(?<![0-9]\.)[0-9]{3}-[0-9]{2}-[0-9]{4})"
+        ),
+        -3,
+    ),
 }
 # Every North American number ends in a separator and four digits: those are found by
 # literal, then the whole number in the few characters before them.
-_US_PHONE_ANCHORS = tuple(re.compile(sep + r"\d{4}(?![\w-])") for sep in (" ", r"\.", "-"))
+_US_PHONE_ANCHORS = tuple(re.compile(sep + r"[0-9]{4}(?![\w-])") for sep in (" ", r"\.", "-"))
 #: The longest North American number PII_PATTERNS["us_phone"] matches: +1 (202) 555-0147.
 _US_PHONE_MAX = 18
+#: The text with every ASCII digit written as 0, so that digit shapes are found by literal.
+_DIGIT_SHAPE = str.maketrans(dict.fromkeys("0123456789", "0"))
+#: A run of digits the validator can turn into a finding holds one of these (in the
+#: digit shape): an E.164 number's "+", a grouped card's first two groups, 13 digits.
+_DIGIT_ANCHORS = ("+0", "0000 0000", "0000-0000", "0" * 13)
+_DIGIT_RUN = frozenset("0 +-")
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
 def _passes(kinds: Iterable[str]) -> tuple[str, ...]:
@@ -318,15 +398,29 @@ def _passes(kinds: Iterable[str]) -> tuple[str, ...]:
 
 
 def _detect_pass(name: str, text: str) -> Iterable[tuple[int, int]]:
-    """(start, end) of each match of the detector ``name`` in ``text``, as PII_PATTERNS[name] finds them."""
+    """(start, end) of each match of the detector ``name`` in ``text``, as PII_PATTERNS[name] finds them
+    (for ``digits``: every match the validator can turn into a finding)."""
     if name == "us_phone":
         for anchor in _US_PHONE_ANCHORS:
             for m in anchor.finditer(text):
                 window = max(0, m.end() - _US_PHONE_MAX)
-                for phone in PII_PATTERNS["us_phone"].finditer(text, window, min(len(text), m.end() + 1)):
+                for phone in PII_PATTERNS["us_phone"].finditer(text, window, min(len(text), m.end() + 2)):
                     if phone.end() == m.end():
                         yield phone.start(), phone.end()
                         break
+        return
+    if name == "digits":
+        yield from _digit_runs(text)
+        return
+    if name == "bearer":
+        # The schemes are found by literal in the text lowercased (ASCII only: offsets stay).
+        lowered = text.translate(_ASCII_LOWER)
+        last_end = 0
+        for at in sorted(_find_all(lowered, "bearer") + _find_all(lowered, "basic")):
+            credential = PII_PATTERNS["bearer"].match(text, at) if at >= last_end else None
+            if credential:
+                last_end = credential.end()
+                yield credential.start(), credential.end()
         return
     pattern, shift = _FAST_PATTERNS[name]
     last_end = 0
@@ -343,20 +437,45 @@ def _detect_pass(name: str, text: str) -> Iterable[tuple[int, int]]:
         yield start, m.end()
 
 
+def _digit_runs(text: str) -> Iterable[tuple[int, int]]:
+    """The matches of PII_PATTERNS["digits"] in the stretches of digits, spaces, dashes and
+    pluses that hold an anchor (found by literal in the digit shape of ``text``).
+
+    A regex over every digit of a log full of hex ids and timestamps is the slowest
+    part of a scan; the anchors are rare, and a match without one is never valid.
+    """
+    shape = text.translate(_DIGIT_SHAPE)
+    anchors = [at for anchor in _DIGIT_ANCHORS for at in _find_all(shape, anchor)]
+    pattern = PII_PATTERNS["digits"]
+    size = len(shape)
+    done = 0
+    for at in sorted(anchors):
+        if at < done:
+            continue
+        start = at
+        while start > done and shape[start - 1] in _DIGIT_RUN:
+            start -= 1
+        end = at
+        while end < size and shape[end] in _DIGIT_RUN:
+            end += 1
+        # A match never crosses the stretch's edges (it is made of those characters only);
+        # two characters beyond the end are visible to its look-ahead.
+        for m in pattern.finditer(text, start, min(size, end + 2)):
+            yield m.start(), m.end()
+        done = end
+
+
+def _find_all(text: str, literal: str) -> list[int]:
+    """Where ``literal`` starts in ``text``, occurrences not overlapping."""
+    found = []
+    at = text.find(literal)
+    while at >= 0:
+        found.append(at)
+        at = text.find(literal, at + len(literal))
+    return found
+
+
 _Pass = Callable[[str, str], Iterable[tuple[int, int]]]
-
-
-def _candidates(text: str, passes: Sequence[str], find: _Pass = _detect_pass) -> list[tuple[str, int, int]]:
-    """Every pass's matches, leftmost first, overlapping ones dropped (the earlier pass wins a tie)."""
-    found = [(start, _PRIORITY.index(name), end, name) for name in passes for start, end in find(name, text)]
-    found.sort()
-    kept: list[tuple[str, int, int]] = []
-    last_end = -1
-    for start, _, end, name in found:
-        if start >= last_end:
-            kept.append((name, start, end))
-            last_end = end
-    return kept
 
 
 def _reference_pass(name: str, text: str) -> Iterable[tuple[int, int]]:
@@ -372,8 +491,83 @@ def _b64_json_object(segment: str) -> Any:
         return None
 
 
+# Issuer identification numbers (the leading digits) of the card networks and the lengths
+# their numbers have; a run of digits under no network's prefix, or of another length,
+# is not a card number (epoch times start with 1, which no network issues: UATP's
+# airline cards are left out on purpose).
+_CARD_NETWORKS: tuple[tuple[str, str, str, tuple[int, ...]], ...] = (
+    ("Visa", "4", "4", (13, 16, 19)),
+    ("Mastercard", "51", "55", (16,)),
+    ("Mastercard", "2221", "2720", (16,)),
+    ("American Express", "34", "34", (15,)),
+    ("American Express", "37", "37", (15,)),
+    ("Discover", "6011", "6011", (16, 17, 18, 19)),
+    ("Discover", "644", "649", (16, 17, 18, 19)),
+    ("Discover", "65", "65", (16, 17, 18, 19)),
+    ("Diners Club", "300", "305", (14, 16, 17, 18, 19)),
+    ("Diners Club", "36", "36", (14, 15, 16, 17, 18, 19)),
+    ("Diners Club", "38", "39", (16, 17, 18, 19)),
+    ("JCB", "3528", "3589", (16, 17, 18, 19)),
+    ("UnionPay", "62", "62", (16, 17, 18, 19)),
+    ("UnionPay", "81", "81", (16, 17, 18, 19)),
+    ("Maestro", "5018", "5018", (13, 14, 15, 16, 17, 18, 19)),
+    ("Maestro", "5020", "5020", (13, 14, 15, 16, 17, 18, 19)),
+    ("Maestro", "5038", "5038", (13, 14, 15, 16, 17, 18, 19)),
+    ("Maestro", "5893", "5893", (13, 14, 15, 16, 17, 18, 19)),
+    ("Maestro", "6304", "6304", (13, 14, 15, 16, 17, 18, 19)),
+    ("Maestro", "6759", "6759", (13, 14, 15, 16, 17, 18, 19)),
+    ("Maestro", "6761", "6763", (13, 14, 15, 16, 17, 18, 19)),
+    ("Dankort", "5019", "5019", (16,)),
+    ("Mir", "2200", "2204", (16, 17, 18, 19)),
+    ("RuPay", "60", "60", (16,)),
+    ("RuPay", "508", "508", (16,)),
+    ("RuPay", "82", "82", (16,)),
+    ("Verve", "506099", "506198", (16, 18, 19)),
+    ("Verve", "507865", "507964", (16, 18, 19)),
+    ("Verve", "650002", "650027", (16, 18, 19)),
+    ("InterPayment", "636", "636", (16, 17, 18, 19)),
+    ("InstaPayment", "637", "639", (16,)),
+    ("Troy", "9792", "9792", (16,)),
+)
+
+
+def _issuer_lengths() -> dict[str, frozenset[int]]:
+    table: dict[str, set[int]] = {}
+    for _, first, last, lengths in _CARD_NETWORKS:
+        for prefix in range(int(first), int(last) + 1):
+            table.setdefault(str(prefix).zfill(len(first)), set()).update(lengths)
+    return {prefix: frozenset(lengths) for prefix, lengths in table.items()}
+
+
+_ISSUER_LENGTHS = _issuer_lengths()
+_ISSUER_PREFIX_MAX = max(len(prefix) for prefix in _ISSUER_LENGTHS)
+
+
+def _issued_card_number(digits: str) -> bool:
+    """Whether ``digits`` starts with a card network's prefix and has one of its lengths."""
+    return any(
+        len(digits) in _ISSUER_LENGTHS.get(digits[:size], ()) for size in range(1, _ISSUER_PREFIX_MAX + 1)
+    )
+
+
 def _valid_card(digits: str) -> bool:
-    return 13 <= len(digits) <= 19 and digits[0] in "23456" and len(set(digits)) > 1 and luhn_valid(digits)
+    return (
+        13 <= len(digits) <= 19
+        and _issued_card_number(digits)
+        and len(set(digits)) > 1
+        and luhn_valid(digits)
+    )
+
+
+def _card_grouping(sizes: Sequence[int]) -> bool:
+    """Whether digit groups of these sizes are how card numbers are written: in one
+    piece, in fours (the last group shorter: 4-4-4-3 for 15 digits, 4-4-4-4-3 for 19),
+    or American Express's 4-6-5 and Diners Club's 4-6-4."""
+    if len(sizes) == 1:
+        return 13 <= sizes[0] <= 19
+    if tuple(sizes) in ((4, 6, 5), (4, 6, 4)):
+        return True
+    return len(sizes) >= 4 and all(size == 4 for size in sizes[:-1]) and 1 <= sizes[-1] <= 4
 
 
 def _valid_ssn(text: str) -> bool:
@@ -385,6 +579,14 @@ def _valid_nanp(text: str) -> bool:
     digits = "".join(c for c in text if c.isdigit())
     national = digits[1:] if len(digits) == 11 else digits
     return len(national) == 10 and national[0] in "23456789" and national[3] in "23456789"
+
+
+def _valid_e164(digits: str) -> bool:
+    """Digits after the ``+``: no country code starts with 0, and a North American
+    number (+1) has ten more digits with a valid area code and exchange."""
+    if digits[0] == "0":
+        return False
+    return digits[0] != "1" or (len(digits) == 11 and _valid_nanp(digits))
 
 
 def _valid_token(token: str) -> bool:
@@ -409,46 +611,118 @@ def _b64_bytes(text: str) -> bytes | None:
         return None
 
 
-def _digit_groups(text: str, offset: int, kinds: Iterable[str]) -> list[tuple[str, int, int]]:
+_DIGIT_GROUP = re.compile(r"[0-9]+")
+_JSON_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*+"')
+_JSON_DOCUMENT = re.compile(r"\s*[\[{]")
+
+
+class _JsonStrings:
+    """Where the string literals of each line of a text are, worked out once per line
+    and only for lines that hold a candidate number."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._lines: dict[int, tuple[list[int], list[int]]] = {}
+
+    def inside(self, line_start: int, at: int) -> bool:
+        """Whether offset ``at`` of the line starting at ``line_start`` is inside a string literal."""
+        spans = self._lines.get(line_start)
+        if spans is None:
+            line_end = self._text.find("\n", line_start)
+            line_end = len(self._text) if line_end < 0 else line_end
+            literals = list(_JSON_STRING.finditer(self._text, line_start, line_end))
+            spans = self._lines[line_start] = ([m.start() for m in literals], [m.end() for m in literals])
+        starts, ends = spans
+        index = bisect_right(starts, at) - 1
+        return index >= 0 and at < ends[index]
+
+
+def _json_number(text: str, start: int, end: int, strings: _JsonStrings) -> bool:
+    """Whether the digits ``text[start:end]`` are a JSON number (``"n": 4111111111111111``
+    or an element of a number array), not text: a value after a quoted key's colon, or
+    after ``[`` or ``,`` in a line that is a JSON document, followed by ``,``, ``}``,
+    ``]`` or the line's end, outside every string literal."""
+    after = end
+    while after < len(text) and text[after] in " \t":
+        after += 1
+    if after < len(text) and text[after] not in ",}]\n":
+        return False
+    before = start - 1
+    while before >= 0 and text[before] in " \t":
+        before -= 1
+    line_start = text.rfind("\n", 0, start) + 1
+    if before < line_start:
+        return False
+    if text[before] == ":":
+        key_end = before - 1
+        while key_end >= line_start and text[key_end] in " \t":
+            key_end -= 1
+        if key_end < line_start or text[key_end] != '"':
+            return False
+    elif text[before] not in "[," or not _JSON_DOCUMENT.match(text, line_start):
+        return False
+    return not strings.inside(line_start, start)
+
+
+def _digit_run(
+    text: str, start: int, end: int, kinds: frozenset[str], strings: _JsonStrings
+) -> list[tuple[str, int, int]]:
     """Split a run of digit groups into an E.164 phone (from a leading ``+``) and card numbers.
 
     Every window of whole groups is tried for a card, so a card next to other
-    numbers is still found (as the reference service's redaction does).
+    numbers is still found (as the reference service's redaction does); a window
+    is a card when its groups are written as cards are (one piece, fours, 4-6-5 or
+    4-6-4) with one separator throughout, it is not part of a dash-joined token
+    (an id, a date), not a JSON number, and its digits are a valid number under a
+    card network's prefix.
     """
-    groups = [(m.start(), m.end()) for m in re.finditer(r"\+?\d+", text)]
+    groups = [(m.start(), m.end()) for m in _DIGIT_GROUP.finditer(text, start, end)]
     found: list[tuple[str, int, int]] = []
     first = 0
-    if groups and text.startswith("+"):
+    if text[start] == "+":
         count = 0
-        end = 0
-        for i, (start, stop) in enumerate(groups):
-            size = stop - start - (1 if i == 0 else 0)
+        last = 0
+        for i, (group_start, group_end) in enumerate(groups):
+            size = group_end - group_start
             if i > 0 and (size > 4 or count + size > 15):
                 break
             count += size
-            end = i + 1
+            last = i
             if i == 0 and count >= 8:
                 break
-        if 8 <= count <= 15:
-            if "phone" in kinds:
-                found.append(("phone", offset + groups[0][0], offset + groups[end - 1][1]))
-            first = end
+        digits = "".join(text[s:e] for s, e in groups[: last + 1])
+        if "phone" in kinds and 8 <= count <= 15 and _valid_e164(digits):
+            found.append(("phone", start, groups[last][1]))
+        # Digits behind a "+" are a phone number or a signed number, never a card.
+        first = last + 1
     if "card" not in kinds:
         return found
+    sizes = [e - s for s, e in groups]
+    separators = [text[groups[k][1]] for k in range(len(groups) - 1)]
     i = first
     while i < len(groups):
         best = None
-        digits = ""
-        for j in range(i, len(groups)):
-            digits += text[groups[j][0] : groups[j][1]].lstrip("+")
-            if len(digits) > 19:
-                break
-            if _valid_card(digits):
+        if i == 0 or separators[i - 1] != "-":
+            total = 0
+            for j in range(i, len(groups)):
+                if j > i and separators[j - 1] != separators[i]:
+                    break
+                total += sizes[j]
+                if total > 19:
+                    break
+                if total < 13 or (j < len(groups) - 1 and separators[j] == "-"):
+                    continue
+                if not _card_grouping(sizes[i : j + 1]):
+                    continue
+                if not _valid_card("".join(text[s:e] for s, e in groups[i : j + 1])):
+                    continue
+                if i == j and _json_number(text, groups[i][0], groups[i][1], strings):
+                    continue
                 best = j
         if best is None:
             i += 1
             continue
-        found.append(("card", offset + groups[i][0], offset + groups[best][1]))
+        found.append(("card", groups[i][0], groups[best][1]))
         i = best + 1
     return found
 
@@ -462,34 +736,52 @@ def detect(text: str, kinds: Iterable[str] = DETECTOR_KINDS) -> list[tuple[str, 
 def _detect_with(
     passes: Sequence[str], text: str, kinds: frozenset[str], find: _Pass = _detect_pass
 ) -> list[tuple[str, int, int]]:
-    found: list[tuple[str, int, int]] = []
-    for name, start, end in _candidates(text, passes, find):
-        value = text[start:end]
-        if "\n" in value:
-            continue
-        if name == "digits":
-            found += _digit_groups(value, start, kinds)
-        elif name == "us_phone":
-            if _valid_nanp(value):
-                found.append(("phone", start, end))
-        elif name == "ssn":
-            if _valid_ssn(value):
-                found.append(("ssn", start, end))
-        elif name == "jwt":
-            header = _b64_json_object(value.split(".", 1)[0])
-            if isinstance(header, dict) and "alg" in header:
-                found.append(("jwt", start, end))
-        elif name == "bearer":
-            if _valid_bearer(value):
-                found.append(("bearer", start, end))
-        elif name == "api_key":
-            body = value.split("-", 1)[1]
-            mixed = any(c.isdigit() for c in body) and any(c.isalpha() for c in body)
-            if len(body) >= 16 and (mixed or len(body) >= 32):
-                found.append(("api_key", start, end))
-        elif name == "email":
-            found.append(("email", start, end))
-    return found
+    """Every pass's validated findings, leftmost first; of overlapping ones the earlier
+    pass in _PRIORITY wins (an SSN is also a run of digits)."""
+    strings = _JsonStrings(text)
+    found: list[tuple[int, int, int, str]] = []
+    for name in passes:
+        priority = _PRIORITY.index(name)
+        for start, end in find(name, text):
+            for kind, found_start, found_end in _validated(name, text, start, end, kinds, strings):
+                found.append((found_start, priority, found_end, kind))
+    found.sort()
+    kept: list[tuple[str, int, int]] = []
+    last_end = -1
+    for start, _, end, kind in found:
+        if start >= last_end:
+            kept.append((kind, start, end))
+            last_end = end
+    return kept
+
+
+def _validated(
+    name: str, text: str, start: int, end: int, kinds: frozenset[str], strings: _JsonStrings
+) -> list[tuple[str, int, int]]:
+    """What the match ``text[start:end]`` of the pass ``name`` is, once validated."""
+    value = text[start:end]
+    if "\n" in value:
+        return []
+    if name == "digits":
+        return _digit_run(text, start, end, kinds, strings)
+    valid = False
+    kind = name
+    if name == "us_phone":
+        kind, valid = "phone", _valid_nanp(value)
+    elif name == "ssn":
+        valid = _valid_ssn(value)
+    elif name == "jwt":
+        header = _b64_json_object(value.split(".", 1)[0])
+        valid = isinstance(header, dict) and "alg" in header
+    elif name == "bearer":
+        valid = _valid_bearer(value)
+    elif name == "api_key":
+        body = value.split("-", 1)[1]
+        mixed = any(c.isdigit() for c in body) and any(c.isalpha() for c in body)
+        valid = len(body) >= 16 and (mixed or len(body) >= 32)
+    elif name == "email":
+        valid = True
+    return [(kind, start, end)] if valid else []
 
 
 def baseline_values(endpoints: Iterable[Endpoint]) -> list[Canary]:
@@ -498,17 +790,20 @@ def baseline_values(endpoints: Iterable[Endpoint]) -> list[Canary]:
     The harness sent them, so a leak of one is reported like a canary's, under
     its channel's id (full forms only: ``conformance@example.com`` is not
     distinctive enough for its fragments to mean anything), never as PII
-    nobody sent.
+    nobody sent. One in the query string or the path is also searched for in the
+    URL-encoded form the baseline traffic sent it in.
     """
     found: list[Canary] = []
     seen: set[tuple[str, str]] = set()
+    url = ""
 
     def add(endpoint: str, slot: str, text: str) -> None:
         for kind, start, end in detect(text):
             value = text[start:end]
             if (kind, value) not in seen:
                 seen.add((kind, value))
-                found.append(Canary(f"b{len(found) + 1:03d}", kind, value, endpoint, slot, baseline=True))
+                canary = Canary(f"b{len(found) + 1:03d}", kind, value, endpoint, slot, baseline=True)
+                found.append(with_sent_forms(canary, url))
 
     def walk(endpoint: str, node: Any, path: str) -> None:
         if isinstance(node, str):
@@ -521,6 +816,7 @@ def baseline_values(endpoints: Iterable[Endpoint]) -> list[Canary]:
                 walk(endpoint, value, f"{path}[{i}]")
 
     for ep in endpoints:
+        url = request_url(ep)
         if ep.has_json:
             walk(ep.name, ep.json, "$")
         for name, value in ep.query.items():
@@ -613,7 +909,10 @@ class PiiScanner:
             found.append(_Found(index, start, end, canary.kind, form.shape, canary))
             covered.append((start, end))
         if self._passes:
-            found += self._detections(_blank(blob, covered, self.detectors.markers), starts, located)
+            # Numbers (span attributes that are not strings) are blanked like the canary hits.
+            covered += [(starts[i], starts[i] + len(texts[i])) for i, item in enumerate(batch) if item.number]
+            blanked = _blank(blob, _merged(covered), self.detectors.markers)
+            found += self._detections(blanked, starts, located)
         return self._hits(batch, texts, starts, found, located)
 
     def _canary_matches(self, blob: str) -> list[tuple[int, int]]:
@@ -642,6 +941,8 @@ class PiiScanner:
             if any(p.fullmatch(value) for p in self.detectors.allow):
                 continue
             canary = self._by_normal.get((kind, normalise(kind, value)))
+            if canary is None and kind in _DIGIT_KINDS and _id_field(*located(index, value, at)):
+                continue
             shape = "formatted:reformatted" if canary is not None else "detected"
             found.append(_Found(index, start, end, kind, shape, canary))
         return found
@@ -726,6 +1027,33 @@ class _Locator:
         return found
 
 
+#: Fields that hold ids in the records of common frameworks and trace-context integrations
+#: (W3C/OpenTelemetry, ECS, Datadog, B3, Google Cloud, request ids). Random ids are all
+#: digits now and then, and a 19-digit Datadog id passes for a card number one time in a
+#: hundred, so the digit detectors never look into them. Matched without case against
+#: the field's name and its last two path segments (ECS's nested ``trace.id``).
+_ID_FIELDS = frozenset(
+    {
+        "trace_id", "span_id", "parent_id", "parent_span_id", "traceid", "spanid", "parentid",
+        "parentspanid", "trace.id", "span.id", "parent.id", "transaction.id", "dd.trace_id",
+        "dd.span_id", "logging.googleapis.com/trace", "logging.googleapis.com/spanid", "x-b3-traceid",
+        "x-b3-spanid", "x-b3-parentspanid", "x-amzn-trace-id", "request_id", "requestid", "req_id",
+        "reqid", "x-request-id", "x_request_id", "correlation_id", "correlationid", "x-correlation-id",
+        "insertid",
+    }
+)  # fmt: skip
+#: The detectors that find numbers, which a random id can look like.
+_DIGIT_KINDS = frozenset({"card", "phone", "ssn"})
+
+
+def _id_field(path: str, key: str) -> bool:
+    """Whether the field at ``path`` (named ``key``) is one of :data:`_ID_FIELDS`."""
+    if key.lower() in _ID_FIELDS:
+        return True
+    segments = path.removeprefix("key ").split(".")
+    return len(segments) > 2 and ".".join(segments[-2:]).lower() in _ID_FIELDS
+
+
 _RAW_KEY = re.compile(r"""["']?([A-Za-z_][\w.-]*)["']?\s*[:=]\s*["']?$""")
 
 
@@ -746,13 +1074,27 @@ def _blank(blob: str, covered: Sequence[tuple[int, int]], markers: Iterable[str]
     return blob
 
 
+def _merged(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``spans`` sorted, overlapping ones joined."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
 _NUMERIC = re.compile(r"[0-9 +().-]+")
 _DIGITS = frozenset("0123456789")
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 def _digit_edges_ok(blob: str, start: int, end: int) -> bool:
-    """A needle that starts or ends with a digit must not sit inside a longer number."""
-    if blob[start] in _DIGITS and start > 0 and blob[start - 1] in _DIGITS:
+    """A needle that starts or ends with a digit must not sit inside a longer number
+    (the digit of a percent-escape before it, ``%20`` in a URL, is not a number)."""
+    escaped = start > 2 and blob[start - 3] == "%" and blob[start - 2] in _HEX
+    if blob[start] in _DIGITS and start > 0 and blob[start - 1] in _DIGITS and not escaped:
         return False
     return not (blob[end - 1] in _DIGITS and end < len(blob) and blob[end] in _DIGITS)
 
@@ -846,6 +1188,8 @@ def _describe_shape(hit: Hit) -> str:
         return "written differently (found by the detectors)"
     if shape.startswith("formatted:"):
         return f"written as {shape.partition(':')[2]}"
+    if shape.startswith("sent:"):
+        return f"in the form the harness sent it ({shape.partition(':')[2]})"
     return shape.partition(":")[2]
 
 
@@ -872,6 +1216,8 @@ def _evidence(hit: Hit, count: int, registry: CanaryRegistry | None) -> dict[str
     if hit.canary is not None:
         evidence["canary"] = hit.canary.id
         evidence["sent_in"] = hit.canary.where()
+        if hit.shape.startswith("sent:"):
+            evidence["sent_as"] = hit.shape.partition(":")[2]
         note = registry.request_note(hit.canary) if registry is not None else ""
         if note:
             evidence["note"] = note + "; a canary must not leak even so"
@@ -945,6 +1291,19 @@ _KIND_NAMES = {
 }
 
 
+def handled_requests(
+    registry: CanaryRegistry, endpoint: str, expected_statuses: Mapping[str, Sequence[int]]
+) -> list[tuple[int, HttpExchange]]:
+    """(index, exchange) of the canary requests to ``endpoint`` the service handled: answered
+    with one of the endpoint's expected statuses (200 unless the mapping says otherwise)."""
+    statuses = expected_statuses.get(endpoint, (200,))
+    return [
+        (i, x)
+        for i, x in enumerate(registry.exchanges)
+        if x.endpoint == endpoint and x.status_code in statuses
+    ]
+
+
 def check_redaction_present(
     registry: CanaryRegistry,
     parsed: Sequence[ParsedLogLine],
@@ -974,7 +1333,7 @@ def check_redaction_present(
     findings: list[Finding] = []
     for rule in rules:
         sent = [(i, x) for i, x in enumerate(registry.exchanges) if x.endpoint == rule.endpoint]
-        handled = [(i, x) for i, x in sent if x.status_code in expected_statuses.get(rule.endpoint, (200,))]
+        handled = handled_requests(registry, rule.endpoint, expected_statuses)
         if not handled:
             statuses = ", ".join(str(x.status_code or x.error[:40]) for _, x in sent) or "none sent"
             raise HarnessError(

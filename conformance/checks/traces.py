@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from conformance._mask import excerpt
 from conformance._model import Finding, Level
 from conformance._requirements import requirement
+from conformance.checks.exports import route_key, span_route
 from conformance.checks.logs import ParsedLogLine
 from conformance.collect._propagation import MARKER_ATTRIBUTES, marker_of
 from conformance.collect._traces import server_span
@@ -286,7 +287,9 @@ def _located(
     continued: tuple[str, str] | None,
     lines: Sequence[ParsedLogLine],
     correlation_ids: set[str],
-    suspect: str = "",
+    suspects: Collection[str] = (),
+    route: str = "",
+    claimed: Collection[str] = (),
 ) -> tuple[Span | None, str]:
     servers = [span for span in spans if span.kind == "SERVER"]
     marker = marker_of(exchange)
@@ -298,11 +301,11 @@ def _located(
         found = [s for s in servers if (s.trace_id, s.parent_span_id) == continued]
         if found:
             return server_span(found), "sent trace id"
-    if suspect:
+    if suspects:
         # An invalid traceparent's trace id: a span in it continued what it must not.
-        found = [s for s in servers if s.trace_id == suspect]
+        found = [s for s in servers if s.trace_id in suspects]
         if found:
-            return server_span(found), "the trace id of the invalid header sent"
+            return server_span(found), "a trace id of the invalid header sent"
     logged = {
         trace_hex(p.record["trace_id"])
         for p in lines
@@ -314,7 +317,28 @@ def _located(
         candidate = server_span(s for s in servers if s.trace_id == trace_id)
         if candidate is not None:
             return candidate, "trace id in its log lines"
+    if route and exchange.started_at:
+        # Last resort, for services that record no User-Agent: the one SERVER span of this
+        # route that started while the request was in flight, in no trace a probe sent.
+        start = exchange.started_at - _CLOCK_SLACK
+        end = exchange.started_at + exchange.elapsed_seconds + _CLOCK_SLACK
+        keys = {route_key(route), route_key(exchange.path)}
+
+        def same_request(s: Span) -> bool:
+            method, span_path = span_route(s)
+            return method in ("", exchange.method) and route_key(span_path) in keys
+
+        window = [
+            s for s in servers
+            if s.trace_id not in claimed and start <= s.start_time_unix_nano / 1e9 <= end and same_request(s)
+        ]  # fmt: skip
+        if len(window) == 1:
+            return window[0], "the only SERVER span of its route while it was in flight"
     return None, ""
+
+
+#: Seconds of clock difference allowed between the harness's send time and the span's start.
+_CLOCK_SLACK = 0.05
 
 
 def observe(
@@ -326,20 +350,27 @@ def observe(
     correlation_header: str,
     continued: tuple[str, str] | None = None,
     supplied_correlation_id: str | None = None,
-    suspect: str = "",
+    suspects: Collection[str] = (),
+    route: str = "",
+    claimed: Collection[str] = (),
 ) -> Observed:
     """Join one request to its SERVER span, that span's trace, and its log lines.
 
     ``continued`` is the (trace id, parent id) the request's traceparent sent,
-    when it sent a valid one; ``suspect`` the trace id of an invalid one (a
-    span in that trace is the request's, wrongly continued);
-    ``supplied_correlation_id`` the correlation header value the harness sent.
+    when it sent a valid one; ``suspects`` the trace ids in an invalid one (a
+    span in those traces is the request's, wrongly continued);
+    ``supplied_correlation_id`` the correlation header value the harness sent;
+    ``route`` the request's route template and ``claimed`` the trace ids any
+    probe sent, for the last resort: the one SERVER span of the route that
+    started while the request was in flight.
     """
     response_id = exchange.response_header(correlation_header)
     correlation_ids = {response_id} if response_id else set()
     if not correlation_ids and supplied_correlation_id:
         correlation_ids = {supplied_correlation_id}
-    server, located_by = _located(exchange, spans, continued, lines, correlation_ids, suspect)
+    server, located_by = _located(
+        exchange, spans, continued, lines, correlation_ids, suspects, route=route, claimed=claimed
+    )
     trace = tuple(s for s in spans if server is not None and s.trace_id == server.trace_id)
     by_correlation = [
         p for p in lines if p.record is not None and str(p.record.get("correlation_id")) in correlation_ids

@@ -17,7 +17,10 @@ family searches every output channel for exactly those values
   records where it went (:class:`Canary`).
 * :func:`inject_canaries` sends the plan, round ``r`` on client identity
   ``r % clients`` (``session.client("pii-<n>")``, i.e. its own rate-limit key),
-  and :func:`gather_channels` waits, bounded, for what the service made of it:
+  and records with each canary the form its request carried it in where that
+  differs from the value (URL-encoded in a query string or a path,
+  :func:`with_sent_forms`): that form is the canary itself, not an encoding
+  the service made. :func:`gather_channels` waits, bounded, for what the service made of it:
   the requests' log records and SERVER spans and a Prometheus scrape that began
   after the traffic; then reads logs (both streams), spans, ``/metrics`` and the
   Prometheus series and label values API.
@@ -41,10 +44,10 @@ import random
 import string
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlsplit
 
 import httpx
 
@@ -70,9 +73,12 @@ __all__ = [
     "PiiChannels",
     "PlannedRequest",
     "body_field_kind",
+    "full_shape",
     "gather_channels",
     "inject_canaries",
     "plan_injection",
+    "request_url",
+    "with_sent_forms",
 ]
 
 #: Kinds of single canary values.
@@ -131,22 +137,30 @@ def body_field_kind(key: str, overrides: Mapping[str, str] | None = None) -> str
     return None
 
 
+def full_shape(shape: str) -> bool:
+    """Whether a form of this shape is the whole canary: the value (``exact``), the value
+    written differently (``formatted:…``) or the form in which the harness transmitted
+    it (``sent:…``, URL-encoded in a query string or a path)."""
+    return shape == "exact" or shape.startswith(("formatted:", "sent:"))
+
+
 @dataclass(frozen=True, slots=True)
 class CanaryForm:
     """One way a canary can show up in output.
 
     ``shape`` is ``exact``, ``formatted:<how>`` (the whole value written
-    differently: a card in groups, a phone in national format) — both are
-    full leaks — or ``fragment:<what>`` / ``encoded:<how>`` (a partial or
-    encoded leak).
+    differently: a card in groups, a phone in national format), ``sent:<how>``
+    (the form the harness put on the wire: URL-encoded in the query string or
+    the path) — all full leaks — or ``fragment:<what>`` / ``encoded:<how>`` (a
+    partial leak, or an encoding the service made).
     """
 
-    text: str
+    text: str = field(repr=False)  # never in a traceback or a report
     shape: str
 
     @property
     def full(self) -> bool:
-        return self.shape == "exact" or self.shape.startswith("formatted")
+        return full_shape(self.shape)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,13 +174,16 @@ class Canary:
 
     id: str
     kind: str
-    value: str
+    value: str = field(repr=False)  # never in a traceback or a report
     endpoint: str = ""
     slot: str = ""
     request: int = -1
     #: A value of the profile's own requests (the baseline traffic), not unique to the run:
     #: only its full forms are searched, since its fragments are not distinctive.
     baseline: bool = False
+    #: ``(how, text)``: the forms in which the request carried the value where they differ
+    #: from it (URL-encoded in the query string or the path; :func:`with_sent_forms`).
+    sent: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     def where(self) -> str:
         """``json $.email of login (request 3)``: the input, never the value."""
@@ -184,6 +201,8 @@ class Canary:
         """Every text to search for: the value, its other spellings, fragments and encodings."""
         forms = [CanaryForm(self.value, "exact")]
         forms += [CanaryForm(text, f"formatted:{how}") for how, text in _formatted(self.kind, self.value)]
+        # Before the encodings: the URL-encoding the harness did is the canary itself.
+        forms += [CanaryForm(text, f"sent:{how}") for how, text in self.sent]
         if not self.baseline:
             forms += [
                 CanaryForm(text, f"fragment:{what}") for what, text in _fragments(self.kind, self.value)
@@ -207,6 +226,58 @@ def normalise(kind: str, value: str) -> str:
         # A North American number written without its country code is the same number.
         return "1" + digits if kind == "phone" and len(digits) == 10 else digits
     return value
+
+
+#: Characters a URL path carries as they are (RFC 3986 pchar).
+_PATH_SAFE = "!$&'()*+,;=:@"
+#: The ways an HTTP client percent-encodes a value in a URL: form encoding (a query
+#: string, as httpx does it), everything encoded, a path segment.
+_URL_ENCODINGS: tuple[Callable[[str], str], ...] = (
+    quote_plus,
+    lambda text: quote(text, safe=""),
+    lambda text: quote(text, safe=_PATH_SAFE),
+)
+
+
+def with_sent_forms(canary: Canary, url: str) -> Canary:
+    """``canary`` with the forms in which ``url``, the request as sent, carried it.
+
+    A value in the query string or the path goes out URL-encoded
+    (``first.last%40example.net``); the service that logs its URL logs that
+    form, which is the canary itself (a full leak in its channel), not an
+    encoding the service made (PII-005). Only encodings that appear in the
+    query string (or path) of ``url`` are kept.
+    """
+    parts = urlsplit(url)
+    if canary.slot.startswith("query "):
+        where, carried = "query string", parts.query
+    elif canary.slot.startswith("path "):
+        where, carried = "path", parts.path
+    else:
+        return canary
+    whole = [("", canary.value), *_formatted(canary.kind, canary.value)]
+    sent: list[tuple[str, str]] = []
+    for written, text in whole:
+        for encode in _URL_ENCODINGS:
+            encoded = encode(text)
+            how = f"URL-encoded in the {where}" + (f", {written}" if written else "")
+            if encoded != text and encoded in carried and all(encoded != t for _, t in sent):
+                sent.append((how, encoded))
+    return replace(canary, sent=tuple(sent))
+
+
+def request_url(endpoint: Endpoint) -> str:
+    """The URL (path and query string, encoded) of a request to ``endpoint`` as
+    :func:`~conformance.collect._traffic.send` makes it; empty if it cannot be built."""
+    try:
+        request = httpx.Request(
+            endpoint.method,
+            "http://127.0.0.1" + endpoint.concrete_path(),
+            params=dict(endpoint.query) or None,
+        )
+    except (httpx.InvalidURL, ValueError, TypeError):
+        return ""
+    return str(request.url)
 
 
 def _formatted(kind: str, value: str) -> list[tuple[str, str]]:
@@ -449,7 +520,8 @@ class CanaryRegistry:
 
     seed: str
     canaries: tuple[Canary, ...]
-    exchanges: tuple[HttpExchange, ...] = ()
+    #: Their URLs and headers carry canaries: not in the repr (tracebacks reach reports).
+    exchanges: tuple[HttpExchange, ...] = field(default=(), repr=False)
 
     def exchange_of(self, canary: Canary) -> HttpExchange | None:
         if 0 <= canary.request < len(self.exchanges):
@@ -501,12 +573,19 @@ def inject_canaries(plan: InjectionPlan, clients: Sequence[httpx.Client]) -> Can
             f"none of the {len(exchanges)} canary requests got an answer; first error: {exchanges[0].error}",
             hint="is the service still running?",
         )
-    return CanaryRegistry(plan.seed, plan.canaries, tuple(exchanges))
+    canaries = tuple(
+        with_sent_forms(c, exchanges[c.request].url) if 0 <= c.request < len(exchanges) else c
+        for c in plan.canaries
+    )
+    return CanaryRegistry(plan.seed, canaries, tuple(exchanges))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class PiiChannels:
-    """Everything the service emitted that the PII checks search, read after the canaries."""
+    """Everything the service emitted that the PII checks search, read after the canaries.
+
+    Its repr is counts only: the channels may hold the canaries (tracebacks reach reports).
+    """
 
     log_lines: tuple[LogLine, ...]
     spans: tuple[Span, ...]
@@ -515,6 +594,12 @@ class PiiChannels:
     label_values: Mapping[str, tuple[str, ...]]
     #: What the waits saw (for the report's notes).
     waits: Mapping[str, str]
+
+    def __repr__(self) -> str:
+        return (
+            f"PiiChannels(log_lines={len(self.log_lines)}, spans={len(self.spans)}, "
+            f"exposition={self.exposition.url!r} ({self.exposition.status_code}), series={len(self.series)})"
+        )
 
 
 def _trace_id(exchange: HttpExchange) -> str:

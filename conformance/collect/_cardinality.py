@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from conformance._exceptions import HarnessError
+from conformance._exceptions import HarnessError, WaitTimeout
 from conformance._profile import Endpoint
 from conformance.collect._prometheus_api import PrometheusClient, wait_for_target_up
 from conformance.collect._scrape import ACCEPT_PROMETHEUS_TEXT, Exposition, parse_exposition
@@ -225,6 +225,8 @@ class Moment:
     exposition: Exposition
     prometheus_series: tuple[dict[str, str], ...]
     scraped_at: str
+    #: Why Prometheus holds nothing of this moment (its target never came up), else "".
+    prometheus_error: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +245,11 @@ def _moment(
 ) -> Moment:
     since = datetime.now(UTC)
     exposition = scrape()
-    target = wait_for_target_up(prometheus, job, timeout=timeout, since=since)
+    try:
+        target = wait_for_target_up(prometheus, job, timeout=timeout, since=since)
+    except WaitTimeout as exc:
+        # /metrics still answers for the checks that need no Prometheus; the ones that do say why.
+        return Moment(name, exposition, (), "", prometheus_error=str(exc))
     series = prometheus.series([f'{{job="{job}"}}'], start=since)
     return Moment(name, exposition, tuple(dict(s) for s in series), str(target.get("lastScrape", "")))
 

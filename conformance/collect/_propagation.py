@@ -194,7 +194,7 @@ def _send_one(client: httpx.Client, probe: ProbeRequest) -> HttpExchange:
     headers = [("User-Agent", marker), *((k, v) for k, v in probe.endpoint.headers.items()), *probe.headers]
     target, body, content = _target(probe.endpoint)
     url = str(client.base_url.join(target))
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
     if probe.raw:
         client_headers = [
             (k, v) for k, v in client.headers.items() if k.lower() in _client_header_names(client)
@@ -218,6 +218,7 @@ def _send_one(client: httpx.Client, probe: ProbeRequest) -> HttpExchange:
             response_headers=response_headers,
             body=response_body,
             elapsed_seconds=time.perf_counter() - started,
+            started_at=started_at,
             error=error,
             sent_traceparent=_first(sent, "traceparent"),
         )
@@ -236,6 +237,7 @@ def _send_one(client: httpx.Client, probe: ProbeRequest) -> HttpExchange:
             request_headers=tuple(request.headers.multi_items()),
             status_code=None,
             elapsed_seconds=time.perf_counter() - started,
+            started_at=started_at,
             error=f"{type(exc).__name__}: {exc}",
             sent_traceparent=_first(request.headers.multi_items(), "traceparent"),
         )
@@ -249,6 +251,7 @@ def _send_one(client: httpx.Client, probe: ProbeRequest) -> HttpExchange:
         response_headers=tuple(response.headers.multi_items()),
         body=response_body,
         elapsed_seconds=time.perf_counter() - started,
+        started_at=started_at,
         sent_traceparent=_first(request.headers.multi_items(), "traceparent"),
     )
 

@@ -57,7 +57,7 @@ def send(
         headers=headers,
         json=endpoint.json if endpoint.has_json else None,
     )
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
     try:
         response = client.send(request)
         body = response.read()
@@ -70,6 +70,7 @@ def send(
             request_headers=tuple(request.headers.multi_items()),
             status_code=None,
             elapsed_seconds=time.perf_counter() - started,
+            started_at=started_at,
             error=f"{type(exc).__name__}: {exc}",
             sent_traceparent=headers.get("traceparent", ""),
         )
@@ -83,6 +84,7 @@ def send(
         response_headers=tuple(response.headers.multi_items()),
         body=body,
         elapsed_seconds=time.perf_counter() - started,
+        started_at=started_at,
         sent_traceparent=headers.get("traceparent", ""),
     )
 

@@ -282,6 +282,16 @@ class TestHistograms:
         findings, _ = metrics.check_histograms(view(REFERENCE_LIKE.replace(*change)), REQUIRED)
         assert [f.evidence["problem"] for f in findings] == [problem]
 
+    def test_buckets_without_a_count_break_the_text_format(self) -> None:
+        # Micrometer's LongTaskTimer: TYPE histogram, buckets, and its count in a separate gauge.
+        text = "\n".join(line for line in REFERENCE_LIKE.splitlines() if "_count{" not in line) + "\n"
+        findings, _ = metrics.check_histograms(view(text), REQUIRED)
+        assert [f.evidence["problem"] for f in findings] == ["no _count series beside its buckets"]
+
+    def test_openmetrics_makes_the_count_optional(self) -> None:
+        om = "# TYPE w_seconds histogram\n# HELP w_seconds x\nw_seconds_bucket{le=\"+Inf\"} 1\n# EOF\n"
+        assert metrics.check_histograms(view(om, "openmetrics"), ())[0] == []
+
     def test_a_missing_histogram_is_left_to_met_004(self) -> None:
         text = REFERENCE_LIKE.split("# HELP http_request_duration_seconds")[0]
         assert metrics.check_histograms(view(text), REQUIRED)[0] == []

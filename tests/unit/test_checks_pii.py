@@ -6,10 +6,12 @@ from __future__ import annotations
 import base64
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -28,7 +30,10 @@ from conformance.collect._canaries import (
     CanaryGenerator,
     CanaryRegistry,
     body_field_kind,
+    inject_canaries,
     plan_injection,
+    request_url,
+    with_sent_forms,
 )
 from conformance.collect._scrape import Exposition
 from conformance.telemetry import HttpExchange, LogLine, Span, SpanEvent
@@ -374,6 +379,11 @@ class TestCanaryLeaks:
         )
         assert hits == []
 
+    def test_a_percent_escape_before_a_number_is_not_part_of_it(self) -> None:
+        (ssn,) = canaries("ssn")
+        hits = scan([ssn], pii.log_texts(log(f"GET /users/my%20SSN%20is%20{ssn.value}%20thanks")))
+        assert [(h.shape, h.text) for h in hits] == [("exact", ssn.value)]
+
     def test_number_inside_a_longer_number_is_another_number(self) -> None:
         (card,) = canaries("card")
         hits = scan(
@@ -453,7 +463,7 @@ class TestUnknownPii:
 
     def test_markers_allowlist_and_ignored_fields(self) -> None:
         lines = log(
-            {"span_id": "4111111111111111", "msg": "Bearer [REDACTED]"},
+            {"account": "4111111111111111", "msg": "Bearer [REDACTED]"},
             {"support": "help@example.com"},
             {"custom_marker": "<<masked>>@example.com"},
         )
@@ -461,22 +471,22 @@ class TestUnknownPii:
             [],
             pii.log_texts(lines),
             allow=(re.compile(r"help@example\.com"),),
-            ignore_fields=frozenset({"span_id"}),
+            ignore_fields=frozenset({"account"}),
             markers=("[REDACTED]", "<<masked>>"),
         )
         assert pii.check_unknown_pii(hits) == []
 
     def test_key_of_a_raw_line_that_is_not_json(self) -> None:
         lines = log(
-            'ts=2025 span_id=4111111111111111 msg="card 5500-0000-0000-0004"',
-            '{"span_id": "4111111111111111", ',
+            'ts=2025 account=4111111111111111 msg="card 5500-0000-0000-0004"',
+            '{"account": "4111111111111111", ',
         )
         assert [h.field for h in scan([], pii.log_texts(lines))] == [
-            "span_id (raw line)",
+            "account (raw line)",
             "(raw line)",
-            "span_id (raw line)",
+            "account (raw line)",
         ]
-        assert [h.field for h in scan([], pii.log_texts(lines), ignore_fields=frozenset({"span_id"}))] == [
+        assert [h.field for h in scan([], pii.log_texts(lines), ignore_fields=frozenset({"account"}))] == [
             "(raw line)"
         ]
 
@@ -506,6 +516,176 @@ class TestUnknownPii:
         assert pii.check_unknown_pii(hits) == [] and pii.check_partial_leaks(hits) == []
         (finding,) = pii.check_canary_leaks(hits, "logs")
         assert "of login (the profile's baseline traffic)" in finding.message
+
+
+class TestDetectorPrecision:
+    """PII-006: a card number is a string of 13-19 digits, written as cards are, under a
+    card network's prefix, passing Luhn; a number that is a measurement is none."""
+
+    def found(self, *records: Any) -> list[tuple[str, str]]:
+        return [(h.kind, h.text) for h in scan([], pii.log_texts(log(*records)))]
+
+    def test_a_float_duration_is_not_a_card(self) -> None:
+        assert luhn_valid("5332735827087296")  # a valid Mastercard number, as a float's fraction
+        assert self.found({"duration_ms": 3.9671230316162109, "latency": 0.5332735827087296}) == []
+        assert self.found("took 0.5332735827087296s") == []
+
+    def test_an_epoch_time_is_not_a_card(self) -> None:
+        assert (
+            self.found({"time": 1733480445123, "ts": "1733480445123456", "ns": "1733480445123456789"}) == []
+        )
+
+    def test_a_json_number_is_not_a_card_but_a_string_is(self) -> None:
+        assert self.found({"n": 4111111111111111}) == []
+        assert self.found({"n": [4111111111111111, 5555555555554444]}) == []
+        assert self.found({"n": "4111111111111111"}) == [("card", "4111111111111111")]
+        assert self.found({"note": "card 4111 1111 1111 1111"}) == [("card", "4111 1111 1111 1111")]
+        assert self.found("card 4111111111111111 ok") == [("card", "4111111111111111")]
+
+    def test_a_card_needs_a_network_prefix_and_a_card_grouping(self) -> None:
+        assert luhn_valid("1234567812345670")
+        assert (
+            self.found({"a": "1234567812345670", "b": "4111 1111-1111 1111", "c": "411111 111111 1111"}) == []
+        )
+        assert self.found({"amex": "3782 822463 10005"}) == [("card", "3782 822463 10005")]
+
+    def test_numbers_in_span_attributes_are_not_searched_by_the_detectors(self) -> None:
+        (card,) = canaries("card")
+        spans = [span({"sequence": 4111111111111111, "offsets": [5555555555554444], "pan": "4111111111111111",
+                       "account": int(card.value)})]  # fmt: skip
+        hits = scan([card], pii.span_texts(spans))
+        assert [(h.field, h.shape) for h in hits] == [
+            ('attributes["pan"]', "detected"),
+            ('attributes["account"]', "exact"),  # a canary is a canary, number or not
+        ]
+
+    def test_id_fields_are_not_searched_for_numbers(self) -> None:
+        records = (
+            {"dd.trace_id": "4111111111111111110", "dd": {"span_id": "4111111111111111"}},
+            {
+                "trace": {"id": "4111111111111111"},
+                "span.id": "5555555555554444",
+                "traceId": "4111111111111111",
+            },
+            'ts=1 request_id=4111111111111111 x_request_id="+12025550147"',
+        )
+        assert self.found(*records) == []
+        assert self.found({"request_id": "ops@example.com"}) == [("email", "ops@example.com")]
+        labels = pii.prometheus_texts([{"trace_id": "4111111111111111"}], {})
+        assert scan([], labels) == []
+
+    def test_a_phone_is_not_a_piece_of_a_longer_number(self) -> None:
+        assert (
+            self.found("v1.202.555.0147.3 10.202.555.0147.5 build 2024-202-555-0147 +0000 20255501470") == []
+        )
+        assert self.found({"phone": "+1 202 555 0147", "us": "(202) 555-0147"}) == [
+            ("phone", "+1 202 555 0147"),
+            ("phone", "(202) 555-0147"),
+        ]
+
+    def test_an_ssn_is_formatted_and_issued(self) -> None:
+        assert self.found("123456789 666-12-3456 900-12-3456 1.123-45-6789 123-45-6789.0") == []
+        assert self.found("ssn 123-45-6789") == [("ssn", "123-45-6789")]
+
+
+# --------------------------------------------------------------------------- the form the harness sent
+
+
+def login_with_query(canary: Canary, value: str | None = None) -> tuple[Canary, str]:
+    """``canary`` with the forms its request carried when sent in the query string of a login."""
+    endpoint = Endpoint(name="login", path="/auth/login", query={"email": value or canary.value})
+    url = request_url(endpoint)
+    return with_sent_forms(canary, url), url
+
+
+class TestSentForms:
+    """A canary in the form the harness transmitted it (URL-encoded in a query string or
+    a path) is the canary itself: a full leak in its channel, not PII-005."""
+
+    def test_pii_001_query_email_echoed_url_encoded_in_an_access_log(self) -> None:
+        (email,) = canaries("email")
+        email = replace(email, slot="query email")
+        sent, url = login_with_query(email)
+        encoded = quote(email.value, safe="")
+        assert encoded in url and sent.sent == (("URL-encoded in the query string", encoded),)
+        line = f'INFO:     127.0.0.1:52344 - "GET /auth/login?email={encoded} HTTP/1.1" 200 OK'
+        hits = scan([sent], pii.log_texts(log(line)))
+        assert pii.check_partial_leaks(hits) == []
+        (finding,) = pii.check_canary_leaks(hits, "logs")
+        assert finding.requirement_id == "PII-001"
+        assert finding.message.startswith(
+            "logs: the email canary sent in query email of login (request 0) appears in the form the harness "
+            "sent it (URL-encoded in the query string) in stdout line 1"
+        )
+        evidence = finding.evidence
+        assert evidence["sent_in"] == "query email of login (request 0)"
+        assert evidence["sent_as"] == "URL-encoded in the query string"
+        assert evidence["shape"] == "sent:URL-encoded in the query string"
+        assert evidence["found"] == mask_pii("email", email.value)
+        assert_masked([finding], [email.value, encoded])
+
+    def test_the_same_encoding_of_a_value_sent_as_is_is_pii_005(self) -> None:
+        """The harness sent the email in a JSON body: %40 is the service's own encoding."""
+        (email,) = canaries("email")
+        encoded = quote(email.value, safe="")
+        hits = scan([email], pii.log_texts(log({"redirect": f"/welcome?e={encoded}"})))
+        assert pii.check_canary_leaks(hits, "logs") == []
+        (finding,) = pii.check_partial_leaks(hits)
+        assert finding.evidence["shape"] == "encoded:URL-encoded"
+
+    def test_every_channel_names_it_under_its_own_id(self) -> None:
+        (email,) = canaries("email")
+        sent, _ = login_with_query(replace(email, slot="query email"))
+        encoded = quote(email.value, safe="")
+        texts = [
+            *pii.span_texts([span({"http.target": f"/auth/login?email={encoded}"})]),
+            *pii.exposition_texts(
+                exposition(f'http_requests_total{{url="/auth/login?email={encoded}"}} 1\n')
+            ),
+            *pii.prometheus_texts([{"url": f"/auth/login?email={encoded}"}], {}),
+        ]
+        hits = scan([sent], texts)
+        assert [f.requirement_id for ch in pii.CHANNELS for f in pii.check_canary_leaks(hits, ch)] == [
+            "PII-002", "PII-003", "PII-004",
+        ]  # fmt: skip
+        assert pii.check_partial_leaks(hits) == []
+
+    def test_inject_canaries_records_what_went_on_the_wire(self) -> None:
+        """End to end with a mock service that logs each request line as an access log does."""
+        access_log: list[str] = []
+
+        def service(request: httpx.Request) -> httpx.Response:
+            access_log.append(f'"{request.method} {request.url.raw_path.decode()} HTTP/1.1" 200')
+            return httpx.Response(200)
+
+        plan = plan_injection(
+            ENDPOINTS[1:3],
+            InjectionSettings(rounds=1, path_params={"user_id": "text"}),
+            CanaryGenerator("wire"),
+        )
+        client = httpx.Client(transport=httpx.MockTransport(service), base_url="http://127.0.0.1:9")
+        registry = inject_canaries(plan, [client])
+        in_url = [c for c in registry.canaries if c.slot.startswith(("query ", "path "))]
+        hits = scan(list(registry.canaries), pii.log_texts(log(*access_log)))
+        assert pii.check_partial_leaks(hits, registry) == []
+        leaked = {h.canary for h in hits if h.full}
+        # Every canary of the URL is found in the access log: those the URL carries as they
+        # are verbatim, the others (an email's @ in a query, a card's spaces) as sent.
+        assert {c.id for c in in_url} <= {c.id for c in leaked if c is not None}
+        assert {h.shape for h in hits} == {
+            "exact",
+            "sent:URL-encoded in the query string",
+            "sent:URL-encoded in the path, groups of 4 with spaces",
+        }
+
+    def test_a_baseline_value_in_the_query_string_is_a_leak_of_a_sent_value(self) -> None:
+        endpoint = Endpoint(name="search", path="/search", query={"email": "conformance@example.com"})
+        (value,) = pii.baseline_values([endpoint])
+        assert value.sent == (("URL-encoded in the query string", "conformance%40example.com"),)
+        hits = scan([value], pii.log_texts(log('"GET /search?email=conformance%40example.com HTTP/1.1" 200')))
+        (finding,) = pii.check_canary_leaks(hits, "logs")
+        assert "(the profile's baseline traffic)" in finding.message
+        assert pii.check_unknown_pii(hits) == [] and pii.check_partial_leaks(hits) == []
 
 
 # --------------------------------------------------------------------------- redaction present (PII-007)
@@ -638,6 +818,8 @@ _SNIPPETS = (
     "@", "sk-", "pk-", "proj_ABCDEFGHIJKLMNOP1234", "Bearer ", "basic ", "dXNlcjpwYXNz", "123-45-6789",
     "-45-6789", "+1 ", "+44", "(202) ", "202-", "555-0147", ".0147", " 0147", "4111 1111", " 1111 1111",
     "4111111111111111", "2024", "0", "7", " ", "-", ".", "_", "a", "é", "\t", '"', ":", "(", ")", "/", "=",
+    "3782 822463 10005", "5555-5555-5555-4444", "0.", ".5", "1.", "e+", "+12025550147", "+4420794609",
+    "1733480445123", '{"n": ', ", ", "}", "[", "\n", "%20", "٣", "3782", "822463", "10005",
 )  # fmt: skip
 
 

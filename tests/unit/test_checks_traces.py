@@ -6,6 +6,7 @@ against OpenTelemetry's own propagator."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -572,3 +573,38 @@ class TestProfileSection:
     def test_default_tracestate_is_what_the_schema_allows(self, tmp_path: Path) -> None:
         section = self.load(tmp_path, f"traces: {{tracestate: '{DEFAULT_TRACESTATE}'}}\n")
         assert section.tracestate == DEFAULT_TRACESTATE
+
+
+class TestLocatingWithoutAMarker:
+    """Services that record no User-Agent (Micrometer) still have their spans found."""
+
+    def test_a_span_in_a_trace_of_the_invalid_header_is_the_request_continued_wrongly(self) -> None:
+        second = "e" * 32
+        o = traces.observe(
+            "duplicated", exchange(), [span(trace_id=second, marker=None)], [], correlation_header=HEADER,
+            suspects={TRACE, second},
+        )  # fmt: skip
+        assert o.server is not None and o.located_by == "a trace id of the invalid header sent"
+        e = Expectation("duplicated", "restart", sent=(f"00-{second}-{PARENT}-01", f"00-{TRACE}-{PARENT}-01"))
+        assert ids(traces.check_restarted([(e, o)], SRC)) == {"TRC-011"}
+
+    def test_the_only_span_of_the_route_in_flight_is_the_request(self) -> None:
+        x = replace(exchange(marker="curl/8"), started_at=10.0, elapsed_seconds=0.2)
+        inside = replace(span(marker=None, trace_id="c" * 32), start_time_unix_nano=10_100_000_000)
+        later = replace(span("d" * 16, marker=None, trace_id="d" * 32), start_time_unix_nano=12_000_000_000)
+        o = traces.observe("new", x, [inside, later], [], correlation_header=HEADER, route="/models")
+        assert o.server == inside
+
+    def test_two_candidates_in_flight_locate_nothing(self) -> None:
+        x = replace(exchange(marker="curl/8"), started_at=10.0, elapsed_seconds=0.2)
+        a = replace(span(marker=None, trace_id="c" * 32), start_time_unix_nano=10_050_000_000)
+        b = replace(span("d" * 16, marker=None, trace_id="d" * 32), start_time_unix_nano=10_100_000_000)
+        assert traces.observe("new", x, [a, b], [], correlation_header=HEADER, route="/models").server is None
+
+    def test_a_span_in_a_trace_a_probe_sent_is_never_taken(self) -> None:
+        x = replace(exchange(marker="curl/8"), started_at=10.0, elapsed_seconds=0.2)
+        sent = replace(span(marker=None, trace_id="c" * 32), start_time_unix_nano=10_100_000_000)
+        o = traces.observe(
+            "new", x, [sent], [], correlation_header=HEADER, route="/models", claimed={"c" * 32}
+        )
+        assert o.server is None
