@@ -47,7 +47,13 @@ def test_every_table_is_complete(name: str) -> None:
     rows = _table(name)["verdicts"]
     missing = [rid for rid in CONFORMANCE_IDS if rid not in rows]
     unknown = sorted(set(rows) - set(CONFORMANCE_IDS))
-    bad = [rid for rid, row in rows.items() if row.get("verdict") not in VERDICTS or not row.get("why")]
+    bad = [
+        rid
+        for rid, row in rows.items()
+        if row.get("verdict") not in VERDICTS
+        or not row.get("why")
+        or not set(row.get("timing_dependent", ())) <= VERDICTS
+    ]
     assert not (missing or unknown or bad), f"{name}: missing {missing}, unknown {unknown}, malformed {bad}"
 
 
@@ -64,7 +70,9 @@ def test_verdicts_match_the_table(name: str, tmp_path: Path) -> None:
     wrong = []
     for rid in CONFORMANCE_IDS:
         want, got = STATUS[rows[rid]["verdict"]], results[rid]["status"]
-        if want != got:
+        # A row whose service behaves by timing (documented in the table) names the other verdict it allows.
+        allowed = {want, *(STATUS[v] for v in rows[rid].get("timing_dependent", ()))}
+        if got not in allowed:
             wrong.append(
                 f"  {rid}: table {rows[rid]['verdict']} ({rows[rid]['why']})\n"
                 f"  {'':8} harness {got}: {results[rid]['message'][:300]}"
