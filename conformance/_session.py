@@ -149,18 +149,20 @@ class ConformanceSession:
         the streams have been quiet for ``quiet`` seconds (at most ``timeout``)
         become a :class:`ProvokedWindow` each.
         """
+
         def counts() -> tuple[int, int]:
             return len(self.log_lines("stdout")), len(self.log_lines("stderr"))
 
         before = counts()
         yield
-        last = [counts(), time.monotonic()]
+        seen, changed_at = counts(), time.monotonic()
 
         def settled() -> tuple[tuple[int, int] | None, str]:
+            nonlocal seen, changed_at
             now = counts()
-            if now != last[0]:
-                last[:] = [now, time.monotonic()]
-            return (now if time.monotonic() - last[1] >= quiet else None), f"{now} lines"
+            if now != seen:
+                seen, changed_at = now, time.monotonic()
+            return (now if time.monotonic() - changed_at >= quiet else None), f"{now} lines"
 
         try:
             after = wait_until(settled, awaited=f"the log streams to settle after {probe}", timeout=timeout)

@@ -58,7 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--service-port", type=int, help="override service.port")
     run.add_argument("-k", dest="keyword", help="only suite tests matching this pytest -k expression")
     run.add_argument(
-        "-v", "--verbose", action="store_true",
+        "-v",
+        "--verbose",
+        action="store_true",
         help="show the suites' pytest output with tracebacks (default: one line per requirement)",
     )
     run.add_argument(

@@ -124,7 +124,14 @@ MINIMAL = "version: 1\nservice: {name: demo, command: [x]}\n"
 def test_a_service_without_spans_makes_the_span_only_requirements_not_applicable(tmp_path: Path) -> None:
     profile = load_profile(write(tmp_path, MINIMAL + "telemetry: {spans: false}\n"))
     assert not profile.telemetry.spans
-    assert sorted(profile.not_applicable) == ["MET-011", "PII-002", "TRC-001", "TRC-003", "TRC-012", "TRC-013"]
+    assert sorted(profile.not_applicable) == [
+        "MET-011",
+        "PII-002",
+        "TRC-001",
+        "TRC-003",
+        "TRC-012",
+        "TRC-013",
+    ]
     assert "telemetry.spans: false" in profile.not_applicable["TRC-001"]
 
 
@@ -132,7 +139,9 @@ def test_a_service_without_metrics_makes_the_exposition_requirements_not_applica
     text = MINIMAL + "metrics: {exposed: false}\nrequirements: {not_applicable: {MET-004: our own reason}}\n"
     profile = load_profile(write(tmp_path, text))
     assert not profile.metrics.exposed
-    assert {f"MET-{n:03d}" for n in range(1, 12)} | {"PII-003", "PII-004", "RL-008"} == set(profile.not_applicable)
+    assert {f"MET-{n:03d}" for n in range(1, 12)} | {"PII-003", "PII-004", "RL-008"} == set(
+        profile.not_applicable
+    )
     assert profile.not_applicable["MET-004"] == "our own reason"  # the profile's own words win
     assert "metrics.exposed: false" in profile.not_applicable["MET-001"]
 
