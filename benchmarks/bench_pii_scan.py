@@ -3,10 +3,15 @@
     python benchmarks/bench_pii_scan.py [--size-mb 200] [--leak-every 500] [--seed 1]
 
 Writes a JSON-lines log file shaped like the reference service's output
-(request records with uuids and hex trace ids, redacted login and chat
+(request records with uuids and hex trace ids and their durations as floats
+at full precision, the way structlog writes them, redacted login and chat
 records, tracebacks) into a temporary directory, with a leak planted every
 ``--leak-every`` lines: a canary whole, a fragment or an encoding of one, or
-real-looking PII nobody sent. Then, in the same run and on the same file:
+real-looking PII nobody sent (a card number under a card network's prefix,
+an E.164 phone, an email, an SSN in the issued ranges). The durations' digits
+pass Luhn now and then; a detector that reports them as card numbers shows
+up as more "unknown PII" found than planted. Then, in the same run and on the
+same file:
 
 * **ours**: the PII suite's own path, ``read_log_lines`` (the session's log
   reader) → ``log_texts`` → ``PiiScanner.scan`` with the canaries of one run
@@ -57,6 +62,9 @@ PROFILE = REPO / "fixtures/reference_service/conformance.yaml"
 #: character or the line start; there is no validation (Luhn, SSN ranges, JWT headers).
 _EDGE_BEFORE = "(^|[^[:alnum:]_-])"
 _EDGE_AFTER = "([^[:alnum:]_-]|$)"
+#: A digit run is not after "+" or "." either (a signed or decimal number; ERE cannot
+#: say "after a digit and a dot" only).
+_DIGITS_BEFORE = "(^|[^[:alnum:]_.+-])"
 GREP_DETECTORS = (
     r"[^][[:space:]@\"<>(),;:\\]+@[A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z]{2,}",  # email
     r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",  # jwt
@@ -66,7 +74,7 @@ GREP_DETECTORS = (
     "(^|[^[:alnum:]_+])"
     + r"(\+?1[ .-]?)?(\([0-9]{3}\)[ .-]?|[0-9]{3}[ .-])[0-9]{3}[ .-][0-9]{4}"
     + _EDGE_AFTER,
-    _EDGE_BEFORE + r"\+?[0-9]([ -]?[0-9]){7,}" + _EDGE_AFTER,  # digit runs: cards, E.164 phones
+    _DIGITS_BEFORE + r"\+?[0-9]([ -]?[0-9]){7,}" + _EDGE_AFTER,  # digit runs: cards, E.164 phones
 )
 
 
@@ -74,8 +82,15 @@ def _ere_literal(text: str) -> str:
     return re.sub(r"([.\[\]()*+?{}|^$\\])", r"\\\1", text)
 
 
+#: Card network prefixes and lengths for the planted cards: Visa, Mastercard (both
+#: series), American Express, Discover.
+_CARD_SHAPES = (("4", 16), ("51", 16), ("55", 16), ("2221", 16), ("2720", 16), ("34", 15), ("37", 15),
+                ("6011", 16), ("65", 16))  # fmt: skip
+
+
 def _luhn_card(rng: random.Random) -> str:
-    body = rng.choice("2345") + "".join(rng.choice("0123456789") for _ in range(14))
+    prefix, length = rng.choice(_CARD_SHAPES)
+    body = prefix + "".join(rng.choice("0123456789") for _ in range(length - 1 - len(prefix)))
     return body + luhn_check_digit(body)
 
 
@@ -136,7 +151,7 @@ def generate(path: Path, size: int, leak_every: int, canaries: list[Canary], see
                     lines.append(
                         base
                         + f'"message": "request_completed", "method": "GET", "path": "{rng.choice(routes)}", '
-                        f'"status_code": 200, "duration_ms": {rng.random() * 50:.3f}}}'
+                        f'"status_code": 200, "duration_ms": {rng.random() * 50!r}}}'
                     )
                 elif pick < 8:
                     lines.append(

@@ -73,8 +73,9 @@ class PiiRun:
 
     @property
     def service_series(self) -> int:
-        """The job's series the service exposed (not ``up``, ``scrape_*`` or alerts)."""
-        return pii.service_series(self.channels.series)
+        """The job's series the service exposed that Prometheus stored samples of after the
+        canary requests (not ``up``, ``scrape_*`` or alerts)."""
+        return pii.service_series(self.channels.series, self.channels.sampled_names)
 
     def notes(self, channel: str | None = None) -> dict[str, Any]:
         """What was sent and what came back; ``channel`` narrows the scan and wait facts to one channel."""
@@ -100,6 +101,8 @@ class PiiRun:
             wait = {"logs": "logs", "traces": "spans", "prometheus": "prometheus"}.get(channel)
             if wait:
                 notes["wait"] = self.channels.waits.get(wait, "")
+            if channel == "prometheus" and "prometheus samples" in self.channels.waits:
+                notes["samples"] = self.channels.waits["prometheus samples"]
         return notes
 
 
@@ -138,9 +141,10 @@ def pii_run(conformance_session: ConformanceSession, section: PiiSection) -> Pii
         scrape=s.scrape,
         correlation_header=s.profile.correlation_header,
         prometheus_job=s.profile.prometheus.job,
-        # A service declared to export no spans is not waited for.
+        # A service declared to export no spans is not waited for, nor one without metrics scraped.
         traced_endpoints=s.traced_endpoints if s.profile.telemetry.spans else (),
         timeout=section.timeout,
+        metrics=s.profile.metrics.exposed,
     )
     scanner = pii.PiiScanner(
         [*registry.canaries, *pii.baseline_values(s.profile.endpoints)], section.detectors
@@ -223,8 +227,10 @@ def test_no_canary_in_prometheus(pii_run: PiiRun, verdict: Verdict) -> None:
     labels = pii_run.channels.label_values
     verdict.examined(
         series=pii_run.service_series,
-        none_because=f"Prometheus has no series of the service's own for its job ({len(series)} series, all "
-        "made by Prometheus itself: up, scrape_*, alerts), so there is nothing to search",
+        none_because="Prometheus stored no sample of the service's own series after the canary requests "
+        f"({len(series)} series of the job listed: its own up, scrape_* and alerts, or series no scrape "
+        "since brought; a target down or a scrape Prometheus drops leaves them), so what it holds says "
+        "nothing about the canaries",
         hint="see MET-001; prometheus.job names the service's scrape job",
     )
     verdict.note(

@@ -53,7 +53,7 @@ import json
 import re
 import string
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from itertools import accumulate
@@ -312,14 +312,20 @@ _PROMETHEUS_SERIES = frozenset(
 )  # fmt: skip
 
 
-def service_series(series: Iterable[Mapping[str, str]]) -> int:
-    """How many of the job's series the service exposed itself: not Prometheus's per-target
-    and alert series, nor recording rules' outputs (``level:metric:operations``)."""
-    return sum(
-        1
-        for labels in series
-        if labels.get("__name__", "") not in _PROMETHEUS_SERIES and ":" not in labels.get("__name__", "")
-    )
+def service_series(series: Iterable[Mapping[str, str]], sampled_names: Set[str] | None = None) -> int:
+    """How many of the job's series the service exposed and Prometheus stored: not
+    Prometheus's per-target and alert series, nor recording rules' outputs
+    (``level:metric:operations``), nor (when ``sampled_names`` is known: the metrics
+    with samples since the canary requests) series no scrape after the canaries
+    brought, which the series API lists all the same."""
+    count = 0
+    for labels in series:
+        name = labels.get("__name__", "")
+        if name in _PROMETHEUS_SERIES or ":" in name:
+            continue
+        if sampled_names is None or name in sampled_names:
+            count += 1
+    return count
 
 
 def prometheus_texts(

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import random
 import string
 import time
@@ -594,6 +595,9 @@ class PiiChannels:
     label_values: Mapping[str, tuple[str, ...]]
     #: What the waits saw (for the report's notes).
     waits: Mapping[str, str]
+    #: Names of the job's metrics Prometheus stored samples of after the canary requests
+    #: (``None``: unknown).
+    sampled_names: frozenset[str] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -651,8 +655,12 @@ def gather_channels(
     prometheus_job: str,
     traced_endpoints: Iterable[str],
     timeout: float,
+    metrics: bool = True,
 ) -> PiiChannels:
     """Wait (bounded) for the canary requests' telemetry, then read every output channel.
+
+    ``metrics=False`` (the profile's ``metrics.exposed: false``): the service serves
+    no Prometheus metrics, so neither ``/metrics`` nor Prometheus is read.
 
     Each wait that runs out is recorded in :attr:`PiiChannels.waits`, not
     raised: the checks search what did arrive and the suite says what did not.
@@ -695,12 +703,24 @@ def gather_channels(
         return (True if not missing else None), seen
 
     waits["spans"] = _wait_soft(spans_arrived, f"spans of the canary requests in {store.describe()}", timeout)
+    if not metrics:
+        waits["prometheus"] = "not read: the profile declares that the service serves no Prometheus metrics"
+        return PiiChannels(
+            log_lines=tuple(read_logs()),
+            spans=tuple(store.spans()),
+            exposition=Exposition("", 0, "", "", (), "prometheus-text", "metrics.exposed: false"),
+            series=(),
+            label_values={},
+            waits=waits,
+            sampled_names=frozenset(),
+        )
     try:
         wait_for_target_up(prometheus, prometheus_job, timeout=timeout, since=injected_at)
         waits["prometheus"] = "complete: scraped after the canary requests"
     except WaitTimeout as exc:
         waits["prometheus"] = f"timed out: {exc}"
     series, label_values = _read_prometheus(prometheus, prometheus_job)
+    sampled = _sampled_names(prometheus, prometheus_job, since=injected_at, waits=waits)
     return PiiChannels(
         log_lines=tuple(read_logs()),
         spans=tuple(store.spans()),
@@ -708,6 +728,7 @@ def gather_channels(
         series=tuple(series),
         label_values=label_values,
         waits=waits,
+        sampled_names=sampled,
     )
 
 
@@ -718,3 +739,22 @@ def _read_prometheus(
     series = prometheus.series([f'{{job="{job}"}}'])
     names = sorted({name for labels in series for name in labels})
     return series, {name: tuple(prometheus.label_values(name)) for name in names}
+
+
+def _sampled_names(
+    prometheus: PrometheusClient, job: str, *, since: datetime, waits: dict[str, str]
+) -> frozenset[str] | None:
+    """Names of the job's metrics Prometheus stored samples of since ``since`` (the canary
+    requests); ``None`` if it cannot say (why goes into ``waits``). The series API also
+    lists what no scrape after the canaries brought: series of a target that went down
+    since, and series whose samples were never stored (a scrape Prometheus drops as a
+    whole leaves them)."""
+    window = max(1, math.ceil((datetime.now(UTC) - since).total_seconds()) + 1)
+    # last_over_time keeps the metric name (the other *_over_time functions drop it).
+    expr = f'count by (__name__) (last_over_time({{job="{job}"}}[{window}s]))'
+    try:
+        found = prometheus.query(expr)
+    except HarnessError as exc:
+        waits["prometheus samples"] = f"unknown (every listed series counts): {exc}"
+        return None
+    return frozenset(str(row["metric"].get("__name__", "")) for row in found)

@@ -6,20 +6,28 @@ with hand-made channels, a real Verdict and a stand-in for the session."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from conformance.suites import test_pii as suite
 
 from conformance import load_profile
-from conformance._exceptions import Failure, NoEvidence
+from conformance._exceptions import Failure, HarnessError, NoEvidence
 from conformance._profile import Profile
 from conformance._requirements import get_requirement
 from conformance._sections.pii import KEY, PiiSection
 from conformance.checks import pii
-from conformance.collect._canaries import CanaryGenerator, CanaryRegistry, PiiChannels
+from conformance.collect._canaries import (
+    CanaryGenerator,
+    CanaryRegistry,
+    PiiChannels,
+    _sampled_names,
+    gather_channels,
+)
 from conformance.collect._scrape import Exposition
 from conformance.plugin import Verdict
 from conformance.telemetry import HttpExchange, LogLine, Span
@@ -47,6 +55,7 @@ def pii_run(
     spans: int = 1,
     metrics: Exposition | None = None,
     series: tuple[dict[str, str], ...] = ({"__name__": "http_requests_total", "job": "service"},),
+    sampled: frozenset[str] | None = None,
 ) -> Any:
     (email,) = [CanaryGenerator("suite").new("email", endpoint="login", slot="json $.email", request=0)]
     exchange = HttpExchange(
@@ -66,6 +75,7 @@ def pii_run(
         series=series,
         label_values={name: (value,) for labels in series for name, value in labels.items()},
         waits={"logs": "complete", "spans": "complete", "prometheus": "complete"},
+        sampled_names=sampled,
     )
     return suite.PiiRun.scan(registry, channels, pii.PiiScanner(registry.canaries))
 
@@ -122,7 +132,10 @@ class TestEvidence:
         v = verdict("PII-004")
         suite.test_no_canary_in_prometheus(pii_run(), v)
         assert v.counts == {"series": 1}
-        with pytest.raises(NoEvidence, match="Prometheus has no series of the service's own for its job"):
+        with pytest.raises(
+            NoEvidence,
+            match="Prometheus stored no sample of the service's own series after the canary requests",
+        ):
             suite.test_no_canary_in_prometheus(pii_run(series=()), verdict("PII-004"))
 
     def test_pii_004_the_series_prometheus_makes_itself_are_no_evidence(self) -> None:
@@ -130,8 +143,27 @@ class TestEvidence:
             {"__name__": name, "job": "service", "instance": "127.0.0.1:9"}
             for name in ("up", "scrape_duration_seconds", "scrape_samples_scraped", "ALERTS", "job:up:sum")
         )
-        with pytest.raises(NoEvidence, match=r"\(5 series, all made by Prometheus itself"):
+        with pytest.raises(
+            NoEvidence, match=r"\(5 series of the job listed: its own up, scrape_\* and alerts"
+        ):
             suite.test_no_canary_in_prometheus(pii_run(series=made_by_prometheus), verdict("PII-004"))
+
+    def test_pii_004_series_without_samples_are_no_evidence(self) -> None:
+        """The series API lists series no scrape after the canaries brought (a target down since,
+        a scrape Prometheus drops as a whole for exemplars it rejects): they are no evidence."""
+        listed = (
+            {"__name__": "jvm_threads_live_threads", "job": "service"},
+            {"__name__": "up", "job": "service"},
+        )
+        with pytest.raises(NoEvidence, match="or series no scrape since brought"):
+            suite.test_no_canary_in_prometheus(
+                pii_run(series=listed, sampled=frozenset({"up"})), verdict("PII-004")
+            )
+        v = verdict("PII-004")
+        suite.test_no_canary_in_prometheus(
+            pii_run(series=listed, sampled=frozenset({"up", "jvm_threads_live_threads"})), v
+        )
+        assert v.counts == {"series": 1}
 
     @pytest.mark.parametrize("requirement", ["PII-005", "PII-006"])
     def test_pii_005_and_006_count_every_channel_and_say_which_had_data(self, requirement: str) -> None:
@@ -163,3 +195,71 @@ class TestEvidence:
             suite.test_redacted_fields_carry_markers(
                 pii_run(), replace(SECTION, redacted_fields=()), SessionStandIn(), verdict("PII-007")
             )
+
+
+class TestServiceWithoutMetrics:
+    def test_metrics_exposed_false_reads_neither_metrics_nor_prometheus(self) -> None:
+        """gather_channels with metrics=False: /metrics and Prometheus are never asked."""
+
+        class TraceStoreStandIn:
+            """A stand-in for a TraceStore (a test double) holding no span."""
+
+            def spans(self) -> list[Span]:
+                return []
+
+            def describe(self) -> str:
+                return "a stand-in trace store"
+
+        def scrape() -> Exposition:
+            raise AssertionError("/metrics must not be scraped")
+
+        channels = gather_channels(
+            CanaryRegistry("suite", ()),
+            read_logs=lambda: [LogLine(1, b"{}")],
+            store=cast(Any, TraceStoreStandIn()),
+            prometheus=cast(Any, None),
+            scrape=scrape,
+            correlation_header="X-Correlation-ID",
+            prometheus_job="service",
+            traced_endpoints=(),
+            timeout=1,
+            metrics=False,
+        )
+        assert channels.series == () and channels.exposition.status_code == 0
+        assert channels.waits["prometheus"].startswith("not read")
+        run = suite.PiiRun.scan(CanaryRegistry("suite", ()), channels, pii.PiiScanner([]))
+        v = verdict("PII-006")
+        suite.test_no_pii_nobody_sent(run, SECTION, v)
+        assert v.counts == {"log_lines": 1, "spans": 0, "exposition_lines": 0, "series": 0}
+
+
+class PrometheusStandIn:
+    """A stand-in for PrometheusClient (a test double): answers the one query the PII
+    collector asks about samples, or fails it."""
+
+    def __init__(self, names: list[str] | None) -> None:
+        self.names = names
+        self.asked: list[str] = []
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        self.asked.append(expr)
+        if self.names is None:
+            raise HarnessError("Prometheus API /api/v1/query failed (HTTP 422): bad query")
+        return [{"metric": {"__name__": name}, "value": 1.0} for name in self.names]
+
+
+def test_the_metrics_with_samples_since_the_canaries_come_from_last_over_time() -> None:
+    """last_over_time keeps the metric name (count_over_time would drop it, and Prometheus
+    rejects the aggregation then: "vector cannot contain metrics with the same labelset")."""
+    since = datetime.now(UTC) - timedelta(seconds=12)
+    prometheus = PrometheusStandIn(["up", "http_requests_total"])
+    waits: dict[str, str] = {}
+    names = _sampled_names(cast(Any, prometheus), "service", since=since, waits=waits)
+    assert names == {"up", "http_requests_total"} and waits == {}
+    (expr,) = prometheus.asked
+    assert re.fullmatch(r'count by \(__name__\) \(last_over_time\(\{job="service"\}\[1[34]s\]\)\)', expr), (
+        expr
+    )
+    failing = PrometheusStandIn(None)
+    assert _sampled_names(cast(Any, failing), "service", since=since, waits=waits) is None
+    assert waits["prometheus samples"].startswith("unknown (every listed series counts): Prometheus API")
