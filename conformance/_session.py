@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -20,11 +20,13 @@ import httpx
 from conformance._exceptions import HarnessError, WaitTimeout
 from conformance._process import RUN_ID, reap_leftovers
 from conformance._profile import Profile
+from conformance._sections.traces import KEY as TRACES_KEY
 from conformance._wait import wait_until
 from conformance.checks.exports import check_server_spans_exported
 from conformance.checks.logs import ParsedLogLine, ProvokedWindow, attribute_provoked, parse_log_lines
 from conformance.collect._logs import read_log_lines
 from conformance.collect._prometheus_api import PrometheusClient, wait_for_target_up
+from conformance.collect._propagation import CORRELATION, malformed_correlation_probes, send_probes
 from conformance.collect._scrape import Exposition, scrape_metrics
 from conformance.collect._traffic import drive_endpoints
 from conformance.stack import Stack, make_stack
@@ -47,6 +49,7 @@ class ConformanceSession:
         self.provoked: list[ProvokedWindow] = []
         self._traffic_started = time.monotonic()
         self._spans_seen: bool | None = None
+        self._malformed: dict[str, HttpExchange] | None = None
         self.started_at = time.time()
         self.stack_description: dict[str, Any] = {"mode": stack.mode, "components": []}
         self._closed = False
@@ -171,6 +174,31 @@ class ConformanceSession:
         for stream, first, end in zip(("stdout", "stderr"), before, after, strict=True):
             if end > first:
                 self.provoked.append(ProvokedWindow(stream, first + 1, end, probe))
+
+    def malformed_probes(self) -> Mapping[str, HttpExchange]:
+        """The malformed correlation-id probes (``correlation id: <what>`` → exchange),
+        each sent alone to ``traces.probe_endpoint`` (else the first GET endpoint) so what the
+        service writes in answer
+        is attributed to it (LOG-009); sent once per run, for TRC-008 and LOG-009 alike."""
+        if self._malformed is None:
+            # The trace probes' endpoint, else any GET: the probes need an answer, not a span.
+            endpoint = self.profile.section(TRACES_KEY).probe_endpoint or next(
+                (ep for ep in self.profile.endpoints if ep.method == "GET"), None
+            )
+            if endpoint is None:
+                raise HarnessError(
+                    "no endpoint to send the malformed correlation-id probes to: the profile has no GET "
+                    "endpoint",
+                    hint="name one in traces.probe_endpoint",
+                )
+            header = self.profile.correlation_header
+            client = self.client("malformed")
+            sent: dict[str, HttpExchange] = {}
+            for request in malformed_correlation_probes(endpoint, header):
+                with self.provoking(f"malformed {header}: {request.name.removeprefix(CORRELATION)}"):
+                    sent |= send_probes([(client, [request])], concurrency=1)
+            self._malformed = sent
+        return self._malformed
 
     def spans_exported(self) -> bool:
         """Whether the service exports spans at all, decided once per run.

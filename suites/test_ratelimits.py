@@ -136,9 +136,16 @@ def test_second_client(probe: RateLimitProbe, verdict: Verdict) -> None:
 
 @pytest.mark.requirement("RL-007")
 def test_limit_headers(probe: RateLimitProbe, verdict: Verdict) -> None:
-    verdict.note(fields={run.rule.name: rl.limit_fields_seen(run.burst) for run in probe.runs})
-    # Fields are required only when sent: the verdict rests on every burst response read for them.
-    verdict.examined(rules=len(probe.runs), responses=sum(len(run.burst) for run in probe.runs))
+    fields = {run.rule.name: rl.limit_fields_seen(run.burst) for run in probe.runs}
+    verdict.note(fields=fields, responses=sum(len(run.burst) for run in probe.runs))
+    # Fields are judged only when sent: with none sent there is nothing to judge.
+    verdict.examined(
+        rate_limit_fields=sum(len(names) for names in fields.values()),
+        none_because=f"none of the {sum(len(run.burst) for run in probe.runs)} responses to the bursts "
+        "carried a RateLimit, RateLimit-Policy or X-RateLimit-* field, so there is no field to judge",
+        hint="RL-007 asks only of the fields a service sends: declare it in requirements.not_applicable "
+        "if the service sends none",
+    )
     findings = [f for run in probe.runs for f in rl.check_limit_headers(run.rule, run.burst)]
     verdict.check(findings, what="rate-limit header fields")
 

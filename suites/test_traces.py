@@ -31,6 +31,8 @@ from conformance.checks import traces
 from conformance.checks.logs import ParsedLogLine, parse_log_lines
 from conformance.checks.traces import Expectation, Observed, SpanSource
 from conformance.collect._propagation import (
+    CORRELATION,
+    MALFORMED_CORRELATION_IDS,
     ProbeRequest,
     fill_placeholders,
     fresh_ids,
@@ -44,18 +46,6 @@ from conformance.telemetry import HttpExchange
 
 VECTORS = Path(__file__).with_name("w3c_trace_context_vectors.yaml")
 W3C = "w3c "
-CORRELATION = "correlation id: "
-
-#: Correlation ids no service should take as given: (what, value). Sent over a raw socket.
-MALFORMED_CORRELATION_IDS = (
-    ("a 10 kB value", "a" * 10240),
-    ("a bare CR smuggling a header", "obsconform\rX-Injected: yes"),
-    ("a percent-encoded CRLF", "obsconform%0D%0AX-Injected:%20yes"),
-    ("a tab inside", "obs\tconform"),
-    ("markup", '"><script>alert(1)</script>'),
-    ("an empty value", ""),
-    ("non-ASCII", "obsconform-\u00e9"),
-)
 
 
 @dataclass(frozen=True)
@@ -141,10 +131,8 @@ def _probe_plan(
         name = W3C + vector.name
         requests.append(ProbeRequest(name, probe, headers, raw=True, ids=ids))
         expected[name] = traces.vector_expectation(vector, ids, headers)
-    for what, value in MALFORMED_CORRELATION_IDS:
-        name = CORRELATION + what
-        supplied[name] = value
-        requests.append(ProbeRequest(name, probe, ((header, value),), raw=True))
+    for what, value in MALFORMED_CORRELATION_IDS:  # sent by the session, alone each (LOG-009)
+        supplied[CORRELATION + what] = value
     return requests, expected, supplied
 
 
@@ -213,23 +201,17 @@ def _trace_ids_in(values: Sequence[str]) -> frozenset[str]:
 def _send_in_phases(
     s: ConformanceSession, section: TracesSection, requests: Sequence[ProbeRequest]
 ) -> dict[str, HttpExchange]:
-    """Ordinary probes together; then the W3C vectors together, and each malformed
-    correlation id alone, so that what the service logs in answer to them is
-    attributed to them (LOG-009) and kept out of the verdicts on normal traffic."""
-    ordinary = [r for r in requests if not r.name.startswith((W3C, CORRELATION))]
+    """Ordinary probes together; then the W3C vectors together, so that what the
+    service logs in answer to them is attributed to them (LOG-009) and kept out of
+    the verdicts on normal traffic; the malformed correlation ids are the
+    session's, each sent alone once per run."""
+    ordinary = [r for r in requests if not r.name.startswith(W3C)]
     vectors = [r for r in requests if r.name.startswith(W3C)]
-    malformed = [r for r in requests if r.name.startswith(CORRELATION)]
     per_client, concurrency = section.requests_per_client, section.concurrency
     exchanges = send_probes(_clients(s, "traces", ordinary, per_client), concurrency=concurrency)
     with s.provoking("the W3C trace-context vectors (invalid traceparent/tracestate values)"):
         exchanges |= send_probes(_clients(s, "traces-w3c", vectors, per_client), concurrency=concurrency)
-    client = s.client("traces-malformed")
-    for request in malformed:
-        with s.provoking(
-            f"malformed {s.profile.correlation_header}: {request.name.removeprefix(CORRELATION)}"
-        ):
-            exchanges |= send_probes([(client, [request])], concurrency=1)
-    return exchanges
+    return exchanges | dict(s.malformed_probes())
 
 
 def _no_spans(verdict: Verdict, probes: TraceProbes) -> None:

@@ -35,11 +35,14 @@ from conformance.collect._traces import TraceStore
 from conformance.telemetry import HttpExchange, Span, trace_hex
 
 __all__ = [
+    "CORRELATION",
+    "MALFORMED_CORRELATION_IDS",
     "MARKER_ATTRIBUTES",
     "MARKER_PREFIX",
     "ProbeRequest",
     "fill_placeholders",
     "fresh_ids",
+    "malformed_correlation_probes",
     "marker_of",
     "send_probes",
     "send_raw",
@@ -73,6 +76,29 @@ class ProbeRequest:
     headers: tuple[tuple[str, str], ...] = ()
     raw: bool = False
     ids: Mapping[str, str] = field(default_factory=dict)
+
+
+#: Name prefix of the malformed correlation-id probes.
+CORRELATION = "correlation id: "
+
+#: Correlation ids no service should take as given: (what, value). Sent over a raw socket.
+MALFORMED_CORRELATION_IDS = (
+    ("a 10 kB value", "a" * 10240),
+    ("a bare CR smuggling a header", "obsconform\rX-Injected: yes"),
+    ("a percent-encoded CRLF", "obsconform%0D%0AX-Injected:%20yes"),
+    ("a tab inside", "obs\tconform"),
+    ("markup", '"><script>alert(1)</script>'),
+    ("an empty value", ""),
+    ("non-ASCII", "obsconform-\u00e9"),
+)
+
+
+def malformed_correlation_probes(endpoint: Endpoint, header: str) -> list[ProbeRequest]:
+    """One raw-socket request per malformed correlation id, named ``correlation id: <what>``."""
+    return [
+        ProbeRequest(CORRELATION + what, endpoint, ((header, value),), raw=True)
+        for what, value in MALFORMED_CORRELATION_IDS
+    ]
 
 
 def fresh_ids() -> dict[str, str]:

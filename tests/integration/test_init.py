@@ -16,6 +16,7 @@ import yaml
 from conformance import load_profile
 from conformance._ports import free_port
 from conformance._process import ManagedProcess
+from conformance._profile import NOT_INTERNAL_REASON
 from conformance._wait import wait_until
 
 from .conftest import REPO, CliRun, cli_env
@@ -107,6 +108,10 @@ def test_init_on_the_reference_service_writes_a_profile_that_passes(run_cli: Run
     assert all(m == "not evaluated: no suite test decided it in this run" for m in errors.values()), errors
     skipped = {r["id"]: r["message"] for r in run.report["results"] if r["status"] == "skipped"}
     assert {"RL", "ALR"} <= {i.partition("-")[0] for i in skipped}
-    assert all(m.startswith("not applicable: not configured yet: conformance init") for m in skipped.values())
+    implied = {"MET-011": f"not applicable: {NOT_INTERNAL_REASON}"}  # metrics.internal is false
+    assert all(
+        m.startswith("not applicable: not configured yet: conformance init") or implied.get(i) == m
+        for i, m in skipped.items()
+    ), skipped
     assert {"LOG", "TRC", "MET"} <= {i.partition("-")[0] for i, s in statuses.items() if s == "passed"}
     assert run.returncode == (3 if errors else 0)
