@@ -182,12 +182,22 @@ def test_paths_are_route_templates(
     if not view.records:
         _examined_records(verdict, view, request_paths=0)
     else:
-        verdict.examined(
-            request_paths=with_path,
-            none_because=f"none of {len(completed)} request_completed record(s) has a "
-            f"{s.profile.logs.fields.get('path', 'path')} field",
-            hint="map logs.fields.path to the field that holds the request's path",
-        )
+        contract = s.profile.logs
+        if not completed:
+            none_because, hint = (
+                f"no record has {contract.fields.get('message', 'message')} = "
+                f"{contract.request_completed_message!r} among {view.records} records "
+                "(LOG-007 fails for that)",
+                "set logs.request_completed_message (and logs.fields.message) to the service's per-request "
+                "record",
+            )
+        else:
+            none_because, hint = (
+                f"none of {len(completed)} request_completed record(s) has a "
+                f"{contract.fields.get('path', 'path')} field",
+                "map logs.fields.path to the field that holds the request's path",
+            )
+        verdict.examined(request_paths=with_path, none_because=none_because, hint=hint)
     verdict.check(logs.check_route_templates(parsed, s.profile.logs, s.templates), what="request paths")
 
 
