@@ -11,7 +11,7 @@ The path of a run's telemetry with both running::
 
     service ──OTLP (profile's protocol)──▶ collector ─┬─otlp_grpc──▶ Jaeger (memory store, query API)
                                                       ├─same protocol──▶ the harness's receiver (raw)
-                                                      └─prometheus exporter ◀── Prometheus (job otel-collector)
+                                                      └─prometheus exporter ◀── Prometheus (otel-collector)
 
 Jaeger's config is its all-in-one (``cmd/jaeger/internal/all-in-one.yaml``)
 cut to OTLP in, a memory store and the query service, with its own tracing
