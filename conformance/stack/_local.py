@@ -321,6 +321,8 @@ class LocalStack:
                 else [],
                 "url": self.service_url,
                 "metrics_url": self.metrics_url,
+                "otlp_endpoint": self._otlp_endpoint() if self.service else "",
+                "otlp_protocol": self.profile.telemetry.otlp_protocol,
             },
         ]
         if self.prometheus is not None:
