@@ -100,15 +100,7 @@ class LocalStack:
     @property
     def trace_store(self) -> TraceStore:
         """Jaeger's query API when Jaeger runs (the path a user takes), else the embedded receiver."""
-        if self.telemetry is None:
-            return self.receiver
-        if self._jaeger_store is None:
-            self._jaeger_http = httpx.Client(timeout=5.0, trust_env=False)
-            # Jaeger holds this run's traces only: every service it lists is the service's.
-            self._jaeger_store = JaegerTraceStore(
-                self.telemetry.query_url, client=self._jaeger_http, all_services=True, limit=20_000, raw=True
-            )
-        return self._jaeger_store
+        return self.receiver if self._jaeger_store is None else self._jaeger_store
 
     def prometheus_client(self, client: httpx.Client) -> PrometheusClient:
         if self.prometheus is None:
@@ -200,6 +192,11 @@ class LocalStack:
             else self.receiver.http_port,
         )
         self.telemetry.launch_jaeger()
+        self._jaeger_http = httpx.Client(timeout=5.0, trust_env=False)
+        # Jaeger holds this run's traces only: every service it lists is the service's.
+        self._jaeger_store = JaegerTraceStore(
+            self.telemetry.query_url, client=self._jaeger_http, all_services=True, limit=20_000, raw=True
+        )
 
     def service_env(self) -> dict[str, str]:
         """The service's environment: ours, minus OTEL_* we did not set, plus the
