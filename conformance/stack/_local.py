@@ -281,9 +281,8 @@ class LocalStack:
         targets = [target] if met.exposed else []  # a service without metrics is not scraped
         if self.telemetry is not None:
             # Metrics the service pushes over OTLP, as the collector's prometheus exporter serves them.
-            targets.append(
-                ScrapeTarget(job=COLLECTOR_JOB, address=self.telemetry.prometheus_exporter_address)
-            )
+            job = COLLECTOR_JOB if target.job != COLLECTOR_JOB else f"{COLLECTOR_JOB}-exporter"
+            targets.append(ScrapeTarget(job=job, address=self.telemetry.prometheus_exporter_address))
         self.prometheus = LocalPrometheus(
             self.workdir / "prometheus",
             targets,
@@ -318,7 +317,10 @@ class LocalStack:
                 else [],
                 "url": self.service_url,
                 "metrics_url": self.metrics_url,
-                "otlp_endpoint": self._otlp_endpoint() if self.service else "",
+                # What the service was given (the profile's service.env may override it).
+                "otlp_endpoint": self.service.env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+                if self.service
+                else "",
                 "otlp_protocol": self.profile.telemetry.otlp_protocol,
             },
         ]
