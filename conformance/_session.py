@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -31,6 +31,9 @@ from conformance.collect._scrape import Exposition, scrape_metrics
 from conformance.collect._traffic import drive_endpoints
 from conformance.stack import Stack, make_stack
 from conformance.telemetry import HttpExchange, LogLine, Span
+
+if TYPE_CHECKING:
+    from conformance.stack._telemetry import TelemetryPlan
 
 __all__ = ["ConformanceSession"]
 
@@ -56,21 +59,28 @@ class ConformanceSession:
 
     @classmethod
     def open(
-        cls, profile: Profile, workdir: Path, *, prometheus_binary: str | None = None, mode: str = "local"
+        cls,
+        profile: Profile,
+        workdir: Path,
+        *,
+        prometheus_binary: str | None = None,
+        mode: str = "local",
+        telemetry: TelemetryPlan | None = None,
     ) -> ConformanceSession:
         """Start the stack and send the baseline traffic; clean up if anything fails.
 
         Leftovers of earlier runs that were SIGKILLed are stopped first, so they
         cannot hold ports or skew measurements. ``mode`` is a concrete stack mode
         (``local``, ``containers``, ``external``; resolve ``auto`` with
-        :func:`conformance.stack.resolve_mode` first).
+        :func:`conformance.stack.resolve_mode` first); ``telemetry`` is local
+        mode's decision on the collector and Jaeger (made here when not given).
         """
         for leftover in reap_leftovers():
             print(
                 f"conformance: stopped leftover pid {leftover.pid} of dead run {leftover.run_id}",
                 file=sys.stderr,
             )
-        stack = make_stack(mode, profile, workdir, prometheus_binary=prometheus_binary)
+        stack = make_stack(mode, profile, workdir, prometheus_binary=prometheus_binary, telemetry=telemetry)
         stack.start()
         session = cls(profile, stack)
         try:

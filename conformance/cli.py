@@ -156,6 +156,12 @@ def _run(args: argparse.Namespace) -> int:
         pull=args.pull,
     )
     mode, why = resolve_mode(args.mode)
+    telemetry = None
+    if mode == "local":
+        from conformance.stack._telemetry import plan_local_telemetry
+
+        telemetry = plan_local_telemetry()
+        why = f"{why}; {telemetry.summary()}"
     report_dir = Path(args.report_dir).resolve()
     report_dir.mkdir(parents=True, exist_ok=True)
     install_termination_handlers()
@@ -165,7 +171,7 @@ def _run(args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        session = ConformanceSession.open(profile, report_dir / "work", mode=mode)
+        session = ConformanceSession.open(profile, report_dir / "work", mode=mode, telemetry=telemetry)
     except HarnessError as exc:
         _write(report_dir, profile, {}, {"mode": mode, "components": []}, started, stack_error=str(exc))
         print(f"conformance: error: {exc}", file=sys.stderr)

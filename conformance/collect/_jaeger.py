@@ -1,4 +1,4 @@
-"""Reading spans from a real Jaeger (container mode): the query service's HTTP APIs.
+"""Reading spans from a real Jaeger (every mode): the query service's HTTP APIs.
 
 Two read APIs, as Jaeger documents them (jaegertracing.io, "APIs" → "Trace
 retrieval APIs"; IDL ``jaeger-idl/proto/api_v3/query_service.proto`` and its
@@ -203,11 +203,18 @@ def _rfc3339(epoch: float) -> str:
 
 
 class JaegerTraceStore:
-    """A ``TraceStore`` backed by a Jaeger query service (container mode).
+    """A ``TraceStore`` backed by a Jaeger query service.
 
     ``base_url`` is the query service (``http://127.0.0.1:16686``). Listing all
     spans (``spans()`` without a trace id) searches ``service_name``'s traces
-    that started in the last ``lookback`` seconds.
+    that started in the last ``lookback`` seconds, at most ``limit`` of them;
+    with ``all_services`` (a Jaeger that holds only this run's traces, as in
+    local mode) it searches every service Jaeger lists instead.
+
+    ``raw`` asks for the spans as stored (``raw_traces``, API v3 only): Jaeger's
+    query adjusters otherwise rewrite what the service sent (clock-skew
+    correction moves timestamps, IP attributes are normalised, duplicate span
+    ids are renamed), and a conformance check must judge the original.
     """
 
     def __init__(
@@ -217,7 +224,10 @@ class JaegerTraceStore:
         client: httpx.Client,
         api: str = "v3",
         service_name: str = "",
+        all_services: bool = False,
         lookback: float = 3600.0,
+        limit: int = 1000,
+        raw: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if api not in JAEGER_APIS:
@@ -226,7 +236,10 @@ class JaegerTraceStore:
         self.api = api
         self._client = client
         self._service = service_name
+        self._all_services = all_services
         self._lookback = lookback
+        self._limit = limit
+        self._raw = raw and api == "v3"
         self._clock = clock
 
     def describe(self) -> str:
@@ -254,24 +267,44 @@ class JaegerTraceStore:
         if trace_id is not None:
             wanted = trace_id.strip().lower()
             path = f"/api/v3/traces/{wanted}" if self.api == "v3" else f"/api/traces/{wanted}"
-            response = self._get(path)
+            response = self._get(path, {"raw_traces": "true"} if self._raw else None)
             return [] if response is None else [s for s in parse(response.content) if s.trace_id == wanted]
+        if self._all_services:
+            return [span for service in self.services() for span in self._search(service, parse)]
         if not self._service:
             raise StackError("listing spans from Jaeger needs a service name", hint="pass service_name=")
+        return self._search(self._service, parse)
+
+    def services(self) -> list[str]:
+        """The service names Jaeger has spans of."""
+        response = self._get("/api/v3/services" if self.api == "v3" else "/api/services")
+        if response is None:
+            return []
+        try:
+            document = response.json()
+            names = document.get("services" if self.api == "v3" else "data") or []
+        except (ValueError, AttributeError) as exc:
+            raise JaegerResponseError(f"Jaeger answered an unexpected list of services: {exc}") from None
+        return [str(name) for name in names]
+
+    def _search(self, service: str, parse: Callable[[bytes], list[Span]]) -> list[Span]:
         now = self._clock()
         if self.api == "v3":
             params = {
-                "query.service_name": self._service,
+                "query.service_name": service,
                 "query.start_time_min": _rfc3339(now - self._lookback),
                 "query.start_time_max": _rfc3339(now + 60),
+                "query.num_traces": str(self._limit),
             }
+            if self._raw:
+                params["query.raw_traces"] = "true"
             response = self._get("/api/v3/traces", params)
         else:
             params = {
-                "service": self._service,
+                "service": service,
                 "start": str(int((now - self._lookback) * 1e6)),
                 "end": str(int((now + 60) * 1e6)),
-                "limit": "1000",
+                "limit": str(self._limit),
             }
             response = self._get("/api/traces", params)
         return [] if response is None else parse(response.content)

@@ -310,9 +310,10 @@ class _Gate:
                 )
             findings = check_export_errors(lines, telemetry.export_error_patterns)
             notes: dict[str, Any] = {"lines_scanned": len(lines)}
-            store = session.stack.trace_store
-            if hasattr(store, "stats"):
-                notes["otlp_receiver"] = store.stats()
+            # Local mode keeps its embedded receiver behind the collector; it is then not the trace store.
+            receiver = getattr(session.stack, "receiver", session.stack.trace_store)
+            if hasattr(receiver, "stats"):
+                notes["otlp_receiver"] = receiver.stats()
             return findings, notes
 
         self._decide("PERF-005", counts)

@@ -3,7 +3,8 @@
 Three implementations of :class:`Stack`, one per ``--mode``:
 
 * ``local`` — :class:`~conformance.stack._local.LocalStack`: the service as a
-  process, a real Prometheus process, the embedded OTLP receiver;
+  process, a real Prometheus process, the embedded OTLP receiver and, when
+  their binaries are built, the OpenTelemetry Collector and Jaeger as processes;
 * ``containers`` — :class:`~conformance.stack._containers.ContainerStack`: the
   service's image, Prometheus, the harness's receiver (and, when their images
   are available, an OpenTelemetry Collector and Jaeger) on one Docker network,
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from conformance._profile import Profile
     from conformance.collect._prometheus_api import PrometheusClient
     from conformance.collect._traces import TraceStore
+    from conformance.stack._telemetry import TelemetryPlan
 
 __all__ = ["MODES", "Stack", "make_stack", "resolve_mode"]
 
@@ -93,12 +95,23 @@ def resolve_mode(mode: str, *, probe_timeout: float | None = None) -> tuple[str,
     return "local", f"auto: {status.reason}"
 
 
-def make_stack(mode: str, profile: Profile, workdir: Path, *, prometheus_binary: str | None = None) -> Stack:
-    """A not-yet-started stack for a concrete mode (``local``, ``containers`` or ``external``)."""
+def make_stack(
+    mode: str,
+    profile: Profile,
+    workdir: Path,
+    *,
+    prometheus_binary: str | None = None,
+    telemetry: TelemetryPlan | None = None,
+) -> Stack:
+    """A not-yet-started stack for a concrete mode (``local``, ``containers`` or ``external``).
+
+    ``telemetry`` (local mode) is whether the collector and Jaeger run; decided
+    from the environment and the built binaries when not given.
+    """
     if mode == "local":
         from conformance.stack._local import LocalStack
 
-        return LocalStack(profile, workdir, prometheus_binary=prometheus_binary)
+        return LocalStack(profile, workdir, prometheus_binary=prometheus_binary, telemetry=telemetry)
     if mode == "containers":
         from conformance.stack._containers import ContainerStack
 

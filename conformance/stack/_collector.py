@@ -1,4 +1,4 @@
-"""The OpenTelemetry Collector's configuration for container mode (pure).
+"""The OpenTelemetry Collector's configuration, for container and local mode (pure).
 
 Structure followed: the Collector's documented configuration
 (opentelemetry.io/docs/collector/configuration): top-level ``receivers``,
@@ -14,10 +14,17 @@ harness's receiver container (the trace store) and, when Jaeger runs, to Jaeger
 over OTLP; metrics to a ``prometheus`` exporter (scraped by Prometheus as job
 ``otel-collector``); logs to the receiver; everything also to the ``debug``
 exporter, whose output lands in the collector's captured log.
+
+Local mode renders the same pipelines with :class:`CollectorListen` set to free
+127.0.0.1 ports, the exporter names of the release it runs (``otlp_grpc``,
+``otlp_http`` since v0.161.0; container mode keeps ``otlp``, which every
+official image still loads), metrics also sent raw to the receiver, no debug
+exporter and no metrics of its own (so nothing binds the fixed port 8888).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -28,6 +35,7 @@ __all__ = [
     "COLLECTOR_OTLP_GRPC_PORT",
     "COLLECTOR_OTLP_HTTP_PORT",
     "COLLECTOR_TELEMETRY_PORT",
+    "CollectorListen",
     "collector_config",
     "render_collector_config",
 ]
@@ -43,61 +51,110 @@ COLLECTOR_TELEMETRY_PORT = 8888
 _ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - inside the collector container's own network namespace
 
 
+@dataclass(frozen=True, slots=True)
+class CollectorListen:
+    """Where the collector listens: its container's interfaces on the fixed ports
+    (the defaults), or free loopback ports in local mode.
+
+    ``telemetry`` is the port of the collector's own metrics; ``None`` switches
+    them off (``service.telemetry.metrics.level: none``).
+    """
+
+    host: str = _ALL_INTERFACES
+    otlp_grpc: int = COLLECTOR_OTLP_GRPC_PORT
+    otlp_http: int = COLLECTOR_OTLP_HTTP_PORT
+    health: int = COLLECTOR_HEALTH_PORT
+    prometheus_exporter: int = COLLECTOR_METRICS_EXPORTER_PORT
+    telemetry: int | None = COLLECTOR_TELEMETRY_PORT
+
+    def endpoint(self, port: int) -> str:
+        return f"{self.host}:{port}"
+
+
 def collector_config(
-    *, receiver_host: str, receiver_grpc_port: int, jaeger_host: str | None
+    *,
+    receiver_host: str,
+    receiver_grpc_port: int,
+    jaeger_host: str | None,
+    jaeger_grpc_port: int = COLLECTOR_OTLP_GRPC_PORT,
+    listen: CollectorListen | None = None,
+    receiver_http_port: int | None = None,
+    renamed_exporters: bool = False,
+    metrics_to_receiver: bool = False,
+    debug: bool = True,
 ) -> dict[str, Any]:
-    """The configuration as a mapping (see the module docstring)."""
-    trace_exporters = ["otlp/receiver", "debug"]
+    """The configuration as a mapping (see the module docstring).
+
+    ``receiver_http_port`` sends to the receiver over OTLP/HTTP instead of gRPC;
+    ``renamed_exporters`` uses the exporter names of v0.161.0 and later
+    (``otlp_grpc``/``otlp_http``), which that release loads without a
+    deprecation warning; ``metrics_to_receiver`` sends metric points to the
+    receiver as well as to the ``prometheus`` exporter.
+    """
+    listen = listen or CollectorListen()
+    grpc_exporter, http_exporter = ("otlp_grpc", "otlp_http") if renamed_exporters else ("otlp", "otlphttp")
+    to_receiver: dict[str, Any]
+    if receiver_http_port is None:
+        receiver_exporter = f"{grpc_exporter}/receiver"
+        to_receiver = {"endpoint": f"{receiver_host}:{receiver_grpc_port}", "tls": {"insecure": True}}
+    else:
+        receiver_exporter = f"{http_exporter}/receiver"
+        to_receiver = {"endpoint": f"http://{receiver_host}:{receiver_http_port}"}
+    debug_exporters = ["debug"] if debug else []
+    trace_exporters = [receiver_exporter, *debug_exporters]
     exporters: dict[str, Any] = {
-        "otlp/receiver": {"endpoint": f"{receiver_host}:{receiver_grpc_port}", "tls": {"insecure": True}},
-        "prometheus": {"endpoint": f"{_ALL_INTERFACES}:{COLLECTOR_METRICS_EXPORTER_PORT}"},
-        "debug": {"verbosity": "basic"},
+        receiver_exporter: to_receiver,
+        "prometheus": {"endpoint": listen.endpoint(listen.prometheus_exporter)},
     }
+    if debug:
+        exporters["debug"] = {"verbosity": "basic"}
     if jaeger_host:
-        exporters["otlp/jaeger"] = {"endpoint": f"{jaeger_host}:4317", "tls": {"insecure": True}}
-        trace_exporters.insert(1, "otlp/jaeger")
+        jaeger_exporter = f"{grpc_exporter}/jaeger"
+        exporters[jaeger_exporter] = {
+            "endpoint": f"{jaeger_host}:{jaeger_grpc_port}",
+            "tls": {"insecure": True},
+        }
+        trace_exporters.insert(1, jaeger_exporter)
+    metrics_exporters = [
+        "prometheus",
+        *([receiver_exporter] if metrics_to_receiver else []),
+        *debug_exporters,
+    ]
+    telemetry: dict[str, Any] = (
+        {"level": "none"}
+        if listen.telemetry is None
+        else {
+            "level": "basic",
+            "readers": [
+                {"pull": {"exporter": {"prometheus": {"host": listen.host, "port": listen.telemetry}}}}
+            ],
+        }
+    )
     return {
         "receivers": {
             "otlp": {
                 "protocols": {
-                    "grpc": {"endpoint": f"{_ALL_INTERFACES}:{COLLECTOR_OTLP_GRPC_PORT}"},
-                    "http": {"endpoint": f"{_ALL_INTERFACES}:{COLLECTOR_OTLP_HTTP_PORT}"},
+                    "grpc": {"endpoint": listen.endpoint(listen.otlp_grpc)},
+                    "http": {"endpoint": listen.endpoint(listen.otlp_http)},
                 }
             }
         },
         # Short batches: the harness waits for spans, it should not wait for a full batch.
         "processors": {"batch": {"timeout": "200ms"}},
         "exporters": exporters,
-        "extensions": {"health_check": {"endpoint": f"{_ALL_INTERFACES}:{COLLECTOR_HEALTH_PORT}"}},
+        "extensions": {"health_check": {"endpoint": listen.endpoint(listen.health)}},
         "service": {
             "extensions": ["health_check"],
             "pipelines": {
                 "traces": {"receivers": ["otlp"], "processors": ["batch"], "exporters": trace_exporters},
-                "metrics": {
-                    "receivers": ["otlp"],
-                    "processors": ["batch"],
-                    "exporters": ["prometheus", "debug"],
-                },
+                "metrics": {"receivers": ["otlp"], "processors": ["batch"], "exporters": metrics_exporters},
                 "logs": {
                     "receivers": ["otlp"],
                     "processors": ["batch"],
-                    "exporters": ["otlp/receiver", "debug"],
+                    "exporters": [receiver_exporter, *debug_exporters],
                 },
             },
-            "telemetry": {
-                "metrics": {
-                    "level": "basic",
-                    "readers": [
-                        {
-                            "pull": {
-                                "exporter": {
-                                    "prometheus": {"host": _ALL_INTERFACES, "port": COLLECTOR_TELEMETRY_PORT}
-                                }
-                            }
-                        }
-                    ],
-                }
-            },
+            "telemetry": {"metrics": telemetry},
         },
     }
 

@@ -1,9 +1,18 @@
-"""The embedded stack: the service as a local process, a real Prometheus
-server and the harness's own OTLP receiver, all on 127.0.0.1.
+"""Local mode: the service as a local process, a real Prometheus server, the
+harness's own OTLP receiver and, when their binaries are built, the
+OpenTelemetry Collector and Jaeger (:mod:`conformance.stack._telemetry`), all
+on 127.0.0.1.
 
-This is the default when no Docker engine is reachable. Start order is
-receiver → service → Prometheus, so the service's first export and
-Prometheus's first scrape both find their peer; stop order is the reverse.
+This is the default when no Docker engine is reachable. With the collector and
+Jaeger, the service exports to the collector, which sends traces to Jaeger and
+everything raw to the receiver; the trace store is Jaeger's query API. Without
+them (not built, or ``OBSCONFORM_TELEMETRY=embedded``) the service exports to
+the receiver, which is also the trace store, and :meth:`LocalStack.describe`
+says why they did not run.
+
+Start order: receiver → Jaeger (launched) → Prometheus → collector (once
+Jaeger is ready) → service, so the service's first export and Prometheus's
+first scrape both find their peer; stop order is the reverse.
 """
 
 from __future__ import annotations
@@ -22,9 +31,12 @@ from conformance._ports import LOOPBACK, free_port
 from conformance._process import ManagedProcess
 from conformance._profile import Profile
 from conformance._readiness import wait_answering
+from conformance.collect._jaeger import JaegerTraceStore
 from conformance.collect._prometheus_api import PrometheusClient
+from conformance.collect._traces import TraceStore
 from conformance.stack._otlp import OtlpReceiver
 from conformance.stack._prometheus import LocalPrometheus, ScrapeTarget
+from conformance.stack._telemetry import COLLECTOR_JOB, LocalTelemetry, TelemetryPlan, plan_local_telemetry
 
 __all__ = ["SERVICE_JOB", "LocalStack"]
 
@@ -40,16 +52,32 @@ _FAST_EXPORT_ENV = {
 
 
 class LocalStack:
-    """Service process + Prometheus process + embedded OTLP receiver."""
+    """Service process + Prometheus process + embedded OTLP receiver (+ collector and Jaeger processes).
+
+    ``telemetry`` decides whether the collector and Jaeger run; by default
+    :func:`~conformance.stack._telemetry.plan_local_telemetry` decides from
+    ``OBSCONFORM_TELEMETRY`` and the built binaries when the stack is made.
+    """
 
     mode = "local"
 
-    def __init__(self, profile: Profile, workdir: Path, *, prometheus_binary: str | None = None) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        workdir: Path,
+        *,
+        prometheus_binary: str | None = None,
+        telemetry: TelemetryPlan | None = None,
+    ) -> None:
         self.profile = profile
         self.workdir = workdir
         self.receiver = OtlpReceiver()
         self.service: ManagedProcess | None = None
         self.prometheus: LocalPrometheus | None = None
+        self.telemetry_plan = telemetry if telemetry is not None else plan_local_telemetry()
+        self.telemetry: LocalTelemetry | None = None
+        self._jaeger_store: JaegerTraceStore | None = None
+        self._jaeger_http: httpx.Client | None = None
         self._prometheus_binary = prometheus_binary
         self.service_port = 0
         self.metrics_port = 0
@@ -70,8 +98,9 @@ class LocalStack:
         return self._rejected_rule_files
 
     @property
-    def trace_store(self) -> OtlpReceiver:
-        return self.receiver
+    def trace_store(self) -> TraceStore:
+        """Jaeger's query API when Jaeger runs (the path a user takes), else the embedded receiver."""
+        return self.receiver if self._jaeger_store is None else self._jaeger_store
 
     def prometheus_client(self, client: httpx.Client) -> PrometheusClient:
         if self.prometheus is None:
@@ -100,9 +129,12 @@ class LocalStack:
             self.workdir.mkdir(parents=True, exist_ok=True)
             self.receiver.start()
             self._pick_ports()
-            # Prometheus first: it needs ~5 s to hand a new target to its scraper
+            self._launch_telemetry()
+            # Prometheus before the service: it needs ~5 s to hand a new target to its scraper
             # (discovery ticks every 5 s), which then overlaps the service's start-up.
             self._start_prometheus()
+            if self.telemetry is not None:
+                self.telemetry.start_collector()
             self._start_service()
         except BaseException:
             self.stop()
@@ -114,6 +146,8 @@ class LocalStack:
         for name, stop in (
             ("prometheus", self.prometheus.stop if self.prometheus else None),
             ("service", self._stop_service),
+            ("otel-collector and jaeger", self.telemetry.stop if self.telemetry else None),
+            ("jaeger query client", self._jaeger_http.close if self._jaeger_http else None),
             ("otlp-receiver", self.receiver.stop),
         ):
             if stop is None:
@@ -138,8 +172,31 @@ class LocalStack:
         }
 
     def _otlp_endpoint(self) -> str:
-        protocol = self.profile.telemetry.otlp_protocol
-        return self.receiver.grpc_endpoint if protocol == "grpc" else self.receiver.http_endpoint
+        grpc = self.profile.telemetry.otlp_protocol == "grpc"
+        if self.telemetry is not None:
+            return self.telemetry.otlp_grpc_endpoint if grpc else self.telemetry.otlp_http_endpoint
+        return self.receiver.grpc_endpoint if grpc else self.receiver.http_endpoint
+
+    def _launch_telemetry(self) -> None:
+        """Launch Jaeger (the collector follows once it is ready, see :meth:`start`)."""
+        binaries = self.telemetry_plan.binaries
+        if binaries is None:
+            return
+        self.telemetry = LocalTelemetry(
+            binaries,
+            self.workdir / "telemetry",
+            receiver_grpc_port=self.receiver.grpc_port,
+            # The collector forwards to the receiver in the protocol the service uses.
+            receiver_http_port=None
+            if self.profile.telemetry.otlp_protocol == "grpc"
+            else self.receiver.http_port,
+        )
+        self.telemetry.launch_jaeger()
+        self._jaeger_http = httpx.Client(timeout=5.0, trust_env=False)
+        # Jaeger holds this run's traces only: every service it lists is the service's.
+        self._jaeger_store = JaegerTraceStore(
+            self.telemetry.query_url, client=self._jaeger_http, all_services=True, limit=20_000, raw=True
+        )
 
     def service_env(self) -> dict[str, str]:
         """The service's environment: ours, minus OTEL_* we did not set, plus the
@@ -221,9 +278,14 @@ class LocalStack:
         target = ScrapeTarget(
             job=self.profile.prometheus.job, address=f"{LOOPBACK}:{self.metrics_port}", metrics_path=met.path
         )
+        targets = [target] if met.exposed else []  # a service without metrics is not scraped
+        if self.telemetry is not None:
+            # Metrics the service pushes over OTLP, as the collector's prometheus exporter serves them.
+            job = COLLECTOR_JOB if target.job != COLLECTOR_JOB else f"{COLLECTOR_JOB}-exporter"
+            targets.append(ScrapeTarget(job=job, address=self.telemetry.prometheus_exporter_address))
         self.prometheus = LocalPrometheus(
             self.workdir / "prometheus",
-            [target] if met.exposed else [],  # a service without metrics is not scraped
+            targets,
             binary=self._prometheus_binary,
             scrape_interval=self.profile.prometheus.scrape_interval,
             evaluation_interval=self.profile.prometheus.evaluation_interval,
@@ -255,20 +317,46 @@ class LocalStack:
                 else [],
                 "url": self.service_url,
                 "metrics_url": self.metrics_url,
+                # What the service was given (the profile's service.env may override it).
+                "otlp_endpoint": self.service.env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+                if self.service
+                else "",
+                "otlp_protocol": self.profile.telemetry.otlp_protocol,
             },
         ]
         if self.prometheus is not None:
             components.append(self.prometheus.describe())
-        components.append(
-            {
-                "name": "otlp-receiver",
-                "kind": "embedded",
-                "description": self.receiver.describe(),
-                "protocol_used_by_service": self.profile.telemetry.otlp_protocol,
-                "stats": self.receiver.stats(),
-            }
-        )
-        return {"mode": self.mode, "components": components}
+        protocol = self.profile.telemetry.otlp_protocol
+        if self.telemetry is not None:
+            components += self.telemetry.describe(service_protocol=protocol)
+        else:
+            components += [
+                {
+                    "name": name,
+                    "kind": "process",
+                    "status": "not running",
+                    "reason": self.telemetry_plan.reason,
+                }
+                for name in ("otel-collector", "jaeger")
+            ]
+        receiver: dict[str, Any] = {
+            "name": "otlp-receiver",
+            "kind": "embedded",
+            "description": self.receiver.describe(),
+            "stats": self.receiver.stats(),
+        }
+        if self.telemetry is None:
+            receiver["protocol_used_by_service"] = protocol
+            receiver["trace_store"] = True
+        else:
+            receiver["fed_by"] = "otel-collector (every signal, raw)"
+        components.append(receiver)
+        return {
+            "mode": self.mode,
+            "components": components,
+            "trace_store": self.trace_store.describe(),
+            "telemetry": self.telemetry_plan.summary(),
+        }
 
 
 def _fill(template: str, values: Mapping[str, str]) -> str:

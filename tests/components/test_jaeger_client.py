@@ -1,7 +1,7 @@
 """The Jaeger query client against a double of Jaeger's query API.
 
-Jaeger cannot run on our machines (no image registry, no build route), so the
-client is tested against :class:`JaegerQueryDouble`, a real HTTP server on
+The documented response shapes are tested here against
+:class:`JaegerQueryDouble`, a real HTTP server on
 loopback that serves spans made by the real OpenTelemetry SDK in the shapes
 Jaeger documents: ``/api/v3/traces/{id}`` as OTLP ``TracesData`` JSON in the
 gRPC gateway's ``{"result": …}`` envelope (jaeger-idl ``api_v3/query_service.proto``,
@@ -9,7 +9,9 @@ ids in hex, enums as numbers as in Jaeger's own ``GetTrace.json`` snapshot),
 and ``/api/traces/{id}`` in the UI's JSON (``model/json/model.go``: typed tags,
 ``CHILD_OF`` references, microsecond times, processes), with Jaeger's 404 bodies.
 Both must come out as the same spans the embedded OTLP receiver makes of the
-same SDK spans.
+same SDK spans. The real Jaeger v2 that ``scripts/build-telemetry`` builds is read
+with this client in ``test_local_telemetry.py`` (its raw API v3 answers the very
+spans the receiver gets).
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """Nothing a run starts survives it: signals at each phase of a run, and
-SIGKILL (which no handler sees) followed by ``conformance clean``."""
+SIGKILL (which no handler sees) followed by ``conformance clean``.
+
+The collector and Jaeger carry the run id like every process the harness
+starts, so ``processes_with_run_id`` finds them too; the two phases of their
+start-up need the binaries of ``scripts/build-telemetry`` (as local mode does)."""
 
 from __future__ import annotations
 
@@ -22,6 +26,9 @@ def _phase_markers(report_dir: Path) -> dict[str, Callable[[], bool]]:
     """Observable points of a run, from the files it writes as it goes."""
     work = report_dir / "work"
     return {
+        # Jaeger is launched first, the collector once Jaeger answers (when their binaries are built).
+        "jaeger-starting": lambda: (work / "telemetry" / "jaeger.yaml").exists(),
+        "collector-starting": lambda: (work / "telemetry" / "otel-collector.yaml").exists(),
         "prometheus-starting": lambda: (work / "prometheus" / "prometheus.yml").exists(),
         "service-up": lambda: (
             (work / "service" / "stdout.log").exists()
@@ -48,7 +55,9 @@ def _wait_for_phase(proc: subprocess.Popen[str], marker: Callable[[], bool], pha
     wait_until(probe, awaited=f"phase {phase}", timeout=60, interval=0.01, max_interval=0.05)
 
 
-@pytest.mark.parametrize("phase", ["prometheus-starting", "service-up", "suites-running"])
+@pytest.mark.parametrize(
+    "phase", ["jaeger-starting", "collector-starting", "prometheus-starting", "service-up", "suites-running"]
+)
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_signal_at_each_phase_leaves_nothing(tmp_path: Path, phase: str, sig: signal.Signals) -> None:
     proc, report_dir = start_cli_run(tmp_path)
