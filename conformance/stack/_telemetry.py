@@ -124,11 +124,7 @@ def plan_local_telemetry(
     if choice == "embedded":
         return TelemetryPlan(None, f"{TELEMETRY_ENV}=embedded; the embedded OTLP receiver stands in for both")
     if not build_script.is_file():
-        return TelemetryPlan(
-            None,
-            f"their binaries cannot be located: {build_script} is missing (obsconform is not run from "
-            "a checkout); the embedded OTLP receiver stands in for both",
-        )
+        return _plan_from_cache(env)
     try:
         proc = subprocess.run(
             [str(build_script), "--print-paths"],
@@ -150,6 +146,30 @@ def plan_local_telemetry(
             "the embedded OTLP receiver stands in for both",
         )
     return TelemetryPlan(TelemetryBinaries(otelcol=Path(paths["otelcol"]), jaeger=Path(paths["jaeger"])))
+
+
+def _plan_from_cache(env: Mapping[str, str]) -> TelemetryPlan:
+    """An installed harness (no checkout beside it): the paths the last successful
+    ``scripts/build-telemetry`` wrote to ``$OBSCONFORM_BIN_CACHE/current``."""
+    cache = Path(env.get("OBSCONFORM_BIN_CACHE") or Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+                 / "obsconform" / "bin")  # fmt: skip
+    current = cache / "current"
+    try:
+        lines = current.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return TelemetryPlan(
+            None,
+            f"their binaries are not built: no {current} (run scripts/build-telemetry from a checkout, "
+            "which needs a Go toolchain); the embedded OTLP receiver stands in for both",
+        )
+    paths = {k: Path(v) for k, _, v in (line.partition("=") for line in lines) if v}
+    if not {"otelcol", "jaeger"} <= paths.keys() or not all(os.access(p, os.X_OK) for p in paths.values()):
+        return TelemetryPlan(
+            None,
+            f"{current} names no runnable otelcol and jaeger binaries (rebuild: scripts/build-telemetry); "
+            "the embedded OTLP receiver stands in for both",
+        )
+    return TelemetryPlan(TelemetryBinaries(otelcol=paths["otelcol"], jaeger=paths["jaeger"]))
 
 
 def _loopback(port: int) -> str:

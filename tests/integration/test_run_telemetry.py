@@ -17,15 +17,17 @@ from typing import Any
 
 import pytest
 
-from conformance.stack._telemetry import BUILD_SCRIPT
-
-from .conftest import CliRun
+from .conftest import REPO, CliRun
 
 pytestmark = pytest.mark.integration
 
 RunCli = Callable[..., CliRun]
 #: TRC-001 (SERVER spans exported) and the metrics-endpoint requirements: a short run.
 EXPORTS = ("-k", "test_exports")
+
+
+#: The checkout's script (the package's own path points into site-packages when tox installs a wheel).
+BUILD_SCRIPT = REPO / "scripts" / "build-telemetry"
 
 
 def built_paths() -> dict[str, Path]:

@@ -108,9 +108,20 @@ def test_unbuilt_binaries_keep_the_embedded_stack_and_say_how_to_build_them(tmp_
     assert "otelcol: not built for the current tools/otelcol" in plan.reason
 
 
-def test_without_a_checkout_the_reason_says_so(tmp_path: Path) -> None:
-    plan = plan_local_telemetry({}, build_script=tmp_path / "build-telemetry")
-    assert plan.binaries is None and "is missing (obsconform is not run from a checkout)" in plan.reason
+def test_without_a_checkout_and_without_a_build_the_reason_says_how_to_build(tmp_path: Path) -> None:
+    env = {"OBSCONFORM_BIN_CACHE": str(tmp_path)}
+    plan = plan_local_telemetry(env, build_script=tmp_path / "build-telemetry")
+    assert plan.binaries is None
+    assert plan.reason.startswith(f"their binaries are not built: no {tmp_path}/current")
+
+
+def test_without_a_checkout_the_last_build_is_read_from_the_cache(tmp_path: Path) -> None:
+    """A harness installed as a wheel (tox) has no scripts/ beside it."""
+    otelcol = fake_build_script(tmp_path, "exit 0").rename(tmp_path / "otelcol-obsconform")
+    jaeger = fake_build_script(tmp_path, "exit 0").rename(tmp_path / "jaeger")
+    (tmp_path / "current").write_text(f"otelcol={otelcol}\njaeger={jaeger}\n")
+    plan = plan_local_telemetry({"OBSCONFORM_BIN_CACHE": str(tmp_path)}, build_script=tmp_path / "none")
+    assert plan.binaries is not None and plan.binaries.otelcol == otelcol and plan.binaries.jaeger == jaeger
 
 
 def test_built_binaries_run_with_the_releases_of_their_cache_directories(tmp_path: Path) -> None:
