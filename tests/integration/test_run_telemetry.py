@@ -112,6 +112,10 @@ def test_a_collector_that_exits_at_start_up_is_one_line_and_exit_3(run_cli: RunC
             copy.chmod(copy.stat().st_mode | stat.S_IXUSR)
         else:
             copy.symlink_to(path)
+    # What scripts/build-telemetry writes for a harness installed without this checkout (tox's wheel).
+    (cache / "current").write_text(
+        "".join(f"{name}={cache / path.parent.name / path.name}\n" for name, path in paths.items())
+    )
     run = run_cli(*EXPORTS, "--mode", "local", env={"OBSCONFORM_BIN_CACHE": str(cache)})
     assert run.returncode == 3, run.stderr
     assert run.last_stderr_line.startswith(
