@@ -12,7 +12,6 @@ import pytest
 
 from conformance._exceptions import HarnessError
 from conformance._process import RUN_ID
-from conformance._profile import NO_SPANS_REASON
 from conformance._sections.pii import KEY, PiiSection
 from conformance._session import ConformanceSession
 from conformance.checks import pii
@@ -175,11 +174,8 @@ def test_no_canary_in_logs(
 
 
 @pytest.mark.requirement("PII-002")
-def test_no_canary_in_spans(
-    pii_run: PiiRun, conformance_session: ConformanceSession, verdict: Verdict
-) -> None:
-    if not conformance_session.profile.telemetry.spans:
-        pytest.skip(f"not applicable: {NO_SPANS_REASON}")
+def test_no_canary_in_spans(pii_run: PiiRun, verdict: Verdict) -> None:
+    # telemetry.spans: false makes PII-002 not applicable at load time (Profile.not_applicable).
     spans = pii_run.channels.spans
     verdict.examined(
         spans=len(spans),

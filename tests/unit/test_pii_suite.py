@@ -103,18 +103,10 @@ class TestEvidence:
 
     def test_pii_002_counts_spans_or_errors_without_any(self) -> None:
         v = verdict("PII-002")
-        suite.test_no_canary_in_spans(pii_run(spans=2), SessionStandIn(), v)
+        suite.test_no_canary_in_spans(pii_run(spans=2), v)
         assert v.counts == {"spans": 2}
         with pytest.raises(NoEvidence, match=r"^no spans to search; the service exports no spans"):
-            suite.test_no_canary_in_spans(pii_run(spans=0), SessionStandIn(), verdict("PII-002"))
-
-    def test_pii_002_is_not_applicable_when_the_profile_declares_no_spans(self) -> None:
-        profile = replace(PROFILE, telemetry=replace(PROFILE.telemetry, spans=False))
-        with pytest.raises(pytest.skip.Exception) as skipped:
-            suite.test_no_canary_in_spans(pii_run(spans=0), SessionStandIn(profile), verdict("PII-002"))
-        assert skipped.value.msg == (
-            "not applicable: the profile declares that the service exports no spans (telemetry.spans: false)"
-        )
+            suite.test_no_canary_in_spans(pii_run(spans=0), verdict("PII-002"))
 
     def test_pii_003_counts_families_and_lines_and_errors_without_an_exposition(self) -> None:
         v = verdict("PII-003")
