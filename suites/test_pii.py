@@ -183,7 +183,7 @@ def test_no_canary_in_spans(pii_run: PiiRun, verdict: Verdict) -> None:
         hint="point the service's OTLP exporter at OTEL_EXPORTER_OTLP_ENDPOINT, or declare telemetry.spans: "
         "false if it exports none by design (PII-002 is then not applicable)",
     )
-    sent = {x.sent_traceparent.split("-")[1] for x in pii_run.registry.exchanges if x.sent_traceparent}
+    sent = {x.sent_trace_id for x in pii_run.registry.exchanges if x.sent_trace_id}
     arrived = {span.trace_id for span in spans} & sent
     if spans and not arrived:
         raise HarnessError(
