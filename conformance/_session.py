@@ -8,8 +8,9 @@ so the stack starts once.
 from __future__ import annotations
 
 import sys
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from conformance._exceptions import HarnessError, WaitTimeout
+from conformance._plan import ProbeContext, ProbeRunner, implements
 from conformance._process import RUN_ID, reap_leftovers
 from conformance._profile import Profile
 from conformance._sections.traces import KEY as TRACES_KEY
@@ -50,12 +52,19 @@ class ConformanceSession:
         self.exchanges: list[HttpExchange] = []
         #: Log lines written in answer to the harness's malformed probes (LOG-009).
         self.provoked: list[ProvokedWindow] = []
+        #: Every 429 a session client received: (monotonic time, the client's purpose). Probes run
+        #: concurrently; RL-008 uses this to tell whether another probe was throttled meanwhile.
+        self.throttled: list[tuple[float, str]] = []
         self._traffic_started = time.monotonic()
         self._spans_seen: bool | None = None
         self._malformed: dict[str, HttpExchange] | None = None
         self.started_at = time.time()
         self.stack_description: dict[str, Any] = {"mode": stack.mode, "components": []}
         self._closed = False
+        self._spans_lock = threading.Lock()
+        #: The run's probe plan (see conformance._plan); :meth:`start_plan` replaces this
+        #: one, which runs every probe inline when first asked for.
+        self.plan = ProbeRunner(self, ())
 
     @classmethod
     def open(
@@ -98,8 +107,13 @@ class ConformanceSession:
         if self._closed:
             return
         self._closed = True
+        self.plan.cancel()
         try:
             self.stack_description = self.stack.describe()
+            if self.plan.scheduled:
+                self.stack_description["plan"] = {
+                    "sequential": self.plan.sequential, "probes": self.plan.timeline()
+                }
         finally:
             for client in self._clients:
                 client.close()
@@ -116,11 +130,36 @@ class ConformanceSession:
         headers = {}
         if self.profile.client_header:
             headers[self.profile.client_header] = f"obsconform-{purpose}-{RUN_ID}"
+        def note_throttled(response: httpx.Response) -> None:
+            if response.status_code == 429:
+                self.throttled.append((time.monotonic(), purpose))
+
         client = httpx.Client(
-            base_url=self.stack.service_url, timeout=self.profile.request_timeout, headers=headers
+            base_url=self.stack.service_url,
+            timeout=self.profile.request_timeout,
+            headers=headers,
+            event_hooks={"response": [note_throttled]},
         )
         self._clients.append(client)
         return client
+
+    # -- the probe plan --------------------------------------------------
+    def start_plan(self, requirements: Collection[str] | None, *, sequential: bool = False) -> None:
+        """Start the probes ``requirements`` need, concurrently where they do not disturb one
+        another (:data:`conformance._plan.PLAN`); ``sequential`` runs them one at a time."""
+        if self.plan.scheduled:
+            return
+        self.plan = ProbeRunner(self, requirements, sequential=sequential)
+        self.plan.start()
+        self.stack_description["plan"] = {"sequential": sequential, "probes": self.plan.timeline()}
+
+    def probe(self, name: str) -> Any:
+        """A planned probe's result (waits for it; re-raises what it raised)."""
+        return self.plan.result(name)
+
+    def after_all_traffic(self) -> None:
+        """Wait until every planned probe has finished: what the service wrote is complete."""
+        self.plan.wait_all()
 
     # -- what the suites gather ------------------------------------------
     @cached_property
@@ -190,6 +229,10 @@ class ConformanceSession:
         each sent alone to ``traces.probe_endpoint`` (else the first GET endpoint) so what the
         service writes in answer
         is attributed to it (LOG-009); sent once per run, for TRC-008 and LOG-009 alike."""
+        result: Mapping[str, HttpExchange] = self.probe("malformed-correlation")
+        return result
+
+    def _send_malformed_probes(self) -> Mapping[str, HttpExchange]:
         if self._malformed is None:
             # The trace probes' endpoint, else any GET: the probes need an answer, not a span.
             endpoint = self.profile.section(TRACES_KEY).probe_endpoint or next(
@@ -218,6 +261,10 @@ class ConformanceSession:
         not one per requirement). A profile with ``telemetry.spans: false`` is
         False without waiting.
         """
+        with self._spans_lock:
+            return self._decide_spans_exported()
+
+    def _decide_spans_exported(self) -> bool:
         if self._spans_seen is None:
             if not self.profile.telemetry.spans:
                 self._spans_seen = False
@@ -295,3 +342,8 @@ class ConformanceSession:
         code = self.stack.service_exit_code()
         if code is not None:
             raise HarnessError(f"the service exited with code {code} during the run")
+
+
+@implements("malformed-correlation")
+def _malformed_correlation(session: ConformanceSession, _: ProbeContext) -> Mapping[str, HttpExchange]:
+    return session._send_malformed_probes()

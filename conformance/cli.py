@@ -80,6 +80,16 @@ def _parser() -> argparse.ArgumentParser:
         help="container mode: pull missing images, or never (overrides containers.pull)",
     )
     run.add_argument("--pytest-arg", action="append", default=[], help="extra argument passed to pytest")
+    run.add_argument(
+        "--plan",
+        action="store_true",
+        help="print which probes run when, and why (see conformance._plan), and exit without running",
+    )
+    run.add_argument(
+        "--sequential",
+        action="store_true",
+        help="run the probes one at a time instead of concurrently (same verdicts, slower)",
+    )
 
     val = sub.add_parser("validate", help="validate a profile and exit")
     val.add_argument("profile")
@@ -155,6 +165,8 @@ def _run(args: argparse.Namespace) -> int:
         receiver=args.receiver_image,
         pull=args.pull,
     )
+    if args.plan:
+        return _print_plan(profile, args.sequential)
     mode, why = resolve_mode(args.mode)
     telemetry = None
     if mode == "local":
@@ -208,6 +220,19 @@ def _run(args: argparse.Namespace) -> int:
     return code
 
 
+def _print_plan(profile: Any, sequential: bool) -> int:
+    """``conformance run --plan``: the probes this profile's requirements need, in waves."""
+    from conformance._plan import describe_plan
+    from conformance._requirements import all_requirements
+
+    applicable = {r.id for r in all_requirements()} - set(profile.not_applicable)
+    how = "one at a time (--sequential)" if sequential else "each wave once what it follows is done"
+    print(f"probe plan for {profile.service.name}: {how}; a probe not listed is not needed")
+    for line in describe_plan(applicable):
+        print(line)
+    return 0
+
+
 def _run_suites(report_dir: Path, provided: ProvidedSession, args: argparse.Namespace) -> int:
     import pytest
 
@@ -236,6 +261,8 @@ def _run_suites(report_dir: Path, provided: ProvidedSession, args: argparse.Name
     ]
     if args.keyword:
         pytest_args += ["-k", args.keyword]
+    if args.sequential:
+        pytest_args.append("--conformance-sequential")
     pytest_args += args.pytest_arg
     return int(pytest.main(pytest_args, plugins=[provided]))
 

@@ -46,6 +46,11 @@ class RunState:
     session: ConformanceSession | None = None
     results: dict[str, RequirementResult] = field(default_factory=dict)
     stack: dict[str, Any] = field(default_factory=dict)
+    #: The requirement ids of the collected tests that will run (not skipped as not applicable):
+    #: the probes of the run's plan that serve them start with the session.
+    selected: set[str] = field(default_factory=set)
+    #: Run the plan's probes one at a time (``conformance run --sequential``).
+    sequential: bool = False
     started_at: float = field(default_factory=time.time)
 
     def record(self, result: RequirementResult) -> None:
@@ -147,11 +152,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--conformance-report-dir", metavar="DIR", help="write conformance-report.json etc. here")
     group.addoption("--conformance-service-command", metavar="CMD", help="override service.command")
     group.addoption("--conformance-service-port", metavar="PORT", type=int, help="override service.port")
+    group.addoption(
+        "--conformance-sequential",
+        action="store_true",
+        help="run the plan's probes one at a time (same verdicts, slower)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requirement(id): the conformance requirement this test decides")
-    state = RunState()
+    state = RunState(sequential=bool(config.getoption("--conformance-sequential", default=False)))
     config.stash[STATE_KEY] = state
     for plugin in config.pluginmanager.get_plugins():
         if getattr(plugin, "is_conformance_provided_session", False):
@@ -204,6 +214,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 _RUN_LAST = {"PII": 1, "ALR": 2, "LOG": 3}
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The requirements of the tests that will run (after ``-k``, not applicable ones left out)."""
+    state = session.config.stash[STATE_KEY]
+    for item in session.items:
+        req = _requirement_of(item)
+        if req is not None and item.get_closest_marker("skip") is None:
+            state.selected.add(req.id)
+
+
 def _area_of(item: pytest.Item) -> str:
     marker = item.get_closest_marker("requirement")
     return str(marker.args[0]).partition("-")[0] if marker and marker.args else ""
@@ -214,6 +233,7 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     """The run's started stack with the baseline traffic sent."""
     state = request.config.stash[STATE_KEY]
     if state.provided_session is not None:
+        state.provided_session.start_plan(state.selected, sequential=state.sequential)
         yield state.provided_session
         return
     if state.profile is None:
@@ -224,6 +244,7 @@ def conformance_session(request: pytest.FixtureRequest) -> Iterator[ConformanceS
     session = ConformanceSession.open(state.profile, workdir)
     state.session = session
     try:
+        session.start_plan(state.selected, sequential=state.sequential)
         yield session
     finally:
         session.close()

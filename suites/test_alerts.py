@@ -1,10 +1,11 @@
 """ALR-*: alert rules, from "the file parses" to "this alert really fires" (see conformance.checks.alerts).
 
-Tests run in file order, and the order is deliberate: promtool and the lint
-need no traffic; then the real Prometheus: rules loaded (ALR-011), the
-live-fire with its quiet baseline first (ALR-013, ALR-012), and the selector
-check (ALR-009) last, so that series the traffic created (the error counters
-of a failing endpoint) count as "after the suites' traffic".
+promtool and the lint need no traffic; then the real Prometheus: rules
+loaded (ALR-011), the live-fire with its quiet watch first (ALR-013, ALR-012:
+two probes of the run's plan, see conformance._plan, running while the other
+suites' probes do), and the selector check (ALR-009) once all the run's
+traffic is over, so that series the traffic created (the error counters of a
+failing endpoint) count.
 
 Each verdict rests on what it examined (``verdict.examined``): rule files,
 rules, alerts, unit-test groups, selectors, SLOs, live-fired alerts. A profile
@@ -24,6 +25,7 @@ import pytest
 
 from conformance._exceptions import HarnessError, NoEvidence, WaitTimeout
 from conformance._mask import excerpt
+from conformance._plan import ProbeContext, implements
 from conformance._session import ConformanceSession
 from conformance._wait import wait_until
 from conformance.checks import alerts
@@ -283,16 +285,20 @@ class LiveFireRun:
     seconds: float
 
 
-@pytest.fixture(scope="module")
-def live_fire(conformance_session: ConformanceSession) -> LiveFireRun:
-    """Normal traffic watched for quiet, then each recipe fired in turn (bounded; see collect._livefire)."""
-    s = conformance_session
+def _live_fire_section(s: ConformanceSession) -> Any:
     section = _section(s)
     if not section.live_fire:
         raise NoEvidence(
             "the profile names no alert to live-fire (alerts.live_fire); nothing to examine",
             hint=_not_applicable("add a live_fire recipe (alert, request, expect) to the alerts section"),
         )
+    return section
+
+
+@implements("alerts-quiet")
+def _watch_quiet(s: ConformanceSession, _: ProbeContext) -> tuple[QuietOutcome, float]:
+    """Normal traffic while the live-fired alerts are watched (bounded; see collect._livefire)."""
+    section = _live_fire_section(s)
     s.require_running()
     started = time.monotonic()
     base = section.baseline
@@ -306,9 +312,36 @@ def live_fire(conformance_session: ConformanceSession) -> LiveFireRun:
         duration=base.duration,
         timeout=base.timeout,
     )
+    return quiet, time.monotonic() - started
+
+
+@implements("alerts-fire")
+def _fire(s: ConformanceSession, probe: ProbeContext) -> tuple[list[LiveFireOutcome], float]:
+    """Each recipe fired in turn; milestone ``series`` once Prometheus scraped the first
+    recipe's answered requests (the error series it creates exist from then on)."""
+    section = _live_fire_section(s)
+    s.require_running()
+    started = time.monotonic()
     client = s.client("alerts-live-fire")
-    fired = [fire_alert(client, s.prometheus, recipe) for recipe in section.live_fire]
-    return LiveFireRun(quiet, fired, round(time.monotonic() - started, 3))
+    fired: list[LiveFireOutcome] = []
+    try:
+        for i, recipe in enumerate(section.live_fire):
+            on_scraped = (lambda: probe.reached("series")) if i == 0 else None
+            fired.append(
+                fire_alert(client, s.prometheus, recipe, job=s.profile.prometheus.job, on_scraped=on_scraped)
+            )
+    finally:
+        probe.reached("series")
+    return fired, time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def live_fire(conformance_session: ConformanceSession) -> LiveFireRun:
+    """The quiet watch, then each recipe fired (two probes of the run's plan)."""
+    s = conformance_session
+    quiet, quiet_seconds = s.probe("alerts-quiet")
+    fired, fire_seconds = s.probe("alerts-fire")
+    return LiveFireRun(quiet, fired, round(quiet_seconds + fire_seconds, 3))
 
 
 @pytest.mark.requirement("ALR-013")
@@ -369,6 +402,7 @@ def test_rule_selectors_exist_in_the_metrics(
 ) -> None:
     s = conformance_session
     section = _section(s)
+    s.after_all_traffic()
     s.prometheus_target()  # a scrape newer than all the traffic so far
     series = s.prometheus.series([f'{{job="{s.profile.prometheus.job}"}}'])
     exposition = s.scrape()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 
 from conformance._exceptions import HarnessError, NoEvidence
+from conformance._plan import ProbeContext, implements
 from conformance._sections.health import KEY, HealthSection
 from conformance._session import ConformanceSession
 from conformance.checks import health
@@ -28,15 +29,27 @@ def section(conformance_session: ConformanceSession) -> HealthSection:
 
 
 @pytest.fixture(scope="module")
-def answers(conformance_session: ConformanceSession, section: HealthSection) -> list[ProbeAnswer]:
-    conformance_session.require_running()
-    return fetch_probes(conformance_session.client("health"), section.probes)
+def answers(conformance_session: ConformanceSession) -> list[ProbeAnswer]:
+    result: list[ProbeAnswer] = conformance_session.probe("health-probes")
+    return result
+
+
+@implements("health-probes")
+def _health_probes(s: ConformanceSession, _: ProbeContext) -> list[ProbeAnswer]:
+    s.require_running()
+    section: HealthSection = s.profile.section(KEY)
+    return fetch_probes(s.client("health"), section.probes)
 
 
 @pytest.fixture(scope="session")
 def dependency_failure(conformance_session: ConformanceSession) -> DependencyFailureRun:
-    """The second instance's answers; pytest keeps a raised error too, so it is tried once per run."""
-    s = conformance_session
+    """The second instance's answers (a probe of the run's plan, tried once per run)."""
+    result: DependencyFailureRun = conformance_session.probe("health-dependency")
+    return result
+
+
+@implements("health-dependency")
+def _dependency_failure(s: ConformanceSession, _: ProbeContext) -> DependencyFailureRun:
     failure = s.profile.section(KEY).dependency_failure
     if failure is None:
         raise NoEvidence(

@@ -51,6 +51,7 @@ class LogView:
 @pytest.fixture(scope="module")
 def view(conformance_session: ConformanceSession) -> LogView:
     s = conformance_session
+    s.after_all_traffic()  # the log checks judge everything the run's probes made the service write
     try:
         s.malformed_probes()  # sent once per run (TRC-008 may have sent them already)
     except HarnessError as exc:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pytest
 
 from conformance._exceptions import HarnessError, NoEvidence, StackError
+from conformance._plan import ProbeContext, implements
 from conformance._sections.metrics import KEY, MetricsContract
 from conformance._session import ConformanceSession
 from conformance.checks import metrics
@@ -68,7 +69,11 @@ def exposition(conformance_session: ConformanceSession, scrapes: dict[str, Expos
     ``error``, saying what /metrics answered and how to point the harness at it.
     """
     openmetrics = conformance_session.profile.metrics.format == "openmetrics"
-    chosen = scrapes["openmetrics" if openmetrics else "text"]
+    return _usable(scrapes["openmetrics" if openmetrics else "text"])
+
+
+def _usable(chosen: Exposition) -> Exposition:
+    """``chosen`` if it is an exposition with something in it, else :class:`NoEvidence`."""
     gap = metrics.exposition_gap(
         url=chosen.url,
         status_code=chosen.status_code,
@@ -238,11 +243,21 @@ def _view(exposition: Exposition, moment: str) -> MetricsView:
     return metrics.view_exposition(exposition.families, exposition.text, exposition.format)
 
 
+def _scrapeable(s: ConformanceSession) -> None:
+    """Raise :class:`NoEvidence` unless /metrics serves an exposition in the profile's format."""
+    _usable(s.scrape(openmetrics=s.profile.metrics.format == "openmetrics"))
+
+
 @pytest.fixture(scope="module")
-def probe(
-    conformance_session: ConformanceSession, contract: MetricsContract, exposition: Exposition
-) -> _ProbeResult:
-    s = conformance_session
+def probe(conformance_session: ConformanceSession) -> _ProbeResult:
+    result: _ProbeResult = conformance_session.probe("cardinality")
+    return result
+
+
+@implements("cardinality")
+def _cardinality_probe(s: ConformanceSession, _: ProbeContext) -> _ProbeResult:
+    _scrapeable(s)
+    contract: MetricsContract = s.profile.section(KEY)
     config = contract.cardinality
     wanted = set(config.endpoints)
     endpoints = [ep for ep in s.profile.endpoints if not wanted or ep.name in wanted]
@@ -403,10 +418,14 @@ def test_series_do_not_grow_with_the_probe(
 
 # -- across scrapes ----------------------------------------------------------
 @pytest.fixture(scope="module")
-def steady(
-    conformance_session: ConformanceSession, exposition: Exposition
-) -> tuple[MetricsView, MetricsView]:
-    s = conformance_session
+def steady(conformance_session: ConformanceSession) -> tuple[MetricsView, MetricsView]:
+    result: tuple[MetricsView, MetricsView] = conformance_session.probe("metrics-steady")
+    return result
+
+
+@implements("metrics-steady")
+def _steady_traffic(s: ConformanceSession, _: ProbeContext) -> tuple[MetricsView, MetricsView]:
+    _scrapeable(s)
     first, second, exchanges = observe_steady_traffic(s.client("met-steady"), s.profile.endpoints, s.scrape)
     if not any(x.status_code is not None for x in exchanges):
         raise HarnessError("none of the steady-traffic requests was answered")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from conformance._exceptions import HarnessError
+from conformance._plan import ProbeContext, implements
 from conformance._process import RUN_ID
 from conformance._sections.pii import KEY, PiiSection
 from conformance._session import ConformanceSession
@@ -123,9 +125,10 @@ def _all_log_lines(session: ConformanceSession) -> list[LogLine]:
     )
 
 
-@pytest.fixture(scope="module")
-def pii_run(conformance_session: ConformanceSession, section: PiiSection) -> PiiRun:
-    s = conformance_session
+@implements("pii-canaries")
+def _inject_canaries(s: ConformanceSession, _: ProbeContext) -> tuple[CanaryRegistry, PiiChannels]:
+    """The canary requests, then a bounded wait for their logs, spans and samples."""
+    section: PiiSection = s.profile.section(KEY)
     s.require_running()
     plan = plan_injection(s.profile.endpoints, section.injection, CanaryGenerator(RUN_ID))
     if not plan.requests:
@@ -144,6 +147,19 @@ def pii_run(conformance_session: ConformanceSession, section: PiiSection) -> Pii
         traced_endpoints=s.traced_endpoints if s.profile.telemetry.spans else (),
         timeout=section.timeout,
         metrics=s.profile.metrics.exposed,
+    )
+    return registry, channels
+
+
+@pytest.fixture(scope="module")
+def pii_run(conformance_session: ConformanceSession, section: PiiSection) -> PiiRun:
+    """The canaries' channels, searched once all the run's traffic is over: the logs and
+    spans are read again then, so the detectors see everything the service wrote."""
+    s = conformance_session
+    registry, channels = s.probe("pii-canaries")
+    s.after_all_traffic()
+    channels = dataclasses.replace(
+        channels, log_lines=tuple(_all_log_lines(s)), spans=tuple(s.stack.trace_store.spans())
     )
     scanner = pii.PiiScanner(
         [*registry.canaries, *pii.baseline_values(s.profile.endpoints)], section.detectors

@@ -11,19 +11,26 @@ records and series watched. A rule that drew no 429 is a finding of the
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from conformance._exceptions import NoEvidence
+from conformance._exceptions import HarnessError, NoEvidence
+from conformance._plan import ProbeContext, implements
 from conformance._profile import schema_path
 from conformance._sections import rate_limits as section_module
 from conformance._sections.rate_limits import RateLimitSection
 from conformance._session import ConformanceSession
 from conformance.checks import ratelimits as rl
 from conformance.checks.logs import ParsedLogLine, parse_log_lines
-from conformance.collect._ratelimit_probe import RateLimitProbe, run_rate_limit_probe
+from conformance.collect._prometheus_api import wait_for_target_up
+from conformance.collect._ratelimit_probe import RateLimitProbe, counted_429s, run_rate_limit_probe
 from conformance.plugin import Verdict
 
 
@@ -32,9 +39,63 @@ def _section(session: ConformanceSession) -> RateLimitSection:
     return section
 
 
+@dataclass(frozen=True)
+class _Probed:
+    probe: RateLimitProbe
+    #: 429s that other probes' clients received while this probe counted its own.
+    others_throttled: Counter[str]
+
+
 @pytest.fixture(scope="module")
-def probe(conformance_session: ConformanceSession) -> RateLimitProbe:
-    s = conformance_session
+def probed(conformance_session: ConformanceSession) -> _Probed:
+    result: _Probed = conformance_session.probe("rate-limits")
+    return result
+
+
+@pytest.fixture(scope="module")
+def probe(probed: _Probed) -> RateLimitProbe:
+    return probed.probe
+
+
+@implements("rate-limits")
+def _rate_limit_probe(s: ConformanceSession, ctx: ProbeContext) -> _Probed:
+    """Every rule's bursts; milestone ``series`` once the service counted a 429 and
+    Prometheus scraped it (the 429 series exist from then on)."""
+    started = time.monotonic()
+    done = threading.Event()
+    watcher = threading.Thread(target=_announce_429_series, args=(s, ctx, done), daemon=True)
+    watcher.start()
+    try:
+        probe = _run_probe(s)
+    finally:
+        done.set()
+        ctx.reached("series")
+    ended = time.monotonic()
+    others = Counter(p for t, p in list(s.throttled) if started <= t <= ended and not p.startswith("rl-"))
+    return _Probed(probe, others)
+
+
+def _announce_429_series(s: ConformanceSession, ctx: ProbeContext, done: threading.Event) -> None:
+    """Reach ``series`` once the 429 counter grew and a Prometheus scrape followed (bounded by the probe)."""
+    metric = _section(s).metric
+    try:
+        before = counted_429s(s.scrape(), metric) or 0.0
+        while not done.wait(0.2):
+            if (counted_429s(s.scrape(), metric) or 0.0) > before:
+                interval = s.profile.prometheus.scrape_interval
+                wait_for_target_up(
+                    s.prometheus,
+                    s.profile.prometheus.job,
+                    timeout=max(5.0, 4 * interval),
+                    since=datetime.now(UTC),
+                )
+                ctx.reached("series")
+                return
+    except Exception:  # a failed scrape: the milestone comes when the probe ends
+        return
+
+
+def _run_probe(s: ConformanceSession) -> RateLimitProbe:
     section = _section(s)
     if not section.rules:
         raise NoEvidence(
@@ -151,10 +212,18 @@ def test_limit_headers(probe: RateLimitProbe, verdict: Verdict) -> None:
 
 
 @pytest.mark.requirement("RL-008")
-def test_429_counter(
-    probe: RateLimitProbe, verdict: Verdict, conformance_session: ConformanceSession
-) -> None:
+def test_429_counter(probed: _Probed, verdict: Verdict, conformance_session: ConformanceSession) -> None:
+    probe = probed.probe
     metric = _section(conformance_session).metric
+    if probed.others_throttled:
+        # The run's other probes use their own client keys; a limiter that throttled them anyway
+        # (RL-006) makes the counter's growth impossible to attribute to the probe's 429s.
+        raise HarnessError(
+            f"{sum(probed.others_throttled.values())} request(s) of other probes "
+            f"({', '.join(sorted(probed.others_throttled))}) were answered 429 while the rate-limit "
+            "probe counted its own, so the counter's growth cannot be attributed",
+            hint="key the limiter by traffic.client_header (see RL-006), or run with --sequential",
+        )
     throttled = probe.throttled()
     verdict.note(
         before=probe.counter_before,

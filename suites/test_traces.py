@@ -4,9 +4,11 @@
 One batch of probe requests serves every test but TRC-009: per endpoint, one
 request with a fresh traceparent/tracestate and one without but with a
 correlation id; every W3C vector of ``w3c_trace_context_vectors.yaml``; the
-malformed correlation ids. They are sent concurrently, each HTTP client
-carrying at most ``traces.requests_per_client`` of them, then joined to the
-spans and log lines they produced.
+malformed correlation ids. They are three probes of the run's plan
+(conformance._plan: the malformed ids, the vectors, the ordinary requests,
+each sent alone), each HTTP client carrying at most
+``traces.requests_per_client`` of them; a fourth probe joins them to the
+spans and log lines they produced while the run's other probes go on.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import pytest
 import yaml
 
 from conformance._exceptions import HarnessError
+from conformance._plan import ProbeContext, implements
 from conformance._profile import Endpoint
 from conformance._sections.traces import KEY, TracesSection
 from conformance._session import ConformanceSession
@@ -136,14 +139,52 @@ def _probe_plan(
     return requests, expected, supplied
 
 
-@pytest.fixture(scope="module")
-def probes(conformance_session: ConformanceSession) -> TraceProbes:
-    s = conformance_session
+@dataclass(frozen=True)
+class _Plan:
+    requests: list[ProbeRequest]
+    expected: dict[str, Expectation]
+    supplied: dict[str, str]
+
+
+@implements("trace-vectors")
+def _send_vectors(s: ConformanceSession, _: ProbeContext) -> tuple[_Plan, dict[str, HttpExchange]]:
+    """The trace probes' plan; the W3C vectors sent together, so that what the service logs in
+    answer to them is attributed to them (LOG-009) and kept out of the verdicts on normal traffic."""
     s.require_running()
     section, probe = _section(s)
+    plan = _Plan(*_probe_plan(s, section, probe))
+    vectors = [r for r in plan.requests if r.name.startswith(W3C)]
+    with s.provoking("the W3C trace-context vectors (invalid traceparent/tracestate values)"):
+        exchanges = send_probes(
+            _clients(s, "traces-w3c", vectors, section.requests_per_client), concurrency=section.concurrency
+        )
+    return plan, exchanges
+
+
+@implements("trace-requests")
+def _send_requests(s: ConformanceSession, _: ProbeContext) -> dict[str, HttpExchange]:
+    """Every endpoint with and without a traceparent (the malformed correlation ids are the
+    session's, each sent alone once per run)."""
+    plan, _vectors = s.probe("trace-vectors")
+    section, _probe = _section(s)
+    ordinary = [r for r in plan.requests if not r.name.startswith(W3C)]
+    return send_probes(
+        _clients(s, "traces", ordinary, section.requests_per_client), concurrency=section.concurrency
+    )
+
+
+@pytest.fixture(scope="module")
+def probes(conformance_session: ConformanceSession) -> TraceProbes:
+    result: TraceProbes = conformance_session.probe("trace-observe")
+    return result
+
+
+@implements("trace-observe")
+def _observe(s: ConformanceSession, _: ProbeContext) -> TraceProbes:
     header, timeout = s.profile.correlation_header, s.profile.telemetry.timeout
-    requests, expected, supplied = _probe_plan(s, section, probe)
-    exchanges = _send_in_phases(s, section, requests)
+    plan, vectors = s.probe("trace-vectors")
+    exchanges = s.probe("trace-requests") | vectors | dict(s.malformed_probes())
+    expected, supplied = plan.expected, plan.supplied
     spans_exported = s.spans_exported()
     store = s.stack.trace_store
     awaited = {
@@ -196,22 +237,6 @@ def _trace_ids_in(values: Sequence[str]) -> frozenset[str]:
     return frozenset(
         m.lower() for v in values for m in re.findall(r"(?<![0-9a-fA-F])[0-9a-fA-F]{32}(?![0-9a-fA-F])", v)
     )
-
-
-def _send_in_phases(
-    s: ConformanceSession, section: TracesSection, requests: Sequence[ProbeRequest]
-) -> dict[str, HttpExchange]:
-    """Ordinary probes together; then the W3C vectors together, so that what the
-    service logs in answer to them is attributed to them (LOG-009) and kept out of
-    the verdicts on normal traffic; the malformed correlation ids are the
-    session's, each sent alone once per run."""
-    ordinary = [r for r in requests if not r.name.startswith(W3C)]
-    vectors = [r for r in requests if r.name.startswith(W3C)]
-    per_client, concurrency = section.requests_per_client, section.concurrency
-    exchanges = send_probes(_clients(s, "traces", ordinary, per_client), concurrency=concurrency)
-    with s.provoking("the W3C trace-context vectors (invalid traceparent/tracestate values)"):
-        exchanges |= send_probes(_clients(s, "traces-w3c", vectors, per_client), concurrency=concurrency)
-    return exchanges | dict(s.malformed_probes())
 
 
 def _no_spans(verdict: Verdict, probes: TraceProbes) -> None:
@@ -432,11 +457,12 @@ def _unique_ids(
     return ids, "request_completed log lines (no response carried the header)"
 
 
-@pytest.mark.requirement("TRC-009")
-def test_generated_correlation_ids_are_unique(
-    conformance_session: ConformanceSession, verdict: Verdict
-) -> None:
-    s = conformance_session
+@implements("trace-uniqueness")
+def _uniqueness_requests(
+    s: ConformanceSession, _: ProbeContext
+) -> tuple[dict[str, HttpExchange], dict[str, str], float]:
+    """traces.uniqueness_requests requests, each with a fresh traceparent: (exchanges, sent trace
+    ids, seconds)."""
     section, probe = _section(s)
     requests, sent = [], {}
     for i in range(section.uniqueness_requests):
@@ -448,7 +474,16 @@ def test_generated_correlation_ids_are_unique(
         _clients(s, "traces-unique", requests, section.requests_per_client),
         concurrency=section.concurrency, deadline=started + section.uniqueness_timeout,
     )  # fmt: skip
-    elapsed = time.monotonic() - started
+    return exchanges, sent, time.monotonic() - started
+
+
+@pytest.mark.requirement("TRC-009")
+def test_generated_correlation_ids_are_unique(
+    conformance_session: ConformanceSession, verdict: Verdict
+) -> None:
+    s = conformance_session
+    section, probe = _section(s)
+    exchanges, sent, elapsed = s.probe("trace-uniqueness")
     answered = sum(1 for x in exchanges.values() if x.status_code is not None)
     if answered < max(10, section.uniqueness_requests // 10):
         raise HarnessError(

@@ -254,10 +254,19 @@ def fire_alert(
     prometheus: PrometheusClient,
     recipe: LiveFire,
     *,
+    job: str = "",
+    on_scraped: Callable[[], None] | None = None,
     clock: Clock = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> LiveFireOutcome:
-    """Drive ``recipe`` until its alert reaches ``recipe.expect`` or ``recipe.timeout`` runs out."""
+    """Drive ``recipe`` until its alert reaches ``recipe.expect`` or ``recipe.timeout`` runs out.
+
+    ``on_scraped`` is called once, as soon as Prometheus has scraped job
+    ``job`` after the first answered request: from then on, the series the
+    recipe's requests create exist in Prometheus (the run's plan lets the
+    cardinality probe start then).
+    """
     rule_loaded = any(r.get("name") == recipe.alert for r in prometheus.rules("alert"))
     pacer = _Pacer(client, [recipe.endpoint], recipe.rate, recipe.max_requests, clock)
     timeline: list[tuple[float, str]] = []
@@ -266,9 +275,24 @@ def fire_alert(
     last_value: str | None = None
     goal = STATES.index(recipe.expect)
 
+    first_answer: datetime | None = None
+
+    def announce_scraped() -> None:
+        nonlocal first_answer, on_scraped
+        if on_scraped is None:
+            return
+        if first_answer is None:
+            if pacer.sent - pacer.statuses.get("no response", 0) > 0:
+                first_answer = now()
+            return
+        if _scraped_since(prometheus, job, first_answer):
+            on_scraped()
+            on_scraped = None
+
     def probe() -> tuple[str | None, str]:
         nonlocal reached, last_value
         pacer.catch_up()
+        announce_scraped()
         state, value = alert_state(prometheus.alerts(), recipe.alert, recipe.labels)
         at = round(pacer.elapsed(), 3)
         if not timeline or timeline[-1][1] != state:
@@ -312,6 +336,16 @@ def fire_alert(
         timeline=tuple(timeline),
         expect_status=recipe.expect_status,
     )
+
+
+def _scraped_since(prometheus: PrometheusClient, job: str, since: datetime) -> bool:
+    """Whether Prometheus finished a scrape of ``job`` that started after ``since``."""
+    for target in prometheus.targets():
+        if target.get("labels", {}).get("job") != job and target.get("scrapePool") != job:
+            continue
+        started = _timestamp(str(target.get("lastScrape", "")))
+        return started is not None and started > since
+    return False
 
 
 def format_statuses(statuses: Mapping[str, int]) -> str:
