@@ -7,6 +7,10 @@ A harness whose verdict flips between reruns is worse than none. This runs
 the statuses seen, the run durations, and whether every run agreed. Exit code
 0 when all runs gave identical verdicts, 1 otherwise.
 
+``--sequential-runs M`` adds M runs with ``--sequential`` (the probes one at a
+time instead of the concurrent plan, see ``conformance run --plan``): their
+verdicts must equal the concurrent runs' too.
+
 It takes N minutes on the reference service: run it from a checkout nobody
 edits meanwhile (e.g. ``git worktree add /tmp/stable HEAD`` with its own
 ``pip install -e``), since every run imports the harness and the service anew.
@@ -34,6 +38,7 @@ def main() -> int:
     )
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--profile", type=Path, default=DEFAULT_PROFILE)
+    parser.add_argument("--sequential-runs", type=int, default=0, help="extra runs with --sequential")
     parser.add_argument("extra", nargs="*", help="extra arguments for `conformance run` (after --)")
     args = parser.parse_args()
 
@@ -41,12 +46,14 @@ def main() -> int:
     exit_codes: Counter[int] = Counter()
     durations = []
     with tempfile.TemporaryDirectory(prefix="obsconform-stability-") as tmp:
-        for i in range(args.runs):
+        total = args.runs + args.sequential_runs
+        for i in range(total):
+            sequential = ["--sequential"] if i >= args.runs else []
             report_dir = Path(tmp) / f"run-{i:02d}"
             started = time.perf_counter()
             proc = subprocess.run(
                 [sys.executable, "-m", "conformance.cli", "run", "--profile", str(args.profile),
-                 "--report-dir", str(report_dir), *args.extra],
+                 "--report-dir", str(report_dir), *sequential, *args.extra],
                 capture_output=True, text=True, timeout=600,
             )  # fmt: skip
             durations.append(time.perf_counter() - started)
@@ -54,10 +61,13 @@ def main() -> int:
             report = json.loads((report_dir / "conformance-report.json").read_text())
             for result in report["results"]:
                 seen[result["id"]][result["status"]] += 1
-            print(f"run {i + 1:>2}/{args.runs}: exit {proc.returncode} in {durations[-1]:.1f}s", flush=True)
+            how = "sequential" if sequential else "concurrent"
+            print(
+                f"run {i + 1:>2}/{total} ({how}): exit {proc.returncode} in {durations[-1]:.1f}s", flush=True
+            )
 
     unstable = {rid: dict(c) for rid, c in seen.items() if len(c) > 1}
-    print(f"\n{'requirement':<12} statuses over {args.runs} runs")
+    print(f"\n{'requirement':<12} statuses over {total} runs ({args.sequential_runs} sequential)")
     for rid in sorted(seen):
         mark = "  <-- UNSTABLE" if rid in unstable else ""
         print(f"{rid:<12} {dict(seen[rid])}{mark}")
