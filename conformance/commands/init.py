@@ -1347,6 +1347,13 @@ class Inferred:
     logs: LogGuess | None
 
 
+def _add_user_endpoints(found: ServiceFindings, user: list[dict[str, Any]]) -> None:
+    """The user's endpoints win over what init found at the same method and path."""
+    given = {(str(e.get("method", "GET")).upper(), e["path"]) for e in user}
+    found.endpoints = [e for e in found.endpoints if (e.method, e.path) not in given]
+    found.user_endpoints = user
+
+
 def _wait_for_otlp(receiver: Any, timeout: float) -> None:
     def probe() -> tuple[bool | None, str]:
         spans, metrics = len(receiver.spans()), len(receiver.metric_names())
@@ -1400,7 +1407,7 @@ def infer(args: argparse.Namespace, out_dir: Path) -> Inferred:
             found = probe_service(
                 client, base_url, metrics_path=args.metrics_path, openapi_path=args.openapi_path
             )
-            found.user_endpoints = user_endpoints
+            _add_user_endpoints(found, user_endpoints)
             traffic = drive_traffic(client, found)
         # Read after probing: the probes' own requests are in the sample (one-per-request records).
         if args.log_file:
@@ -1442,7 +1449,7 @@ def infer(args: argparse.Namespace, out_dir: Path) -> Inferred:
                     )
                     if not found.metrics_path:
                         _metrics_elsewhere(launched, found, args.timeout, "{metrics_port}" in joined)
-                    found.user_endpoints = user_endpoints
+                    _add_user_endpoints(found, user_endpoints)
                     traffic = drive_traffic(client, found)
                 _wait_for_otlp(launched.receiver, args.otlp_wait)
             finally:
