@@ -104,6 +104,22 @@ READY_PREFERENCE = (
 #: A path no service serves: what the service answers for it is the "unknown path" answer
 #: every candidate endpoint must differ from (a catch-all 200 HTML page is no health endpoint).
 RANDOM_PATH = "/obsconform-init-no-such-path-7f3c9a"
+#: Level names of the common logging libraries (logs.levels; LOG-005 allows these).
+LIBRARY_LEVELS = (
+    "TRACE",
+    "DEBUG",
+    "INFO",
+    "NOTICE",
+    "WARN",
+    "WARNING",
+    "ERROR",
+    "CRITICAL",
+    "ALERT",
+    "EMERGENCY",
+    "FATAL",
+    "PANIC",
+    "DPANIC",
+)
 #: Where Prometheus expositions live, on the service port or another port the process listens on.
 METRICS_PATHS = ("/metrics", "/actuator/prometheus")
 CORRELATION_HEADERS = ("X-Correlation-ID", "X-Request-ID", "X-Trace-ID", "Request-Id")
@@ -915,6 +931,11 @@ def guess_log_contract(streams: Mapping[str, Sequence[str]], source: str) -> Log
         guess.notes.append("some lines are not JSON objects: LOG-001 fails on them")
     for canonical, candidates in FIELD_CANDIDATES.items():
         scores = [(sum(1 for r in records if _get_field(r, c) is not None), c) for c in candidates]
+        if canonical == "level":
+            # pino keeps a numeric `level` next to a configured `severity` string: the name wins
+            named = [(sum(1 for r in records if isinstance(_get_field(r, c), str)), c) for c in candidates]
+            if max(named)[0]:
+                scores = named
         best = max(scores, key=lambda s: s[0])
         if best[0] == 0:
             continue
@@ -931,11 +952,13 @@ def guess_log_contract(streams: Mapping[str, Sequence[str]], source: str) -> Log
         guess.level_case = "lower"
     elif levels and not all(lv == lv.upper() for lv in levels):
         guess.level_case = "any"
-    known = {lv.casefold() for lv in DEFAULT_LEVELS}
+    # A sample holds few levels (INFO, maybe WARN): allow the names of the common logging
+    # libraries (Python, logback, zap, zerolog, slog, pino, syslog, GCP) so a later WARN is no finding.
+    known = {lv.casefold() for lv in LIBRARY_LEVELS}
     unknown = [lv for lv in guess.levels_seen if lv.casefold() not in known and _SAFE_KEY.match(lv)]
+    guess.levels = [*LIBRARY_LEVELS, *sorted({lv.upper() for lv in unknown})]
     if unknown:
-        guess.levels = [*DEFAULT_LEVELS, *sorted({lv.upper() for lv in unknown})]
-        guess.notes.append(f"levels outside DEBUG…CRITICAL seen and allowed: {', '.join(unknown)}")
+        guess.notes.append(f"levels outside the common libraries' names seen and allowed: {', '.join(unknown)}")
     trace_values = [
         v
         for r in records
@@ -1296,6 +1319,7 @@ def _render_logs(logs: LogGuess | None) -> list[str]:
         if logs.levels_seen:
             w.append(f"  # levels seen: {_comment(', '.join(logs.levels_seen[:12]))}")
         if logs.levels != list(DEFAULT_LEVELS):
+            w.append("  # the level names of the common logging libraries, and any other seen")
             w.append(f"  levels: [{', '.join(_q(lv) for lv in logs.levels)}]")
         w.append(f"  level_case: {logs.level_case}")
         w.append(f"  trace_id_format: {logs.trace_id_format}")

@@ -17,6 +17,7 @@ from conformance import load_profile
 from conformance.cli import main
 from conformance.commands._init_launch import OtlpSniffer, listening_ports, parse_proc_net_tcp
 from conformance.commands.init import (
+    LIBRARY_LEVELS,
     _command_argv,
     compare_profiles,
     guess_log_contract,
@@ -113,7 +114,7 @@ GUESSES = [
             "stream": "stdout",
             "fields": {"timestamp": "ts", "level": "lvl", "message": "msg"},
             "level_case": "any",
-            "levels": ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "FATAL", "WARN"],
+            "levels": list(LIBRARY_LEVELS),
             "request_completed_message": None,
             "required": ["timestamp", "level", "message"],
         },
@@ -417,6 +418,7 @@ def test_a_catch_all_page_is_no_health_or_metrics_endpoint() -> None:
                 "stdout": lines(
                     {
                         "time": "2030-01-01T00:00:00Z",
+                        "level": 30,
                         "severity": "INFO",
                         "message": "request completed",
                         "reqId": "req-1",
