@@ -104,7 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             unfilled = unfilled_values(Path(args.profile))
             if unfilled:
-                print(f"{args.profile}: incomplete: {len(unfilled)} value(s) still to fill in:", file=sys.stderr)
+                what = f"{len(unfilled)} value(s) still to fill in"
+                print(f"{args.profile}: incomplete: {what}:", file=sys.stderr)
                 for where, what in unfilled:
                     print(f"  {where}: {what}", file=sys.stderr)
                 return EXIT_USAGE

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -194,6 +195,7 @@ class LaunchedService:
         return {
             "port": str(self.port),
             "metrics_port": str(self.metrics_port),
+            "python": sys.executable,
             "otlp_grpc_endpoint": self.sniffer.endpoint,
             "otlp_http_endpoint": self.sniffer.endpoint,
         }

@@ -958,7 +958,9 @@ def guess_log_contract(streams: Mapping[str, Sequence[str]], source: str) -> Log
     unknown = [lv for lv in guess.levels_seen if lv.casefold() not in known and _SAFE_KEY.match(lv)]
     guess.levels = [*LIBRARY_LEVELS, *sorted({lv.upper() for lv in unknown})]
     if unknown:
-        guess.notes.append(f"levels outside the common libraries' names seen and allowed: {', '.join(unknown)}")
+        guess.notes.append(
+            f"levels outside the common libraries' names seen and allowed: {', '.join(unknown)}"
+        )
     trace_values = [
         v
         for r in records
@@ -1055,7 +1057,8 @@ def render_profile(
     """The profile's YAML text with the comments that say what was found (no dates, no random
     values: the same service gives the same file)."""
     w: list[str] = [
-        f"# Conformance profile written by `conformance init` from {_comment(source or 'a running service')}.",
+        "# Conformance profile written by `conformance init` from "
+        f"{_comment(source or 'a running service')}.",
         "# Each value is what init observed (see the comments). Review it, commit it next to the service,",
         "# and check it with `conformance validate` and `conformance run --profile`.",
         "version: 1",
@@ -1075,17 +1078,13 @@ def render_profile(
         w.append(f"  # the command has no {{port}}: the service listens on {port} as probed")
         w.append(f"  port: {port}")
     if env:
-        w.append(
-            "  # the environment given to init; {port}/{metrics_port}/{otlp_grpc_endpoint}/{otlp_http_endpoint}"
-        )
-        w.append("  # are filled in by the harness")
+        w.append("  # the environment given to init; {port}, {metrics_port}, {otlp_grpc_endpoint},")
+        w.append("  # {otlp_http_endpoint} are filled in by the harness")
         w.append("  env:")
         w += [f"    {_q(k)}: {_q(v)}" for k, v in env.items()]
     else:
-        w.append(
-            "  # The harness sets OTEL_EXPORTER_OTLP_ENDPOINT; a service reading another variable gets it with"
-        )
-        w.append('  # env: {MY_OTLP_URL: "{otlp_http_endpoint}"}   (or "{otlp_grpc_endpoint}")')
+        w.append("  # The harness sets OTEL_EXPORTER_OTLP_ENDPOINT; a service reading another variable gets")
+        w.append('  # it with env: {MY_OTLP_URL: "{otlp_http_endpoint}"}   (or "{otlp_grpc_endpoint}")')
     if found.baseline_note:
         w.append(f"  # {_comment(found.baseline_note)}")
     if found.rejected:
@@ -1093,7 +1092,7 @@ def render_profile(
     if found.ready_path:
         w += [
             "  ready:",
-            f"    # GET {found.ready_path} answered unlike an unknown path (preferred: readiness, then health)",
+            f"    # GET {found.ready_path} answered unlike an unknown path (readiness first, then health)",
             f"    path: {_q(found.ready_path)}",
             "    status: 200",
             "    timeout: 60",
@@ -1116,8 +1115,8 @@ def render_profile(
         ]
     else:
         w += [
-            f"# correlation: no response carried {' or '.join(CORRELATION_HEADERS)} and no log line held a sent",
-            "# correlation id: TRC-005..009 are declared not applicable below",
+            f"# correlation: no response carried {' or '.join(CORRELATION_HEADERS)}",
+            "# and no log line held a sent correlation id: TRC-005..009 are declared not applicable below",
             "",
         ]
 
@@ -1597,8 +1596,12 @@ def compare_profiles(existing: Mapping[str, Any], fresh: Mapping[str, Any]) -> l
         if new is None or old == new:
             continue
         diffs.append(f"{key}: the profile says {old!r}, the service now shows {new!r}")
-    old_fields = {**{f: f for f in CANONICAL_LOG_FIELDS}, **dict(_dig(existing, "logs.fields") or {})}
-    for canonical, name in dict(_dig(fresh, "logs.fields") or {}).items():
+    old_renamed = dict(_dig(existing, "logs.fields") or {})
+    new_renamed = dict(_dig(fresh, "logs.fields") or {})
+    old_fields = {**{f: f for f in CANONICAL_LOG_FIELDS}, **old_renamed}
+    new_fields = {**{f: f for f in CANONICAL_LOG_FIELDS}, **new_renamed}
+    for canonical in [*new_renamed, *(k for k in old_renamed if k not in new_renamed)]:
+        name = new_fields.get(canonical, canonical)
         if old_fields.get(canonical) != name:
             diffs.append(
                 f"logs.fields.{canonical}: the profile says {old_fields.get(canonical)!r}, "

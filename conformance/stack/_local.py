@@ -177,7 +177,8 @@ class LocalStack:
 
     def _otlp_endpoint_for(self, protocol: str) -> str:
         if self.telemetry is not None:
-            return self.telemetry.otlp_grpc_endpoint if protocol == "grpc" else self.telemetry.otlp_http_endpoint
+            grpc = self.telemetry.otlp_grpc_endpoint
+            return grpc if protocol == "grpc" else self.telemetry.otlp_http_endpoint
         try:
             return self.receiver.grpc_endpoint if protocol == "grpc" else self.receiver.http_endpoint
         except StackError:  # not started yet (placeholders are also read before the receiver runs)

@@ -113,7 +113,10 @@ def test_init_then_run_gives_the_table(name: str, tmp_path: Path) -> None:
                 f"  {'':8} init+run {got}: {results[rid]['message'][:300]}"
             )
     assert not wrong, (
-        f"{name}: {len(wrong)} verdict(s) differ from the table:\n" + "\n".join(wrong) + "\n\n" + profile.read_text()
+        f"{name}: {len(wrong)} verdict(s) differ from the table:\n"
+        + "\n".join(wrong)
+        + "\n\n"
+        + profile.read_text()
     )
 
 

@@ -115,3 +115,50 @@ def test_init_on_the_reference_service_writes_a_profile_that_passes(run_cli: Run
     ), skipped
     assert {"LOG", "TRC", "MET"} <= {i.partition("-")[0] for i, s in statuses.items() if s == "passed"}
     assert run.returncode == (3 if errors else 0)
+
+
+def test_init_command_starts_the_service_and_check_finds_a_renamed_field(tmp_path: Path) -> None:
+    """``--command``: init starts the service itself and stops it; ``--check`` re-probes the
+    written profile (no difference), then names a field the profile got wrong."""
+    out = tmp_path / "conformance.yaml"
+
+    def conformance(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "conformance.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=cli_env(),
+            check=False,
+        )
+
+    done = conformance(
+        "init",
+        "--command",
+        "{python} -m reference_service --host 127.0.0.1 --port {port}",
+        "--cwd",
+        str(REPO / "fixtures"),
+        "--out",
+        str(out),
+        "--otlp-wait",
+        "3",
+    )
+    assert done.returncode == 0, done.stderr
+    profile = load_profile(out)
+    assert profile.service.command[-1] == "{port}" and profile.service.ready.path == "/health/ready"
+    assert profile.correlation_header == "X-Correlation-ID"
+    data = yaml.safe_load(out.read_text())
+    assert data["telemetry"]["otlp_protocol"] == "http/protobuf" and "spans" not in data["telemetry"]
+    assert "# over OTLP while probing: " in out.read_text()
+
+    same = conformance("init", "--check", str(out), "--otlp-wait", "3")
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "still matches the service" in same.stdout
+
+    out.write_text(out.read_text().replace("logs:\n", "logs:\n  fields: {correlation_id: request_id}\n", 1))
+    moved = conformance("init", "--check", str(out), "--otlp-wait", "3")
+    assert moved.returncode == 1, moved.stdout + moved.stderr
+    assert (
+        "logs.fields.correlation_id: the profile says 'request_id', the service now logs 'correlation_id'"
+        in moved.stdout
+    )
