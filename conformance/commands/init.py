@@ -1161,9 +1161,8 @@ def render_profile(
     names = [(e.name, e.method, e.rate_limited) for e in live] + [
         (str(ep["name"]), str(ep.get("method", "GET")).upper(), False) for ep in found.user_endpoints
     ]
-    ready = next((e.name for e in live if e.path == found.ready_path), None)
     candidates = [n for n, m, limited in names if m == "GET" and not limited and n not in found.untraced]
-    probe = ready if ready in candidates else (candidates[0] if candidates else None)
+    probe = candidates[0] if candidates else None
     if probe is not None or not found.correlation_uuid:
         w.append("traces:")
         if probe is not None:
