@@ -1376,10 +1376,16 @@ def _add_user_endpoints(found: ServiceFindings, user: list[dict[str, Any]]) -> N
     found.user_endpoints = user
 
 
-def _wait_for_otlp(receiver: Any, timeout: float) -> None:
+def _wait_for_otlp(receiver: Any, timeout: float, traffic: Traffic) -> None:
+    """Until every request sent has its span and metrics arrived, or ``timeout`` (a service
+    without spans, or one that excludes an endpoint from tracing, takes the whole wait)."""
+    sent = [t for ids in traffic.trace_ids.values() for t in ids]
+
     def probe() -> tuple[bool | None, str]:
-        spans, metrics = len(receiver.spans()), len(receiver.metric_names())
-        return (True if spans and metrics else None), f"{spans} span(s), {metrics} metric name(s)"
+        traced = sum(1 for t in sent if receiver.spans(t))
+        metrics = len(receiver.metric_names())
+        done = traced == len(sent) and metrics > 0
+        return (True if done else None), f"spans for {traced} of {len(sent)} request(s), {metrics} metric(s)"
 
     with contextlib.suppress(WaitTimeout):
         wait_until(probe, awaited="spans and metrics over OTLP", timeout=timeout)
@@ -1473,7 +1479,7 @@ def infer(args: argparse.Namespace, out_dir: Path) -> Inferred:
                         _metrics_elsewhere(launched, found, args.timeout, "{metrics_port}" in joined)
                     _add_user_endpoints(found, user_endpoints)
                     traffic = drive_traffic(client, found)
-                _wait_for_otlp(launched.receiver, args.otlp_wait)
+                _wait_for_otlp(launched.receiver, args.otlp_wait, traffic)
             finally:
                 launched.stop()  # SIGTERM first: exporters flush what they hold
             receiver = launched.receiver
