@@ -53,7 +53,7 @@ import httpx
 import yaml
 
 from conformance._exceptions import HarnessError, ProfileError, UsageError, WaitTimeout
-from conformance._process import ManagedProcess
+from conformance._process import ManagedProcess, install_termination_handlers
 from conformance._profile import CANONICAL_LOG_FIELDS, DEFAULT_LEVELS, load_profile
 from conformance._requirements import all_requirements
 from conformance._wait import wait_until
@@ -1464,6 +1464,7 @@ def infer(args: argparse.Namespace, out_dir: Path) -> Inferred:
                 "--command: put {port} where the service's port goes (in the command or an --env value)"
             )
         has_port, port = True, 0
+        install_termination_handlers()  # SIGTERM/SIGHUP too: the service is stopped in `finally`
         with tempfile.TemporaryDirectory(prefix="obsconform-init-") as tmp:
             launched = LaunchedService(
                 command, env, Path(tmp), cwd=Path(args.cwd).resolve() if args.cwd else None

@@ -162,3 +162,44 @@ def test_init_command_starts_the_service_and_check_finds_a_renamed_field(tmp_pat
         "logs.fields.correlation_id: the profile says 'request_id', the service now logs 'correlation_id'"
         in moved.stdout
     )
+
+
+def test_ctrl_c_during_init_stops_the_service(tmp_path: Path) -> None:
+    """The service init started is stopped when init is interrupted (here while it waits for OTLP)."""
+    import os
+    import signal
+
+    pidfile = tmp_path / "service.pid"
+    command = (
+        f"sh -c 'echo $$ > {pidfile}; exec {sys.executable} -m http.server --bind 127.0.0.1 {{port}}'"
+    )
+    init = subprocess.Popen(
+        [sys.executable, "-m", "conformance.cli", "init", "--command", command,
+         "--out", str(tmp_path / "p.yaml"), "--otlp-wait", "60"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=cli_env(),
+    )  # fmt: skip
+    try:
+        def started() -> tuple[int | None, str]:
+            text = pidfile.read_text().strip() if pidfile.exists() else ""
+            return (int(text) if text else None), "no pid file yet"
+
+        pid = wait_until(started, awaited="the service to start", timeout=30)
+        # The traffic is quick; init then waits up to 60 s for spans that never come.
+        wait_until(lambda: (True if init.poll() is None else None, ""), awaited="init to run", timeout=5)
+        os.kill(init.pid, signal.SIGINT)
+        init.wait(timeout=30)
+    finally:
+        if init.poll() is None:
+            init.kill()
+    assert not (tmp_path / "p.yaml").exists()
+
+    def gone() -> tuple[bool | None, str]:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True, ""
+        return None, f"pid {pid} still runs"
+
+    wait_until(gone, awaited="the service to be stopped", timeout=15)
