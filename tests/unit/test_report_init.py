@@ -600,3 +600,17 @@ def test_local_stack_fills_the_otlp_placeholders(tmp_path: Path) -> None:
         env = stack.service_env()
         assert env["MY_TRACES"] == f"{stack.receiver.http_endpoint}/v1/traces"
         assert env["MY_GRPC"] == stack.receiver.grpc_endpoint
+
+
+def test_container_stack_fills_the_otlp_placeholders(tmp_path: Path) -> None:
+    from conformance.stack._containers import ContainerStack
+
+    profile_path = tmp_path / "p.yaml"
+    profile_path.write_text(
+        "version: 1\nservice:\n  name: s\n  image: example/s:1\n"
+        '  env: {MY_TRACES: "{otlp_http_endpoint}/v1/traces", MY_GRPC: "{otlp_grpc_endpoint}"}\n'
+        "endpoints:\n  - {name: h, method: GET, path: /h}\n"
+    )
+    stack = ContainerStack(load_profile(profile_path), tmp_path)
+    assert stack.service_env(collector=False)["MY_TRACES"] == "http://otlp-receiver:4318/v1/traces"
+    assert stack.service_env(collector=True)["MY_GRPC"] == "http://otel-collector:4317"
