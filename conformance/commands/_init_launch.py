@@ -35,7 +35,15 @@ from conformance._process import ManagedProcess
 from conformance._readiness import wait_answering
 from conformance.stack._otlp import OtlpReceiver
 
-__all__ = ["LaunchedService", "OtlpSniffer", "listening_ports"]
+__all__ = [
+    "FAST_EXPORT_ENV",
+    "LaunchedService",
+    "OtlpSniffer",
+    "client_for",
+    "fill",
+    "listening_ports",
+    "parse_proc_net_tcp",
+]
 
 _H2_PREFACE = b"PRI * HTTP/2.0"
 #: OTel SDK variables that make exporters flush quickly (as the local stack sets them).
