@@ -100,6 +100,8 @@ def _parser() -> argparse.ArgumentParser:
     from conformance import commands
 
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue  # helpers of a command, not commands
         importlib.import_module(f"{commands.__name__}.{info.name}").register(sub)
     return parser
 
@@ -108,6 +110,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "validate":
+            from conformance.commands._init_fill import unfilled_values
+
+            unfilled = unfilled_values(Path(args.profile))
+            if unfilled:
+                what = f"{len(unfilled)} value(s) still to fill in"
+                print(f"{args.profile}: incomplete: {what}:", file=sys.stderr)
+                for where, what in unfilled:
+                    print(f"  {where}: {what}", file=sys.stderr)
+                return EXIT_USAGE
             profile = load_profile(args.profile)
             print(f"{args.profile}: ok ({profile.service.name}, {len(profile.endpoints)} endpoint(s))")
             return 0

@@ -34,7 +34,7 @@ service could not be reached.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
+import contextlib
 import json
 import os
 import re
@@ -50,14 +50,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import yaml
 
-from conformance._exceptions import HarnessError, ProfileError, UsageError
-from conformance._process import ManagedProcess
+from conformance._exceptions import HarnessError, ProfileError, UsageError, WaitTimeout
+from conformance._process import ManagedProcess, install_termination_handlers
 from conformance._profile import CANONICAL_LOG_FIELDS, DEFAULT_LEVELS, load_profile
 from conformance._requirements import all_requirements
 from conformance._wait import wait_until
 from conformance.checks._exposition import view_exposition
 from conformance.collect._scrape import scrape_metrics
+from conformance.commands._init_fill import FILL_IN, unfilled_values
+from conformance.commands._init_launch import LaunchedService, client_for, fill
 from conformance.report import EXIT_HARNESS_ERROR
 
 HEALTH_PATHS = (
@@ -71,9 +74,54 @@ HEALTH_PATHS = (
     "/live",
     "/ping",
     "/status",
+    "/__heartbeat__",
+    "/__lbheartbeat__",
+    "/actuator/health",
+    "/actuator/health/liveness",
+    "/actuator/health/readiness",
+    "/api/health",
+    "/api/healthz",
 )
-#: Readiness probe preference among the health paths that answered 200.
-READY_PREFERENCE = ("/health/ready", "/readyz", "/ready", "/health", "/healthz", "/status", "/ping")
+#: Readiness probe preference among the confirmed health paths.
+READY_PREFERENCE = (
+    "/health/ready",
+    "/readyz",
+    "/ready",
+    "/actuator/health/readiness",
+    "/health",
+    "/healthz",
+    "/api/health",
+    "/api/healthz",
+    "/actuator/health",
+    "/__lbheartbeat__",
+    "/__heartbeat__",
+    "/livez",
+    "/health/live",
+    "/live",
+    "/status",
+    "/ping",
+)
+#: A path no service serves: what the service answers for it is the "unknown path" answer
+#: every candidate endpoint must differ from (a catch-all 200 HTML page is no health endpoint).
+RANDOM_PATH = "/obsconform-init-no-such-path-7f3c9a"
+#: Level names of the common logging libraries (logs.levels; LOG-005 allows these).
+LIBRARY_LEVELS = (
+    "TRACE",
+    "DEBUG",
+    "INFO",
+    "NOTICE",
+    "WARN",
+    "WARNING",
+    "ERROR",
+    "CRITICAL",
+    "ALERT",
+    "EMERGENCY",
+    "FATAL",
+    "PANIC",
+    "DPANIC",
+)
+#: Where Prometheus expositions live, on the service port or another port the process listens on.
+METRICS_PATHS = ("/metrics", "/actuator/prometheus")
 CORRELATION_HEADERS = ("X-Correlation-ID", "X-Request-ID", "X-Trace-ID", "Request-Id")
 #: Headers a rate limiter commonly keys clients by, tried in this order.
 CLIENT_HEADERS = ("X-API-Key", "X-Client-ID", "X-Forwarded-For")
@@ -112,7 +160,16 @@ FIELD_CANDIDATES: dict[str, tuple[str, ...]] = {
     "level": ("level", "severity", "levelname", "log.level", "lvl", "level_name", "loglevel"),
     "logger": ("logger", "logger_name", "log.logger", "name", "module", "component"),
     "message": ("message", "msg", "event", "@message", "log"),
-    "correlation_id": ("correlation_id", "correlationId", "correlation-id", "request_id", "requestId"),
+    "correlation_id": (
+        "correlation_id",
+        "correlationId",
+        "correlation-id",
+        "request_id",
+        "requestId",
+        "reqId",
+        "req.id",
+        "x_request_id",
+    ),
     "trace_id": (
         "trace_id",
         "traceId",
@@ -131,12 +188,42 @@ FIELD_CANDIDATES: dict[str, tuple[str, ...]] = {
         "dd.span_id",
         "spanid",
     ),
-    "method": ("method", "http.method", "http_method", "request.method", "http.request.method"),
-    "path": ("path", "http.route", "route", "url.path", "http.target", "request.path"),
-    "status_code": ("status_code", "status", "http.status_code", "http.response.status_code", "statusCode"),
-    "duration_ms": ("duration_ms", "latency_ms", "elapsed_ms", "response_time_ms", "duration"),
+    "method": ("method", "http.method", "http_method", "request.method", "http.request.method", "req.method"),
+    # a path template first: LOG-008 wants the route, not the raw path
+    "path": (
+        "path_template",
+        "http.route",
+        "route",
+        "path",
+        "url.path",
+        "http.target",
+        "request.path",
+        "req.url",
+    ),
+    "status_code": (
+        "status_code",
+        "status",
+        "http.status_code",
+        "http.response.status_code",
+        "statusCode",
+        "res.statusCode",
+    ),
+    "duration_ms": (
+        "duration_ms",
+        "latency_ms",
+        "elapsed_ms",
+        "response_time_ms",
+        "responseTime",
+        "latency",
+        "duration",
+    ),
 }
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_.@/:-]{1,80}$")
+_SAFE_MESSAGE = re.compile(r"^[A-Za-z0-9_.:-][A-Za-z0-9_. :-]{0,79}$")
+#: Text lines that are a one-per-request record, and the message they carry.
+_TEXT_REQUEST = re.compile(
+    r"\b(request[ _](?:completed|finished|handled|done)|(?:handled|completed|finished)[ _]request)\b", re.I
+)
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 _W3C_TRACE = re.compile(r"^[0-9a-f]{32}$")
 _GCP_TRACE = re.compile(r"^projects/[^/]+/traces/[0-9a-f]{32}$")
@@ -145,27 +232,41 @@ _GCP_TRACE = re.compile(r"^projects/[^/]+/traces/[0-9a-f]{32}$")
 def register(sub: Any) -> None:
     parser: argparse.ArgumentParser = sub.add_parser(
         "init",
-        help="probe a running service and write a starting profile, commented",
-        description="Probes http://127.0.0.1:PORT with a few GETs (health paths, /metrics, /openapi.json) "
-        "and a log sample, and writes a profile that validates.",
+        help="start (or probe) a service and write a profile for it, commented",
+        description="Starts the service (--command) or probes a running one (--url), drives a little "
+        "traffic, watches its logs and OTLP telemetry, and writes a profile that validates. "
+        "--check PROFILE re-probes and lists where the profile no longer matches.",
     )
-    parser.add_argument("--url", required=True, help="the running service, http://127.0.0.1:PORT")
-    logs = parser.add_mutually_exclusive_group()
-    logs.add_argument("--log-file", help="a file the service's logs are written to (its last lines are read)")
-    logs.add_argument(
-        "--log-command", help="a shell command that prints recent logs, e.g. 'docker logs --tail 200 svc'"
-    )
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--url", help="a running service, http://127.0.0.1:PORT")
     parser.add_argument(
         "--command",
-        help="how to start the service, recorded as service.command, e.g. './app --port {port}' "
-        "(a token equal to the probed port becomes {port})",
+        dest="service_command",
+        help="start the service: 'CMD ... {port}' ({metrics_port}, {otlp_grpc_endpoint} and "
+        "{otlp_http_endpoint} are filled in too); recorded as service.command",
+    )
+    parser.add_argument(
+        "--check", metavar="PROFILE", help="re-probe and compare with this profile; exit 1 on a difference"
+    )
+    logs = parser.add_mutually_exclusive_group()
+    logs.add_argument(
+        "--log-file", help="--url: a file the service's logs are written to (its last lines are read)"
+    )
+    logs.add_argument(
+        "--log-command",
+        help="--url: a shell command that prints recent logs, e.g. 'docker logs --tail 200 svc'",
     )
     parser.add_argument("--cwd", help="working directory for the command (recorded relative to the profile)")
     parser.add_argument(
         "--env", action="append", default=[], metavar="KEY=VALUE", help="service.env entry (repeatable)"
     )
     parser.add_argument(
-        "--name", help="service.name (default: guessed from the logs or OpenAPI, else 'service')"
+        "--endpoints",
+        metavar="FILE",
+        help="a YAML list of endpoints (profile format) init cannot discover, e.g. a POST with its body",
+    )
+    parser.add_argument(
+        "--name", help="service.name (default: guessed from the logs, spans or OpenAPI, else 'service')"
     )
     parser.add_argument("--metrics-path", default="/metrics", help="(default: %(default)s)")
     parser.add_argument("--openapi-path", default="/openapi.json", help="(default: %(default)s)")
@@ -173,6 +274,18 @@ def register(sub: Any) -> None:
     parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     parser.add_argument(
         "--timeout", type=float, default=5.0, help="seconds per request (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=90.0,
+        help="--command: seconds to wait for the service to answer",
+    )
+    parser.add_argument(
+        "--otlp-wait",
+        type=float,
+        default=8.0,
+        help="--command: seconds to wait for OTLP spans and metrics after the traffic (default: %(default)s)",
     )
     parser.set_defaults(func=_init)
 
@@ -224,6 +337,22 @@ class ServiceFindings:
     rate_limit_headers: list[str] = field(default_factory=list)
     client_header: str | None = None
     client_header_note: str = ""
+    baseline: tuple[int, str, str] | None = None
+    baseline_note: str = ""
+    #: Health paths that answered 2xx exactly like an unknown path (a catch-all page).
+    rejected: list[str] = field(default_factory=list)
+    #: The metrics port: None the service port; "auto" the command's {metrics_port}; else a number.
+    metrics_port: int | str | None = None
+    #: Signals that arrived over OTLP while probing (``--command`` only): name -> count.
+    otlp: dict[str, int] = field(default_factory=dict)
+    otlp_protocols: list[str] = field(default_factory=list)
+    otlp_observed: bool = False
+    correlation_echo: bool | None = None
+    correlation_note: str = ""
+    #: Endpoint names whose requests produced no span while others did (traced: false).
+    untraced: set[str] = field(default_factory=set)
+    #: Endpoints the user gave (``--endpoints FILE``), written as given.
+    user_endpoints: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -294,6 +423,34 @@ def _remaining(response: httpx.Response | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _signature(response: httpx.Response) -> tuple[int, str, str]:
+    """(status, media type, body shape): what makes one answer differ from another."""
+    media = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    shape = "empty"
+    if response.content:
+        try:
+            body = response.json()
+        except ValueError:
+            text = response.text.lstrip()[:64].lower()
+            shape = "html" if text.startswith(("<!doctype", "<html")) else "text"
+        else:
+            shape = (
+                "json:" + ",".join(sorted(body)) if isinstance(body, dict) else f"json:{type(body).__name__}"
+            )
+    return response.status_code, media, shape
+
+
+def _differs(response: httpx.Response, baseline: tuple[int, str, str] | None) -> bool:
+    if baseline is None:
+        return True
+    mine = _signature(response)
+    if mine[0] != baseline[0] or mine[1] != baseline[1]:
+        return True
+    # Same status and media type: a different body shape still tells an endpoint apart,
+    # except from an HTML catch-all page, where every page is "html".
+    return mine[2] != baseline[2] and baseline[2] != "html"
+
+
 def probe_service(
     client: httpx.Client,
     base_url: str,
@@ -305,27 +462,36 @@ def probe_service(
     found = ServiceFindings(base_url)
     taken: set[str] = set()
     answers: dict[str, httpx.Response] = {}
+    unknown = _get(client, RANDOM_PATH)
+    if unknown is None:
+        raise HarnessError(
+            f"cannot reach {base_url}{RANDOM_PATH}",
+            hint="is the service running and listening on that port?",
+        )
+    found.baseline = _signature(unknown)
+    found.baseline_note = (
+        f"an unknown path ({RANDOM_PATH}) answers {unknown.status_code} {found.baseline[1] or 'no type'} "
+        f"({found.baseline[2]})"
+    )
     for path in HEALTH_PATHS:
         response = _get(client, path)
-        if response is None:
-            if path == HEALTH_PATHS[0]:
-                raise HarnessError(
-                    f"cannot reach {base_url}{path}",
-                    hint="is the service running and listening on that port?",
-                )
+        if response is None or not 200 <= response.status_code < 300:
             continue
-        if response.status_code == 200:
-            answers[path] = response
-            found.endpoints.append(
-                FoundEndpoint(
-                    _endpoint_name("GET", path, taken),
-                    "GET",
-                    path,
-                    200,
-                    note="answered 200",
-                    rate_limited=bool(_rate_limit_headers(response)),
-                )
+        if not _differs(response, found.baseline):
+            found.rejected.append(path)
+            continue
+        answers[path] = response
+        status, media, shape = _signature(response)
+        found.endpoints.append(
+            FoundEndpoint(
+                _endpoint_name("GET", path, taken),
+                "GET",
+                path,
+                status,
+                note=f"answered {status} {media or 'no type'} ({shape}), unlike an unknown path",
+                rate_limited=bool(_rate_limit_headers(response)),
             )
+        )
     found.ready_path = next((p for p in READY_PREFERENCE if p in answers), None)
     _probe_openapi(client, openapi_path, found, taken, answers)
     _probe_metrics(client, base_url, metrics_path, found)
@@ -427,17 +593,32 @@ def _path_params(path: str, op: Mapping[str, Any], operations: Mapping[str, Any]
     return {w: examples[w] for w in wanted}
 
 
-def _probe_metrics(client: httpx.Client, base_url: str, path: str, found: ServiceFindings) -> None:
+def _probe_metrics(
+    client: httpx.Client, base_url: str, path: str, found: ServiceFindings, *, port_note: str = ""
+) -> bool:
+    """Whether ``base_url + path`` serves an exposition (then ``found`` holds what it says)."""
+    plain = _get(client, f"{base_url}{path}")
+    if plain is None or plain.status_code != 200:
+        what = "no answer" if plain is None else f"answered {plain.status_code}"
+        found.metrics_note = f"GET {path} {what}{port_note}"
+        return False
+    media = plain.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not _differs(plain, found.baseline) or media in ("text/html", "application/json"):
+        found.metrics_note = (
+            f"GET {path} answered 200 {media or 'no type'}{port_note}, like any path (no exposition)"
+        )
+        return False
     exposition = scrape_metrics(f"{base_url}{path}", client=client)
     if exposition.status_code != 200:
-        found.metrics_note = (
-            f"GET {path} answered {exposition.status_code}: no metrics section contract written"
-        )
-        return
+        found.metrics_note = f"GET {path} answered {exposition.status_code}{port_note}"
+        return False
     if exposition.parse_error:
         found.metrics_path = path
-        found.metrics_note = f"GET {path} does not parse ({exposition.parse_error[:120]}): MET-001 will fail"
-        return
+        found.metrics_note = (
+            f"GET {path}{port_note} serves {media}, which does not parse "
+            f"({exposition.parse_error[:120]}): MET-001 will say why"
+        )
+        return True
     view = view_exposition(exposition.families, exposition.text, exposition.format)
     owners = view.sample_owners()
     found.metrics_path = path
@@ -459,9 +640,10 @@ def _probe_metrics(client: httpx.Client, base_url: str, path: str, found: Servic
         union = set.union(*labelsets)
         found.metrics.append(FoundMetric(family.name, family.type, tuple(sorted(common)), union != common))
     found.metrics_note = (
-        f"GET {path} serves {exposition.format}: {len(view.families)} families, "
+        f"GET {path}{port_note} serves {exposition.format}: {len(view.families)} families, "
         f"{len(found.metrics)} of the service's own written as required"
     )
+    return True
 
 
 def _probe_headers(
@@ -507,6 +689,143 @@ def _probe_headers(
         f"tried {', '.join(CLIENT_HEADERS)} on {path}: none got a fresh quota, so the limiter keys clients "
         "by something else (the source address?)"
     )
+
+
+# --------------------------------------------------------------------------- traffic
+
+
+@dataclass(slots=True)
+class Traffic:
+    """What init sent: per endpoint name the trace ids, and the correlation values."""
+
+    trace_ids: dict[str, list[str]] = field(default_factory=dict)
+    #: value sent -> the header it was sent in
+    sent_correlation: dict[str, str] = field(default_factory=dict)
+    #: header -> values the service answered with when none was sent
+    generated: dict[str, list[str]] = field(default_factory=dict)
+    echoed: dict[str, bool] = field(default_factory=dict)
+
+
+def _request_plan(found: ServiceFindings) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(name, method, concrete path, httpx kwargs) for every endpoint init knows."""
+    plan: list[tuple[str, str, str, dict[str, Any]]] = []
+    for e in found.endpoints:
+        if not e.commented:
+            plan.append((e.name, e.method, e.concrete_path(), {}))
+    for ep in found.user_endpoints:
+        path = str(ep["path"])
+        for key, value in dict(ep.get("path_params") or {}).items():
+            path = path.replace("{" + str(key) + "}", str(value))
+        kwargs: dict[str, Any] = {}
+        if ep.get("query"):
+            kwargs["params"] = {str(k): str(v) for k, v in dict(ep["query"]).items()}
+        if "json" in ep:
+            kwargs["json"] = ep["json"]
+        if ep.get("headers"):
+            kwargs["headers"] = {str(k): str(v) for k, v in dict(ep["headers"]).items()}
+        plan.append((str(ep["name"]), str(ep.get("method", "GET")).upper(), path, kwargs))
+    return plan
+
+
+def drive_traffic(client: httpx.Client, found: ServiceFindings, rounds: int = 2) -> Traffic:
+    """A little traffic: every endpoint with a fresh traceparent, and correlation headers sent and not.
+
+    Random ids are sent but never written to the profile (it stays stable run to run)."""
+    traffic = Traffic()
+    for name, method, path, kwargs in _request_plan(found):
+        for i in range(rounds):
+            trace_id = uuid.uuid4().hex
+            headers = {
+                "traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01",
+                **kwargs.get("headers", {}),
+            }
+            if i == 1:  # the second round carries a correlation id in each candidate header
+                for header in CORRELATION_HEADERS[:2]:
+                    value = str(uuid.uuid4())
+                    headers[header] = value
+                    traffic.sent_correlation[value] = header
+            try:
+                response = client.request(
+                    method, path, headers=headers, **{k: v for k, v in kwargs.items() if k != "headers"}
+                )
+            except httpx.HTTPError:
+                continue
+            traffic.trace_ids.setdefault(name, []).append(trace_id)
+            for header in CORRELATION_HEADERS:
+                answered = response.headers.get(header)
+                if answered is None:
+                    continue
+                if i == 0:
+                    traffic.generated.setdefault(header, []).append(answered)
+                else:
+                    traffic.echoed[header] = (
+                        traffic.echoed.get(header, True) and headers.get(header) == answered
+                    )
+    return traffic
+
+
+def _record_correlation(
+    found: ServiceFindings, traffic: Traffic, records: Sequence[Mapping[str, Any]]
+) -> str | None:
+    """The response's correlation header, else the request header the logs show read; and the
+    log field that holds the id (returned)."""
+    answered = [h for h in CORRELATION_HEADERS if h in traffic.generated or h in traffic.echoed]
+    logged_field: str | None = None
+    logged_header: str | None = None
+    for record in records:
+        for key, value in _flat_items(record):
+            if isinstance(value, str) and value in traffic.sent_correlation:
+                logged_field = key
+                logged_header = traffic.sent_correlation[value]
+                break
+        if logged_field:
+            break
+    if answered:
+        header = answered[0]
+        found.correlation_header = header
+        values = traffic.generated.get(header, [])
+        found.correlation_uuid = all(_UUID.match(v) for v in values)
+        found.correlation_echo = traffic.echoed.get(header)
+        echo = {
+            True: "echoes the caller's value",
+            False: "does not echo the caller's value",
+            None: "was not sent one",
+        }[found.correlation_echo]
+        found.correlation_note = (
+            f"responses carry {header} ({'UUIDs' if found.correlation_uuid else 'not UUIDs'}); it {echo}"
+        )
+    elif logged_header:
+        found.correlation_header = logged_header
+        found.correlation_echo = False
+        found.correlation_note = (
+            f"no response carries a correlation header, but the {logged_header} value sent is logged "
+            f"as {logged_field!r}"
+        )
+    if logged_field and found.correlation_header:
+        ids = [
+            v
+            for r in records
+            if isinstance(v := _get_field(r, logged_field), str) and v not in traffic.sent_correlation
+        ]
+        if ids and not all(_UUID.match(v) for v in ids):
+            found.correlation_uuid = False
+    return logged_field if _SAFE_KEY.match(logged_field or "") else None
+
+
+def _flat_items(record: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            yield from _flat_items(value, name + ".")
+        else:
+            yield name, value
+
+
+def _spans_per_endpoint(found: ServiceFindings, traffic: Traffic, receiver: Any) -> None:
+    """Endpoints whose requests got no span while others did: excluded from tracing (traced: false)."""
+    traced = {name: any(receiver.spans(t) for t in ids) for name, ids in traffic.trace_ids.items()}
+    if any(traced.values()):
+        found.untraced = {name for name, ok in traced.items() if not ok}
 
 
 # --------------------------------------------------------------------------- logs
@@ -569,25 +888,54 @@ def _json_objects(lines: Iterable[str]) -> tuple[list[dict[str, Any]], int]:
     return objects, total
 
 
+def _amount(lines: int, objects: int) -> str:
+    """How much of a stream is JSON, in words that do not change with the traffic's size."""
+    if not lines:
+        return "no lines"
+    return "every line JSON" if objects == lines else "no JSON" if not objects else "some lines JSON"
+
+
 def guess_log_contract(streams: Mapping[str, Sequence[str]], source: str) -> LogGuess:
     """The log section's values from a sample of lines per stream (pure; unit-tested)."""
     parsed = {name: _json_objects(lines) for name, lines in streams.items()}
-    stream = max(parsed, key=lambda s: (len(parsed[s][0]), s == "stdout")) if parsed else "stdout"
+    text_requests = {
+        name: [m.group(1) for line in lines if (m := _TEXT_REQUEST.search(line))]
+        for name, lines in streams.items()
+    }
+    stream = (
+        max(parsed, key=lambda s: (len(parsed[s][0]), len(text_requests[s]), s == "stdout"))
+        if parsed
+        else "stdout"
+    )
     records, total = parsed.get(stream, ([], 0))
     guess = LogGuess(source, stream, total, len(records))
+    others = [
+        f"{name}: {_amount(parsed[name][1], len(parsed[name][0]))}"
+        for name in sorted(parsed)
+        if name != stream
+    ]
+    if others:
+        guess.notes.append(f"chose {stream} ({_amount(total, len(records))}); " + "; ".join(others))
+    if not records and text_requests.get(stream):
+        message = Counter(text_requests[stream]).most_common(1)[0][0]
+        guess.request_completed_message = message
+        guess.notes.append(f"text lines with {message!r} look like one line per request")
     if not records:
         guess.notes.append(
-            f"no JSON objects among {total} line(s) of {stream}: LOG-001 will fail unless the logs are JSON"
+            f"no JSON objects among the lines of {stream}: LOG-001 will fail unless the logs are JSON"
             if total
             else "the sample is empty: the log section keeps its defaults"
         )
         return guess
     if total > len(records):
-        guess.notes.append(
-            f"{total - len(records)} of {total} line(s) are not JSON objects: LOG-001 fails on them"
-        )
+        guess.notes.append("some lines are not JSON objects: LOG-001 fails on them")
     for canonical, candidates in FIELD_CANDIDATES.items():
         scores = [(sum(1 for r in records if _get_field(r, c) is not None), c) for c in candidates]
+        if canonical == "level":
+            # pino keeps a numeric `level` next to a configured `severity` string: the name wins
+            named = [(sum(1 for r in records if isinstance(_get_field(r, c), str)), c) for c in candidates]
+            if max(named)[0]:
+                scores = named
         best = max(scores, key=lambda s: s[0])
         if best[0] == 0:
             continue
@@ -604,11 +952,15 @@ def guess_log_contract(streams: Mapping[str, Sequence[str]], source: str) -> Log
         guess.level_case = "lower"
     elif levels and not all(lv == lv.upper() for lv in levels):
         guess.level_case = "any"
-    known = {lv.casefold() for lv in DEFAULT_LEVELS}
+    # A sample holds few levels (INFO, maybe WARN): allow the names of the common logging
+    # libraries (Python, logback, zap, zerolog, slog, pino, syslog, GCP) so a later WARN is no finding.
+    known = {lv.casefold() for lv in LIBRARY_LEVELS}
     unknown = [lv for lv in guess.levels_seen if lv.casefold() not in known and _SAFE_KEY.match(lv)]
+    guess.levels = [*LIBRARY_LEVELS, *sorted({lv.upper() for lv in unknown})]
     if unknown:
-        guess.levels = [*DEFAULT_LEVELS, *sorted({lv.upper() for lv in unknown})]
-        guess.notes.append(f"levels outside DEBUG…CRITICAL seen and allowed: {', '.join(unknown)}")
+        guess.notes.append(
+            f"levels outside the common libraries' names seen and allowed: {', '.join(unknown)}"
+        )
     trace_values = [
         v
         for r in records
@@ -631,19 +983,19 @@ def guess_log_contract(streams: Mapping[str, Sequence[str]], source: str) -> Log
 
 def _request_message(records: Sequence[Mapping[str, Any]], fields: Mapping[str, str]) -> str | None:
     """The message of the records that carry method, path and status code (one per request)."""
-    needed = [fields.get(k) for k in ("method", "path", "status_code", "message")]
-    if any(n is None for n in needed):
+    status, message = fields.get("status_code"), fields.get("message")
+    if status is None or message is None:
         return None
-    method, path, status, message = (str(n) for n in needed)
+    others = [f for k in ("method", "path", "duration_ms") if (f := fields.get(k))]
     messages = Counter(
         str(_get_field(r, message))
         for r in records
-        if all(_get_field(r, f) is not None for f in (method, path, status))
+        if _get_field(r, status) is not None and any(_get_field(r, f) is not None for f in others)
     )
     if not messages:
         return None
     best = messages.most_common(1)[0][0]
-    return best if _SAFE_KEY.match(best) else None
+    return best if _SAFE_MESSAGE.match(best) else None
 
 
 # --------------------------------------------------------------------------- writing
@@ -685,6 +1037,11 @@ def _command_argv(command: str, port: int) -> tuple[list[str], bool]:
     return out, any("{port}" in t for t in out)
 
 
+def _flow(value: Any) -> str:
+    """A YAML flow value (JSON is YAML)."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=False)
+
+
 def render_profile(
     found: ServiceFindings,
     logs: LogGuess | None,
@@ -695,13 +1052,15 @@ def render_profile(
     port: int,
     cwd: str | None,
     env: Mapping[str, str],
-    today: dt.date,
+    source: str = "",
 ) -> str:
-    """The profile's YAML text with the comments that say what was found."""
+    """The profile's YAML text with the comments that say what was found (no dates, no random
+    values: the same service gives the same file)."""
     w: list[str] = [
-        f"# Conformance profile written by `conformance init` on {today.isoformat()} from {found.url}.",
-        "# A starting point: each value is what init observed (see the comments). Review it, commit it next",
-        "# to the service, and check it with `conformance validate` and `conformance run --profile`.",
+        "# Conformance profile written by `conformance init` from "
+        f"{_comment(source or 'a running service')}.",
+        "# Each value is what init observed (see the comments). Review it, commit it next to the service,",
+        "# and check it with `conformance validate` and `conformance run --profile`.",
         "version: 1",
         "",
         "service:",
@@ -711,67 +1070,55 @@ def render_profile(
         w.append("  # argv that starts the service; {port} is the free port the harness picks for each run")
         w.append(f"  command: [{', '.join(_q(t) for t in command)}]")
     else:
-        w += [
-            "  # FILL IN: the argv that starts the service, {port} where the port goes (no --command given).",
-            "  # Until then `conformance validate` says: service: needs a command (local mode) or an image.",
-            '  # command: ["./my-service", "--port", "{port}"]',
-        ]
+        w.append("  # the argv that starts the service, {port} where the port goes (no --command given)")
+        w.append(f"  command: [{_q(FILL_IN + ': the argv that starts the service, with {port}')}]")
     if cwd:
         w.append(f"  cwd: {_q(cwd)}")
     if command and not has_port_placeholder:
         w.append(f"  # the command has no {{port}}: the service listens on {port} as probed")
         w.append(f"  port: {port}")
-    else:
-        w.append("  port: auto")
     if env:
+        w.append("  # the environment given to init; {port}, {metrics_port}, {otlp_grpc_endpoint},")
+        w.append("  # {otlp_http_endpoint} are filled in by the harness")
         w.append("  env:")
         w += [f"    {_q(k)}: {_q(v)}" for k, v in env.items()]
+    else:
+        w.append("  # The harness sets OTEL_EXPORTER_OTLP_ENDPOINT; a service reading another variable gets")
+        w.append('  # it with env: {MY_OTLP_URL: "{otlp_http_endpoint}"}   (or "{otlp_grpc_endpoint}")')
+    if found.baseline_note:
+        w.append(f"  # {_comment(found.baseline_note)}")
+    if found.rejected:
+        w.append(f"  # answered like an unknown path, so not endpoints: {', '.join(found.rejected)}")
     if found.ready_path:
         w += [
             "  ready:",
-            f"    # GET {found.ready_path} answered 200 (preferred: {', '.join(READY_PREFERENCE[:3])} …)",
+            f"    # GET {found.ready_path} answered unlike an unknown path (readiness first, then health)",
             f"    path: {_q(found.ready_path)}",
             "    status: 200",
-            "    timeout: 30",
+            "    timeout: 60",
         ]
     else:
-        w.append(f"  # no health path answered 200 ({', '.join(HEALTH_PATHS)}): set ready.path")
+        w.append(f"  # no health path answered unlike an unknown path ({', '.join(HEALTH_PATHS[:6])} ...):")
+        w.append("  # the harness waits for any answer on /")
     w.append("")
 
-    if found.metrics_path:
-        w += ["metrics:", f"  # {_comment(found.metrics_note)}", f"  path: {_q(found.metrics_path)}"]
-        w.append(f"  format: {found.metrics_format}")
-        if found.metrics:
-            skipped = (
-                f"; {found.runtime_metrics} runtime metric(s) ({', '.join(RUNTIME_PREFIXES[:3])}…) left out"
-                if found.runtime_metrics
-                else ""
-            )
-            w.append(f"  # The service's own metrics as exposed now (MET-004 keeps them){skipped}.")
-            w.append("  # Label names are those of the current samples; without samples yet, no `labels`.")
-            w.append("  required:")
-            for m in found.metrics:
-                parts = [f"name: {_q(m.name)}", f"type: {m.type}"]
-                if m.labels is not None:
-                    parts.append(f"labels: [{', '.join(_q(lb) for lb in m.labels)}]")
-                if m.extra_labels:
-                    parts.append("extra_labels: true")
-                w.append(f"    - {{{', '.join(parts)}}}")
-        w.append("")
-    else:
-        w += [f"# metrics: {_comment(found.metrics_note)}", ""]
-
+    w += _render_metrics(found)
+    w += _render_telemetry(found)
     w += _render_logs(logs)
 
     if found.correlation_header:
         w += [
             "correlation:",
-            f"  # responses carry {found.correlation_header}",
+            f"  # {_comment(found.correlation_note)}",
             f"  header: {_q(found.correlation_header)}",
             "",
         ]
     else:
-        w += [f"# correlation: no response carried {' or '.join(CORRELATION_HEADERS)}; the default stays", ""]
+        w += [
+            f"# correlation: no response carried {' or '.join(CORRELATION_HEADERS)}",
+            "# and no log line held a sent correlation id: TRC-005..009 are declared not applicable below",
+            "",
+        ]
 
     w += [f"# {_comment(found.openapi_note)}" if found.openapi_note else "", "endpoints:"]
     live = [e for e in found.endpoints if not e.commented]
@@ -783,11 +1130,23 @@ def render_profile(
             )
         if e.status is not None and e.status != 200 and not e.commented:
             parts.append(f"expect_status: {e.status}")
-        line = f"  - {{{', '.join(parts)}}}  # {_comment(e.note)}"
+        note = e.note
+        if e.name in found.untraced:
+            parts.append("traced: false")
+            note += "; no span for it while other requests had one"
+        line = f"  - {{{', '.join(parts)}}}  # {_comment(note)}"
         w.append(f"  # {line.strip()}" if e.commented else line)
-    if not live:
-        w.append("  # FILL IN: no endpoint answered; list at least one")
-        w.append('  - {name: "health", method: GET, path: "/health"}')
+    if found.user_endpoints:
+        w.append("  # given to init (--endpoints)")
+    for ep in found.user_endpoints:
+        entry = dict(ep)
+        if str(entry.get("name")) in found.untraced:
+            entry["traced"] = False
+        w.append(f"  - {_flow(entry)}")
+    if not live and not found.user_endpoints:
+        w.append("  # no endpoint answered; list at least one")
+        w.append(f'  - {{name: "endpoint", method: GET, path: {_q("/" + FILL_IN.replace(" ", "-"))}}}')
+        w.append(f"    # {FILL_IN}")
     w.append("")
 
     if found.rate_limit_headers:
@@ -799,31 +1158,135 @@ def render_profile(
             w.append("  # client_header: X-API-Key   # the header the limiter keys clients by, if any")
         w.append("")
 
-    probe = next((e for e in live if e.method == "GET" and not e.rate_limited), None)
+    names = [(e.name, e.method, e.rate_limited) for e in live] + [
+        (str(ep["name"]), str(ep.get("method", "GET")).upper(), False) for ep in found.user_endpoints
+    ]
+    candidates = [n for n, m, limited in names if m == "GET" and not limited and n not in found.untraced]
+    probe = candidates[0] if candidates else None
     if probe is not None or not found.correlation_uuid:
         w.append("traces:")
         if probe is not None:
             w.append(
                 "  # a traced GET without rate-limit headers: the trace-context probes send ~1,000 requests"
             )
-            w.append(f"  probe_endpoint: {_q(probe.name)}")
+            w.append(f"  probe_endpoint: {_q(probe)}")
         if not found.correlation_uuid:
             w.append("  # generated correlation ids are not UUIDs")
             w.append("  correlation_id_format: any")
         w.append("")
 
-    w += [
-        "requirements:",
-        "  # Families init cannot configure from probes; the run reports them as skipped, with the reason.",
-        "  not_applicable:",
-    ]
-    for key, (why, todo) in UNCONFIGURED.items():
-        ids = [r.id for r in all_requirements() if key in (r.id, r.id.partition("-")[0])]
-        if not ids:
-            continue
-        w.append(f"    # {todo}, then remove {'these lines' if len(ids) > 1 else 'this line'}")
-        w += [f"    {rid}: {_q(why)}" for rid in ids]
+    w += _render_unknowable()
+    w += ["requirements:", "  not_applicable:"]
+    for rid, why in _not_applicable(found, logs):
+        w.append(f"    {rid}: {_q(why)}")
     return "\n".join(w) + "\n"
+
+
+def _render_metrics(found: ServiceFindings) -> list[str]:
+    if not found.metrics_path:
+        pushed = found.otlp.get("metrics", 0)
+        why = (
+            f"no Prometheus exposition ({found.metrics_note}); metrics arrived over OTLP instead"
+            if pushed
+            else f"no Prometheus exposition ({found.metrics_note}) and no OTLP metrics"
+        )
+        return ["metrics:", f"  # {_comment(why)}", "  exposed: false", ""]
+    w = ["metrics:", f"  # {_comment(found.metrics_note)}", f"  path: {_q(found.metrics_path)}"]
+    if found.metrics_port == "auto":
+        w += [
+            "  # on the port the command's {metrics_port} names, not the service port",
+            "  port: auto",
+            "  internal: true",
+        ]
+    elif isinstance(found.metrics_port, int):
+        w += [
+            f"  # on port {found.metrics_port}, which the service's process listens on besides its own",
+            f"  port: {found.metrics_port}",
+            "  internal: true",
+        ]
+    w.append(f"  format: {found.metrics_format}")
+    if found.metrics:
+        skipped = (
+            f"; {found.runtime_metrics} runtime metric(s) ({', '.join(RUNTIME_PREFIXES[:3])}...) left out"
+            if found.runtime_metrics
+            else ""
+        )
+        w.append(f"  # The service's own metrics as exposed now (MET-004 keeps them){skipped}.")
+        w.append("  # Label names are those of the current samples; without samples yet, no `labels`.")
+        w.append("  required:")
+        for m in found.metrics:
+            parts = [f"name: {_q(m.name)}", f"type: {m.type}"]
+            if m.labels is not None:
+                parts.append(f"labels: [{', '.join(_q(lb) for lb in m.labels)}]")
+            if m.extra_labels:
+                parts.append("extra_labels: true")
+            w.append(f"    - {{{', '.join(parts)}}}")
+    w.append("")
+    return w
+
+
+def _render_telemetry(found: ServiceFindings) -> list[str]:
+    if not found.otlp_observed:
+        return [
+            "# telemetry: not observed (--url): the defaults stay (OTLP http/protobuf, spans expected)",
+            "",
+        ]
+    seen = ", ".join(k for k, n in sorted(found.otlp.items()) if n) or "nothing"
+    protocols = ", ".join(found.otlp_protocols) or "none"
+    w = ["telemetry:", f"  # over OTLP while probing: {seen} (protocol: {protocols})"]
+    protocol = next((p for p in ("grpc", "http/protobuf", "http/json") if p in found.otlp_protocols), None)
+    if protocol:
+        w.append(f"  otlp_protocol: {protocol}")
+    if not found.otlp.get("spans"):
+        w.append("  # no span arrived: the requirements about spans are not applicable")
+        w.append("  spans: false")
+    w.append("")
+    return w
+
+
+def _render_unknowable() -> list[str]:
+    return [
+        "# ---------------------------------------------------------------------------------------------",
+        "# NOT INFERRED: init cannot know these from probes. Fill in what the service has, then remove",
+        "# the matching lines under requirements.not_applicable.",
+        "#",
+        "# rate_limits:                      # RL-*: the limiter's rules",
+        "#   client_key: source-address      # or header / forwarded-for",
+        "#   rules:",
+        "#     - {name: create, endpoint: <endpoint name>, limit: 10, window: 5}",
+        "# prometheus:",
+        "#   rule_files: [alerts.yml]        # ALR-*: the alert rules shipped with the service",
+        "# slos: ...                         # latency/error objectives (conformance load)",
+        "# health:                           # HLT-*: the probes' body schemas and a dependency to fail",
+        "#   probes: [{endpoint: <name>, status: 200, schema: health.schema.json}]",
+        "# pii:",
+        "#   redacted_fields: ...            # PII-007: which fields the service redacts",
+        "# ---------------------------------------------------------------------------------------------",
+        "",
+    ]
+
+
+def _not_applicable(found: ServiceFindings, logs: LogGuess | None) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    ids = [r.id for r in all_requirements()]
+    for key, (why, todo) in UNCONFIGURED.items():
+        if key == "TRC-013" and found.untraced:
+            continue  # an endpoint marked traced: false is what TRC-013 checks
+        if key == "TRC-013" and found.otlp_observed and found.otlp.get("spans"):
+            why = "every request init sent had a span: nothing is excluded from tracing"
+        for rid in ids:
+            if key in (rid, rid.partition("-")[0]):
+                out.append(
+                    (rid, f"{why} ({todo})" if key != "TRC-013" or not found.otlp.get("spans") else why)
+                )
+    if not found.correlation_header:
+        why = "no correlation header: no response carried one and no log line held a sent id"
+        out += [(rid, why) for rid in ("TRC-005", "TRC-006", "TRC-007", "TRC-008", "TRC-009")]
+    no_spans = found.otlp_observed and not found.otlp.get("spans")
+    if no_spans and logs is not None and "trace_id" not in logs.fields:
+        why = "no span arrived and no log line carries a trace id: the service does not take part in tracing"
+        out += [(rid, why) for rid in ("TRC-002", "TRC-004", "TRC-010", "TRC-011")]
+    return sorted(set(out), key=lambda item: ids.index(item[0]) if item[0] in ids else 0)
 
 
 def _render_logs(logs: LogGuess | None) -> list[str]:
@@ -836,8 +1299,7 @@ def _render_logs(logs: LogGuess | None) -> list[str]:
         ]
     w = [
         "logs:",
-        f"  # sampled {logs.lines} line(s) of {logs.stream} from {_comment(logs.source)}: "
-        f"{logs.json_objects} JSON object(s)",
+        f"  # read {logs.stream} of {_comment(logs.source)}: {_amount(logs.lines, logs.json_objects)}",
     ]
     w += [f"  # {_comment(n)}" for n in logs.notes]
     w.append(f"  stream: {logs.stream}")
@@ -855,6 +1317,7 @@ def _render_logs(logs: LogGuess | None) -> list[str]:
         if logs.levels_seen:
             w.append(f"  # levels seen: {_comment(', '.join(logs.levels_seen[:12]))}")
         if logs.levels != list(DEFAULT_LEVELS):
+            w.append("  # the level names of the common logging libraries, and any other seen")
             w.append(f"  levels: [{', '.join(_q(lv) for lv in logs.levels)}]")
         w.append(f"  level_case: {logs.level_case}")
         w.append(f"  trace_id_format: {logs.trace_id_format}")
@@ -882,37 +1345,174 @@ def _env_pairs(items: Sequence[str]) -> dict[str, str]:
     return env
 
 
-def _init(args: argparse.Namespace) -> int:
-    base_url, port = _loopback_base(args.url)
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise UsageError(f"--out: {out} exists; pass --force to overwrite it")
-    env = _env_pairs(args.env)
-    command, has_port = _command_argv(args.command, port) if args.command else (None, False)
+def _read_endpoints(path: str | None) -> list[dict[str, Any]]:
+    if not path:
+        return []
     try:
-        with httpx.Client(base_url=base_url, timeout=args.timeout, trust_env=False) as client:
-            found = probe_service(
-                client, base_url, metrics_path=args.metrics_path, openapi_path=args.openapi_path
-            )
-    except HarnessError as exc:
-        print(f"conformance: error: {exc}", file=sys.stderr)
-        return EXIT_HARNESS_ERROR
-    # Read after probing: the probes' own requests are in the sample (one-per-request records).
-    logs: LogGuess | None = None
-    if args.log_file:
-        logs = guess_log_contract({"stdout": read_log_file(Path(args.log_file))}, args.log_file)
-        logs.notes.append("a file does not say which stream it came from: stdout assumed")
-    elif args.log_command:
-        logs = guess_log_contract(run_log_command(args.log_command), f"`{args.log_command}`")
-    name = _slug(
-        args.name or (logs.service_name if logs and logs.service_name else "") or found.title or "service"
-    )
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"--endpoints: cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"--endpoints: {path} is not YAML: {exc}") from None
+    if not isinstance(data, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("name"), str) and str(e.get("path", "")).startswith("/")
+        for e in data
+    ):
+        raise UsageError(f"--endpoints: {path} must be a list of endpoints, each with a name and a /path")
+    return data
+
+
+@dataclass(slots=True)
+class Inferred:
+    text: str
+    found: ServiceFindings
+    logs: LogGuess | None
+
+
+def _add_user_endpoints(found: ServiceFindings, user: list[dict[str, Any]]) -> None:
+    """The user's endpoints win over what init found at the same method and path."""
+    given = {(str(e.get("method", "GET")).upper(), e["path"]) for e in user}
+    found.endpoints = [e for e in found.endpoints if (e.method, e.path) not in given]
+    found.user_endpoints = user
+
+
+def _wait_for_otlp(receiver: Any, timeout: float, traffic: Traffic) -> None:
+    """Until every request sent has its span and metrics arrived, or ``timeout`` (a service
+    without spans, or one that excludes an endpoint from tracing, takes the whole wait)."""
+    sent = [t for ids in traffic.trace_ids.values() for t in ids]
+
+    def probe() -> tuple[bool | None, str]:
+        traced = sum(1 for t in sent if receiver.spans(t))
+        metrics = len(receiver.metric_names())
+        done = traced == len(sent) and metrics > 0
+        return (True if done else None), f"spans for {traced} of {len(sent)} request(s), {metrics} metric(s)"
+
+    with contextlib.suppress(WaitTimeout):
+        wait_until(probe, awaited="spans and metrics over OTLP", timeout=timeout)
+
+
+def _metrics_elsewhere(
+    launched: LaunchedService, found: ServiceFindings, timeout: float, uses_metrics_port: bool
+) -> None:
+    notes = [found.metrics_note]
+    for other in launched.other_ports():
+        with client_for(other, timeout) as client:
+            for path in METRICS_PATHS:
+                if _probe_metrics(
+                    client,
+                    f"http://127.0.0.1:{other}",
+                    path,
+                    found,
+                    port_note=" on another port the process listens on",
+                ):
+                    found.metrics_port = (
+                        "auto" if uses_metrics_port and other == launched.metrics_port else other
+                    )
+                    return
+                notes.append(found.metrics_note)
+    found.metrics_note = "; ".join(n for n in notes if n)
+
+
+def infer(args: argparse.Namespace, out_dir: Path) -> Inferred:
+    """Start or probe the service and write the profile text (no file is written here)."""
+    env = _env_pairs(args.env)
+    user_endpoints = _read_endpoints(args.endpoints)
     cwd = None
     if args.cwd:
         cwd_path = Path(args.cwd).resolve()
         if not cwd_path.is_dir():
             raise UsageError(f"--cwd: not a directory: {args.cwd}")
-        cwd = os.path.relpath(cwd_path, out.resolve().parent)
+        cwd = os.path.relpath(cwd_path, out_dir)
+    logs: LogGuess | None = None
+    records: list[dict[str, Any]] = []
+    span_names: list[str] = []
+    if args.url:
+        base_url, port = _loopback_base(args.url)
+        command, has_port = (
+            _command_argv(args.service_command, port) if args.service_command else (None, False)
+        )
+        with httpx.Client(base_url=base_url, timeout=args.timeout, trust_env=False) as client:
+            found = probe_service(
+                client, base_url, metrics_path=args.metrics_path, openapi_path=args.openapi_path
+            )
+            _add_user_endpoints(found, user_endpoints)
+            traffic = drive_traffic(client, found)
+        # Read after probing: the probes' own requests are in the sample (one-per-request records).
+        if args.log_file:
+            logs = guess_log_contract({"stdout": read_log_file(Path(args.log_file))}, args.log_file)
+            logs.notes.append("a file does not say which stream it came from: stdout assumed")
+        elif args.log_command:
+            logs = guess_log_contract(run_log_command(args.log_command), f"`{args.log_command}`")
+        if args.log_file or args.log_command:
+            streams = (
+                {"stdout": read_log_file(Path(args.log_file))}
+                if args.log_file
+                else run_log_command(args.log_command)
+            )
+            records = _json_objects(streams.get(logs.stream if logs else "stdout", []))[0]
+        source = f"{base_url}"
+    elif args.service_command:
+        try:
+            command = shlex.split(args.service_command)
+        except ValueError as exc:
+            raise UsageError(f"--command: cannot split {args.service_command!r}: {exc}") from None
+        if not command:
+            raise UsageError("--command: must not be empty")
+        joined = " ".join([*command, *env.values()])
+        if "{port}" not in joined:
+            raise UsageError(
+                "--command: put {port} where the service's port goes (in the command or an --env value)"
+            )
+        has_port, port = True, 0
+        install_termination_handlers()  # SIGTERM/SIGHUP too: the service is stopped in `finally`
+        with tempfile.TemporaryDirectory(prefix="obsconform-init-") as tmp:
+            launched = LaunchedService(
+                command, env, Path(tmp), cwd=Path(args.cwd).resolve() if args.cwd else None
+            )
+            try:
+                launched.start(args.ready_timeout)
+                with client_for(launched.port, args.timeout) as client:
+                    base_url = f"http://127.0.0.1:{launched.port}"
+                    found = probe_service(
+                        client, base_url, metrics_path=args.metrics_path, openapi_path=args.openapi_path
+                    )
+                    if not found.metrics_path:
+                        _metrics_elsewhere(launched, found, args.timeout, "{metrics_port}" in joined)
+                    _add_user_endpoints(found, user_endpoints)
+                    traffic = drive_traffic(client, found)
+                _wait_for_otlp(launched.receiver, args.otlp_wait, traffic)
+            finally:
+                launched.stop()  # SIGTERM first: exporters flush what they hold
+            receiver = launched.receiver
+            found.otlp_observed = True
+            found.otlp = {
+                "spans": len(receiver.spans()),
+                "metrics": len(receiver.metric_names()),
+                "log records": len(receiver.log_records()),
+            }
+            found.otlp_protocols = launched.sniffer.protocols() if launched.sniffer else []
+            _spans_per_endpoint(found, traffic, receiver)
+            span_names = [str(sp.resource_attributes.get("service.name", "")) for sp in receiver.spans()[:50]]
+            output = launched.output()
+        logs = guess_log_contract(output, "the service's stdout and stderr")
+        records = _json_objects(output.get(logs.stream, []))[0]
+        source = f"`{shlex.join(command)}`"
+    else:
+        raise UsageError(
+            "give --command 'CMD ... {port}' (init starts the service) or --url http://127.0.0.1:PORT"
+        )
+    correlation_field = _record_correlation(found, traffic, records)
+    if logs is not None and correlation_field:
+        logs.fields["correlation_id"] = correlation_field
+    named = [n for n in span_names if n and not n.startswith("unknown_service")]
+    name = _slug(
+        args.name
+        or (logs.service_name if logs and logs.service_name else "")
+        or (Counter(named).most_common(1)[0][0] if named else "")
+        or found.title
+        or (Path(command[0]).name if command and not args.url else "")
+        or "service"
+    )
     text = render_profile(
         found,
         logs,
@@ -922,20 +1522,33 @@ def _init(args: argparse.Namespace) -> int:
         port=port,
         cwd=cwd,
         env=env,
-        today=dt.datetime.now(tz=dt.UTC).date(),
+        source=source,
     )
+    return Inferred(text, found, logs)
+
+
+def _init(args: argparse.Namespace) -> int:
+    if args.check:
+        return _check(args)
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise UsageError(f"--out: {out} exists; pass --force to overwrite it")
+    try:
+        inferred = infer(args, out.resolve().parent)
+    except HarnessError as exc:
+        print(f"conformance: error: {exc}", file=sys.stderr)
+        return EXIT_HARNESS_ERROR
+    found, logs, text = inferred.found, inferred.logs, inferred.text
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     live = [e for e in found.endpoints if not e.commented]
     print(
-        f"conformance: wrote {out}: {len(live)} endpoint(s), {len(found.metrics)} required metric(s), "
-        f"logs {'from ' + logs.source if logs else 'not sampled'}"
+        f"conformance: wrote {out}: {len(live) + len(found.user_endpoints)} endpoint(s), "
+        f"{len(found.metrics)} required metric(s), logs {'from ' + logs.source if logs else 'not sampled'}"
     )
-    if command is None:
-        print(
-            f"conformance: {out} has no service.command yet (pass --command next time): fill it in; until "
-            "then `conformance validate` fails with 'service: needs a command (local mode) or an image'"
-        )
+    unfilled = unfilled_values(out)
+    if unfilled:
+        print(f"conformance: {out} is incomplete; fill in: " + ", ".join(w for w, _ in unfilled))
         try:
             _validate_without_command(out, text)
         except HarnessError as exc:
@@ -951,19 +1564,97 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _validate_without_command(out: Path, text: str) -> None:
-    """Everything but the missing command must validate (a placeholder is checked in a copy)."""
-    filled = text.replace('  # command: ["./my-service", "--port", "{port}"]', '  command: ["true"]', 1)
-    with tempfile.TemporaryDirectory(prefix="obsconform-init-") as tmp:
-        copy = Path(tmp) / out.name
-        copy.write_text(filled, encoding="utf-8")
-        cwd_line = re.search(r"^  cwd: (.*)$", filled, re.MULTILINE)
-        if cwd_line:  # a relative cwd is relative to the real profile's directory
-            absolute = (out.resolve().parent / json.loads(cwd_line.group(1))).resolve()
-            copy.write_text(
-                filled.replace(cwd_line.group(0), f"  cwd: {_q(str(absolute))}"), encoding="utf-8"
+#: What --check compares: dotted paths into the profile.
+CHECKED_KEYS = (
+    "service.ready.path",
+    "metrics.exposed",
+    "metrics.path",
+    "metrics.port",
+    "telemetry.spans",
+    "telemetry.otlp_protocol",
+    "logs.stream",
+    "logs.request_completed_message",
+    "logs.level_case",
+    "logs.trace_id_format",
+    "correlation.header",
+)
+
+
+def _dig(data: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    return data
+
+
+def compare_profiles(existing: Mapping[str, Any], fresh: Mapping[str, Any]) -> list[str]:
+    """Where ``existing`` says something else than what init sees now (pure; unit-tested)."""
+    diffs = []
+    for key in CHECKED_KEYS:
+        old, new = _dig(existing, key), _dig(fresh, key)
+        if key == "metrics.exposed":
+            old, new = old is not False, new is not False
+        if key == "telemetry.spans":
+            old, new = old is not False, new is not False
+        if key == "logs.stream":
+            old, new = old or "stdout", new or "stdout"
+        if new is None or old == new:
+            continue
+        diffs.append(f"{key}: the profile says {old!r}, the service now shows {new!r}")
+    old_renamed = dict(_dig(existing, "logs.fields") or {})
+    new_renamed = dict(_dig(fresh, "logs.fields") or {})
+    old_fields = {**{f: f for f in CANONICAL_LOG_FIELDS}, **old_renamed}
+    new_fields = {**{f: f for f in CANONICAL_LOG_FIELDS}, **new_renamed}
+    for canonical in [*new_renamed, *(k for k in old_renamed if k not in new_renamed)]:
+        name = new_fields.get(canonical, canonical)
+        if old_fields.get(canonical) != name:
+            diffs.append(
+                f"logs.fields.{canonical}: the profile says {old_fields.get(canonical)!r}, "
+                f"the service now logs {name!r}"
             )
-        try:
-            load_profile(copy)
-        except ProfileError as exc:
-            raise HarnessError(f"the written profile has another problem: {exc}") from None
+    fresh_paths = {e.get("path") for e in _dig(fresh, "endpoints") or [] if isinstance(e, dict)}
+    for e in _dig(existing, "endpoints") or []:
+        if isinstance(e, dict) and e.get("path") in HEALTH_PATHS and e.get("path") not in fresh_paths:
+            diffs.append(
+                f"endpoints: {e.get('path')} ({e.get('name')}) no longer answers unlike an unknown path"
+            )
+    return diffs
+
+
+def _check(args: argparse.Namespace) -> int:
+    path = Path(args.check)
+    try:
+        existing = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise UsageError(f"--check: cannot read {path}: {exc}") from None
+    profile = load_profile(path)
+    if not args.url and not args.service_command:
+        if not profile.service.command:
+            raise UsageError(f"--check: {path} has no service.command; give --command or --url")
+        values = {"profile_dir": str(profile.directory), "python": sys.executable}
+        args.service_command = shlex.join(fill(a, values) for a in profile.service.command)
+        args.env = [*args.env, *(f"{k}={fill(str(v), values)}" for k, v in profile.service.env.items())]
+        if profile.service.cwd and not args.cwd:
+            args.cwd = str(profile.service.cwd)
+    try:
+        inferred = infer(args, path.resolve().parent)
+    except HarnessError as exc:
+        print(f"conformance: error: {exc}", file=sys.stderr)
+        return EXIT_HARNESS_ERROR
+    diffs = compare_profiles(existing, yaml.safe_load(inferred.text))
+    if not diffs:
+        print(f"conformance: {path} still matches the service")
+        return 0
+    print(f"conformance: {path} no longer matches the service ({len(diffs)} difference(s)):")
+    for diff in diffs:
+        print(f"  {diff}")
+    return 1
+
+
+def _validate_without_command(out: Path, text: str) -> None:
+    """An incomplete profile must still parse: only its FILL IN values are missing."""
+    try:
+        load_profile(out)
+    except ProfileError as exc:
+        raise HarnessError(f"the written profile has another problem: {exc}") from None

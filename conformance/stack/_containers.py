@@ -628,6 +628,9 @@ class ContainerStack:
             port = COLLECTOR_OTLP_GRPC_PORT if protocol == "grpc" else COLLECTOR_OTLP_HTTP_PORT
         else:
             port = GRPC_PORT if protocol == "grpc" else HTTP_PORT
+        # service.env placeholders for services that read other variables than OTEL_EXPORTER_OTLP_*.
+        values["otlp_grpc_endpoint"] = f"http://{host}:{COLLECTOR_OTLP_GRPC_PORT if collector else GRPC_PORT}"
+        values["otlp_http_endpoint"] = f"http://{host}:{COLLECTOR_OTLP_HTTP_PORT if collector else HTTP_PORT}"
         env = dict(_FAST_EXPORT_ENV)
         env.update(
             {

@@ -169,7 +169,20 @@ class LocalStack:
             "metrics_port": str(self.metrics_port),
             "python": sys.executable,
             "profile_dir": str(self.profile.directory),
+            # Where the service's OTLP exporters go, for services that read other variables
+            # than OTEL_EXPORTER_OTLP_ENDPOINT (README "service.env placeholders").
+            "otlp_grpc_endpoint": self._otlp_endpoint_for("grpc"),
+            "otlp_http_endpoint": self._otlp_endpoint_for("http/protobuf"),
         }
+
+    def _otlp_endpoint_for(self, protocol: str) -> str:
+        if self.telemetry is not None:
+            grpc = self.telemetry.otlp_grpc_endpoint
+            return grpc if protocol == "grpc" else self.telemetry.otlp_http_endpoint
+        try:
+            return self.receiver.grpc_endpoint if protocol == "grpc" else self.receiver.http_endpoint
+        except StackError:  # not started yet (placeholders are also read before the receiver runs)
+            return ""
 
     def _otlp_endpoint(self) -> str:
         grpc = self.profile.telemetry.otlp_protocol == "grpc"

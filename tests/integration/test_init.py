@@ -115,3 +115,91 @@ def test_init_on_the_reference_service_writes_a_profile_that_passes(run_cli: Run
     ), skipped
     assert {"LOG", "TRC", "MET"} <= {i.partition("-")[0] for i, s in statuses.items() if s == "passed"}
     assert run.returncode == (3 if errors else 0)
+
+
+def test_init_command_starts_the_service_and_check_finds_a_renamed_field(tmp_path: Path) -> None:
+    """``--command``: init starts the service itself and stops it; ``--check`` re-probes the
+    written profile (no difference), then names a field the profile got wrong."""
+    out = tmp_path / "conformance.yaml"
+
+    def conformance(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "conformance.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=cli_env(),
+            check=False,
+        )
+
+    done = conformance(
+        "init",
+        "--command",
+        "{python} -m reference_service --host 127.0.0.1 --port {port}",
+        "--cwd",
+        str(REPO / "fixtures"),
+        "--out",
+        str(out),
+        "--otlp-wait",
+        "3",
+    )
+    assert done.returncode == 0, done.stderr
+    profile = load_profile(out)
+    assert profile.service.command[-1] == "{port}" and profile.service.ready.path == "/health/ready"
+    assert profile.correlation_header == "X-Correlation-ID"
+    data = yaml.safe_load(out.read_text())
+    assert data["telemetry"]["otlp_protocol"] == "http/protobuf" and "spans" not in data["telemetry"]
+    assert "# over OTLP while probing: " in out.read_text()
+
+    same = conformance("init", "--check", str(out), "--otlp-wait", "3")
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "still matches the service" in same.stdout
+
+    out.write_text(out.read_text().replace("logs:\n", "logs:\n  fields: {correlation_id: request_id}\n", 1))
+    moved = conformance("init", "--check", str(out), "--otlp-wait", "3")
+    assert moved.returncode == 1, moved.stdout + moved.stderr
+    assert (
+        "logs.fields.correlation_id: the profile says 'request_id', the service now logs 'correlation_id'"
+        in moved.stdout
+    )
+
+
+def test_ctrl_c_during_init_stops_the_service(tmp_path: Path) -> None:
+    """The service init started is stopped when init is interrupted (here while it waits for OTLP)."""
+    import os
+    import signal
+
+    pidfile = tmp_path / "service.pid"
+    command = (
+        f"sh -c 'echo $$ > {pidfile}; exec {sys.executable} -m http.server --bind 127.0.0.1 {{port}}'"
+    )
+    init = subprocess.Popen(
+        [sys.executable, "-m", "conformance.cli", "init", "--command", command,
+         "--out", str(tmp_path / "p.yaml"), "--otlp-wait", "60"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=cli_env(),
+    )  # fmt: skip
+    try:
+        def started() -> tuple[int | None, str]:
+            text = pidfile.read_text().strip() if pidfile.exists() else ""
+            return (int(text) if text else None), "no pid file yet"
+
+        pid = wait_until(started, awaited="the service to start", timeout=30)
+        # The traffic is quick; init then waits up to 60 s for spans that never come.
+        wait_until(lambda: (True if init.poll() is None else None, ""), awaited="init to run", timeout=5)
+        os.kill(init.pid, signal.SIGINT)
+        init.wait(timeout=30)
+    finally:
+        if init.poll() is None:
+            init.kill()
+    assert not (tmp_path / "p.yaml").exists()
+
+    def gone() -> tuple[bool | None, str]:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True, ""
+        return None, f"pid {pid} still runs"
+
+    wait_until(gone, awaited="the service to be stopped", timeout=15)

@@ -5,7 +5,6 @@ The end-to-end run on the real reference service is tests/integration/test_init.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,11 @@ import yaml
 
 from conformance import load_profile
 from conformance.cli import main
+from conformance.commands._init_launch import OtlpSniffer, listening_ports, parse_proc_net_tcp
 from conformance.commands.init import (
+    LIBRARY_LEVELS,
     _command_argv,
+    compare_profiles,
     guess_log_contract,
     probe_service,
     render_profile,
@@ -112,7 +114,7 @@ GUESSES = [
             "stream": "stdout",
             "fields": {"timestamp": "ts", "level": "lvl", "message": "msg"},
             "level_case": "any",
-            "levels": ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "FATAL", "WARN"],
+            "levels": list(LIBRARY_LEVELS),
             "request_completed_message": None,
             "required": ["timestamp", "level", "message"],
         },
@@ -142,7 +144,7 @@ def test_non_json_sample_keeps_defaults_and_says_why() -> None:
     guess = guess_log_contract({"stdout": ["starting", "ready"]}, "app.log")
     assert guess.json_objects == 0 and guess.fields == {}
     assert guess.notes == [
-        "no JSON objects among 2 line(s) of stdout: LOG-001 will fail unless the logs are JSON"
+        "no JSON objects among the lines of stdout: LOG-001 will fail unless the logs are JSON"
     ]
 
 
@@ -247,7 +249,6 @@ def test_written_profile_validates_and_keeps_what_was_found(tmp_path: Path) -> N
         port=8080,
         cwd=None,
         env={"MODE": "test"},
-        today=dt.date(2030, 1, 1),
     )
     path = tmp_path / "conformance.yaml"
     path.write_text(text)
@@ -301,7 +302,6 @@ def test_hostile_log_values_stay_inert(tmp_path: Path) -> None:
         port=8080,
         cwd=None,
         env={},
-        today=dt.date(2030, 1, 1),
     )
     assert logs.request_completed_message is None  # not a plain token: not written
     data = yaml.safe_load(text)
@@ -352,5 +352,265 @@ def test_unreachable_service_is_exit_3(tmp_path: Path, capsys: pytest.CaptureFix
         )
         == 3
     )
-    assert f"cannot reach http://127.0.0.1:{port}/health" in capsys.readouterr().err
+    assert f"cannot reach http://127.0.0.1:{port}/obsconform-init-" in capsys.readouterr().err
     assert not (tmp_path / "p.yaml").exists()
+
+
+# --------------------------------------------------------------------------- issue 19
+
+
+def spa(request: httpx.Request) -> httpx.Response:
+    """A single-page app: index.html with 200 for every path, its real health under /api/."""
+    if request.url.path == "/api/healthz":
+        return httpx.Response(200, json={"status": "ok"})
+    return httpx.Response(200, text="<!doctype html><html>shop</html>", headers={"Content-Type": "text/html"})
+
+
+def test_a_catch_all_page_is_no_health_or_metrics_endpoint() -> None:
+    with httpx.Client(transport=httpx.MockTransport(spa), base_url="http://127.0.0.1:8080") as client:
+        found = probe_service(client, "http://127.0.0.1:8080")
+    assert [e.path for e in found.endpoints if not e.commented] == ["/api/healthz"]
+    assert found.ready_path == "/api/healthz"
+    assert "/health" in found.rejected and "/metrics" not in [e.path for e in found.endpoints]
+    assert found.metrics_path is None and "like any path" in found.metrics_note
+    text = render_profile(
+        found, None, name="shop", command=["shop", "{port}"], has_port_placeholder=True, port=1, cwd=None,
+        env={},
+    )  # fmt: skip
+    data = yaml.safe_load(text)
+    assert data["metrics"] == {"exposed": False}
+    assert data["service"]["ready"]["path"] == "/api/healthz"
+
+
+@pytest.mark.parametrize(
+    ("streams", "expect"),
+    [
+        pytest.param(
+            {
+                "stdout": lines(
+                    {
+                        "@timestamp": "2030-01-01T00:00:00.000Z",
+                        "log.level": "info",
+                        "message": "handled request",
+                        "trace.id": TRACE,
+                        "span.id": "00f067aa0ba902b7",
+                        "http.request.method": "GET",
+                        "url.path": "/api/items/2",
+                        "http.response.status_code": 200,
+                    }
+                )
+            },
+            {
+                "fields": {
+                    "timestamp": "@timestamp",
+                    "level": "log.level",
+                    "trace_id": "trace.id",
+                    "span_id": "span.id",
+                    "method": "http.request.method",
+                    "path": "url.path",
+                    "status_code": "http.response.status_code",
+                },
+                "request_completed_message": "handled request",
+            },
+            id="ecs",
+        ),
+        pytest.param(
+            {
+                "stdout": lines(
+                    {
+                        "time": "2030-01-01T00:00:00Z",
+                        "level": 30,
+                        "severity": "INFO",
+                        "message": "request completed",
+                        "reqId": "req-1",
+                        "res": {"statusCode": 200},
+                        "responseTime": 1.5,
+                        "logging.googleapis.com/trace": f"projects/p/traces/{TRACE}",
+                        "logging.googleapis.com/spanId": "00f067aa0ba902b7",
+                    }
+                )
+            },
+            {
+                "fields": {
+                    "timestamp": "time",
+                    "level": "severity",
+                    "correlation_id": "reqId",
+                    "trace_id": "logging.googleapis.com/trace",
+                    "span_id": "logging.googleapis.com/spanId",
+                    "status_code": "res.statusCode",
+                    "duration_ms": "responseTime",
+                },
+                "request_completed_message": "request completed",
+                "trace_id_format": "gcp-resource",
+            },
+            id="gcp-pino-nested",
+        ),
+        pytest.param(
+            {
+                "stdout": lines(
+                    {
+                        "time": "t",
+                        "level": "INFO",
+                        "msg": "request completed",
+                        "method": "GET",
+                        "path": "/items/1",
+                        "path_template": "/items/{id}",
+                        "status": 200,
+                    }
+                )
+            },
+            {
+                "fields": {
+                    "timestamp": "time",
+                    "message": "msg",
+                    "path": "path_template",
+                    "status_code": "status",
+                }
+            },
+            id="path-template-wins-over-the-raw-path",
+        ),
+        pytest.param(
+            {
+                "stdout": ['INFO:     127.0.0.1:5 - "GET /books HTTP/1.1" 200 OK'],
+                "stderr": ["2030-01-01 00:00:00,000 INFO [bookshelf] request completed method=GET"],
+            },
+            {"stream": "stderr", "fields": {}, "request_completed_message": "request completed"},
+            id="text-logs-on-stderr",
+        ),
+    ],
+)
+def test_log_names_of_real_libraries(streams: dict[str, list[str]], expect: dict[str, Any]) -> None:
+    guess = guess_log_contract(streams, "sample")
+    seen = {
+        "stream": guess.stream,
+        "fields": {k: v for k, v in guess.fields.items() if k != v},
+        "request_completed_message": guess.request_completed_message,
+        "trace_id_format": guess.trace_id_format,
+    }
+    assert {k: seen[k] for k in expect} == expect
+
+
+def test_listen_sockets_are_read_from_proc_net_tcp() -> None:
+    table = (
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+        "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 4242 1\n"
+        "   1: 0100007F:D431 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1000        0 4343 1\n"
+    )
+    assert parse_proc_net_tcp(table) == {"4242": 8080}
+
+
+def test_listening_ports_of_our_own_process_group() -> None:
+    import os
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        port = sock.getsockname()[1]
+        assert port in listening_ports(os.getpgid(0))
+
+
+def test_the_sniffer_sends_grpc_and_http_to_the_receiver() -> None:
+    import grpc  # type: ignore[import-untyped]
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from conformance.stack._otlp import OtlpReceiver
+
+    with OtlpReceiver() as receiver:
+        sniffer = OtlpSniffer(receiver)
+        try:
+            body = ExportTraceServiceRequest().SerializeToString()
+            answer = httpx.post(
+                f"{sniffer.endpoint}/v1/traces",
+                content=body,
+                headers={"Content-Type": "application/x-protobuf"},
+                timeout=5,
+            )
+            assert answer.status_code == 200
+            with grpc.insecure_channel(f"127.0.0.1:{sniffer.port}") as channel:
+                stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+                stub.Export(ExportTraceServiceRequest(), timeout=5)
+        finally:
+            sniffer.stop()
+        assert sniffer.connections["http"] >= 1 and sniffer.connections["grpc"] >= 1
+        assert sniffer.protocols() == ["grpc", "http/protobuf"]
+
+
+def test_check_lists_a_renamed_field_and_a_moved_endpoint() -> None:
+    existing = {
+        "logs": {"fields": {"correlation_id": "request_id"}, "stream": "stdout"},
+        "service": {"ready": {"path": "/healthz"}},
+        "endpoints": [{"name": "healthz", "path": "/healthz"}],
+    }
+    fresh = {
+        "logs": {"fields": {"correlation_id": "req_id"}, "stream": "stdout"},
+        "service": {"ready": {"path": "/livez"}},
+        "endpoints": [{"name": "livez", "path": "/livez"}],
+    }
+    assert compare_profiles(existing, fresh) == [
+        "service.ready.path: the profile says '/healthz', the service now shows '/livez'",
+        "logs.fields.correlation_id: the profile says 'request_id', the service now logs 'req_id'",
+        "endpoints: /healthz (healthz) no longer answers unlike an unknown path",
+    ]
+    assert compare_profiles(existing, existing) == []
+
+
+def test_validate_names_every_unfilled_value(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    found = probe(FakeService())
+    text = render_profile(
+        found, None, name="svc", command=None, has_port_placeholder=False, port=8080, cwd=None, env={}
+    )
+    path = tmp_path / "conformance.yaml"
+    path.write_text(text)
+    load_profile(path)  # it parses: only values are missing
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "incomplete: 1 value(s) still to fill in" in err
+    assert "service.command[0]: the argv that starts the service" in err
+
+
+def test_the_written_profile_holds_no_date_port_or_count() -> None:
+    found = probe(FakeService())
+    found.otlp_observed, found.otlp = True, {"spans": 23, "metrics": 4, "log records": 0}
+    found.otlp_protocols = ["grpc"]
+    logs = guess_log_contract(GUESSES[0].values[0], "the service's stdout and stderr")  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = dict(
+        name="svc", command=["svc", "{port}"], has_port_placeholder=True, port=38123, cwd=None, env={}
+    )
+    text = render_profile(found, logs, **kwargs)
+    assert text == render_profile(found, logs, **kwargs)
+    assert "38123" not in text and "23" not in text and "2026" not in text
+    data = yaml.safe_load(text)
+    assert data["telemetry"] == {"otlp_protocol": "grpc"}
+
+
+def test_local_stack_fills_the_otlp_placeholders(tmp_path: Path) -> None:
+    from conformance.stack._local import LocalStack
+    from conformance.stack._telemetry import TelemetryPlan
+
+    profile_path = tmp_path / "p.yaml"
+    profile_path.write_text(
+        "version: 1\nservice:\n  name: s\n  command: [x]\n"
+        '  env: {MY_TRACES: "{otlp_http_endpoint}/v1/traces", MY_GRPC: "{otlp_grpc_endpoint}"}\n'
+        "endpoints:\n  - {name: h, method: GET, path: /h}\n"
+    )
+    stack = LocalStack(load_profile(profile_path), tmp_path, telemetry=TelemetryPlan(None, "test"))
+    with stack.receiver:
+        env = stack.service_env()
+        assert env["MY_TRACES"] == f"{stack.receiver.http_endpoint}/v1/traces"
+        assert env["MY_GRPC"] == stack.receiver.grpc_endpoint
+
+
+def test_container_stack_fills_the_otlp_placeholders(tmp_path: Path) -> None:
+    from conformance.stack._containers import ContainerStack
+
+    profile_path = tmp_path / "p.yaml"
+    profile_path.write_text(
+        "version: 1\nservice:\n  name: s\n  image: example/s:1\n"
+        '  env: {MY_TRACES: "{otlp_http_endpoint}/v1/traces", MY_GRPC: "{otlp_grpc_endpoint}"}\n'
+        "endpoints:\n  - {name: h, method: GET, path: /h}\n"
+    )
+    stack = ContainerStack(load_profile(profile_path), tmp_path)
+    assert stack.service_env(collector=False)["MY_TRACES"] == "http://otlp-receiver:4318/v1/traces"
+    assert stack.service_env(collector=True)["MY_GRPC"] == "http://otel-collector:4317"
