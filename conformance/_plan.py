@@ -287,6 +287,18 @@ class ProbeRunner:
                 lambda: self._cancelled or all(r.ended is not None for r in self._runs.values())
             )
 
+    def wait_alone(self) -> None:
+        """Block until every scheduled ``alone`` probe has finished (nothing else may send
+        traffic to the service while one runs, the caller included)."""
+        if not self._started:
+            self.start()
+        with self._cond:
+            self._cond.wait_for(
+                lambda: (
+                    self._cancelled or all(r.ended is not None for r in self._runs.values() if r.probe.alone)
+                )
+            )
+
     def timeline(self) -> list[dict[str, Any]]:
         """What ran when (seconds from the plan's start), for the report."""
         rows = []

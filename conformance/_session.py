@@ -112,7 +112,8 @@ class ConformanceSession:
             self.stack_description = self.stack.describe()
             if self.plan.scheduled:
                 self.stack_description["plan"] = {
-                    "sequential": self.plan.sequential, "probes": self.plan.timeline()
+                    "sequential": self.plan.sequential,
+                    "probes": self.plan.timeline(),
                 }
         finally:
             for client in self._clients:
@@ -130,6 +131,7 @@ class ConformanceSession:
         headers = {}
         if self.profile.client_header:
             headers[self.profile.client_header] = f"obsconform-{purpose}-{RUN_ID}"
+
         def note_throttled(response: httpx.Response) -> None:
             if response.status_code == 429:
                 self.throttled.append((time.monotonic(), purpose))
@@ -151,6 +153,8 @@ class ConformanceSession:
             return
         self.plan = ProbeRunner(self, requirements, sequential=sequential)
         self.plan.start()
+        # The suites' own requests (a scrape, one GET) must not land in an alone probe's window.
+        self.plan.wait_alone()
         self.stack_description["plan"] = {"sequential": sequential, "probes": self.plan.timeline()}
 
     def probe(self, name: str) -> Any:

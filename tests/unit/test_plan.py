@@ -199,3 +199,17 @@ def test_the_printed_plan_shows_waves_reasons_and_only_what_is_needed() -> None:
     # The cardinality probe waits only for the live-fire's series milestone: the same wave.
     assert wave_of["alerts-quiet"] < wave_of["alerts-fire"] == wave_of["cardinality"]
     assert "its 404s would disturb the quiet watch" in text
+
+
+def test_wait_alone_returns_once_the_alone_probes_are_done() -> None:
+    rec = Recorder()
+    plan = [PlannedProbe("lonely", ("X-1",), "l", alone=True), PlannedProbe("other", ("X-1",), "o")]
+    runner = _runner(plan, {"lonely": rec.probe("lonely"), "other": rec.probe("other")})
+    waited = threading.Event()
+    threading.Thread(target=lambda: (runner.wait_alone(), waited.set()), daemon=True).start()
+    assert rec.started["lonely"].wait(TIMEOUT)
+    assert not waited.is_set()
+    rec.release["lonely"].set()
+    assert waited.wait(TIMEOUT)
+    rec.release["other"].set()
+    runner.wait_all()
