@@ -38,7 +38,7 @@ from conformance._mask import excerpt
 from conformance._ports import LOOPBACK, free_port
 from conformance._process import ManagedProcess
 from conformance._wait import wait_until
-from conformance.stack._collector import CollectorListen, collector_config
+from conformance.stack._collector import CollectorListen, collector_config, collector_pipeline_counts
 
 __all__ = [
     "BUILD_SCRIPT",
@@ -344,8 +344,9 @@ class LocalTelemetry:
             otlp_http=free_port(),
             health=free_port(),
             prometheus_exporter=free_port(),
-            telemetry=None,
+            telemetry=free_port(),
         )
+        self._pipeline: dict[str, Any] | None = None
 
     @property
     def query_url(self) -> str:
@@ -365,6 +366,24 @@ class LocalTelemetry:
     def prometheus_exporter_address(self) -> str:
         """``host:port`` of the collector's ``prometheus`` exporter (``/metrics``)."""
         return _loopback(self.listen.prometheus_exporter)
+
+    @property
+    def own_metrics_url(self) -> str:
+        """The collector's own metrics (accepted, refused, sent, failed items)."""
+        return f"http://{_loopback(self.listen.telemetry or 0)}/metrics"
+
+    def pipeline_counts(self) -> dict[str, Any]:
+        """What went through the collector so far (:func:`collector_pipeline_counts` of its own
+        metrics); once it stopped, the last counts read while it ran (:meth:`stop` reads them)."""
+        if not self.collector.process.running:
+            return self._pipeline or {"error": "the collector is not running; its metrics were never read"}
+        try:
+            response = httpx.get(self.own_metrics_url, timeout=3.0, trust_env=False)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            return {"error": f"GET {self.own_metrics_url}: {type(exc).__name__}: {excerpt(str(exc), 200)}"}
+        self._pipeline = collector_pipeline_counts(response.text)
+        return self._pipeline
 
     def collector_config(self) -> dict[str, Any]:
         return collector_config(
@@ -395,8 +414,10 @@ class LocalTelemetry:
             self.collector.wait_ready(f"http://{_loopback(self.listen.health)}/", http, self.startup_timeout)
 
     def stop(self) -> None:
-        """Collector first, then Jaeger; idempotent."""
+        """Collector first (its counts read just before), then Jaeger; idempotent."""
         try:
+            if self.collector.process.running:
+                self.pipeline_counts()
             self.collector.stop()
         finally:
             self.jaeger.stop()
@@ -410,9 +431,11 @@ class LocalTelemetry:
                     "otlp_http": self.listen.otlp_http,
                     "health": self.listen.health,
                     "prometheus_exporter": self.listen.prometheus_exporter,
+                    "own_metrics": self.listen.telemetry or 0,
                 },
                 protocol_used_by_service=service_protocol,
                 exports_to={"jaeger": "otlp_grpc", "otlp-receiver": receiver, "prometheus": COLLECTOR_JOB},
+                pipeline=self.pipeline_counts(),
             ),
             self.jaeger.describe(self.jaeger_ports, url=self.query_url, storage="memory"),
         ]
