@@ -184,8 +184,19 @@ def _accepts(port: int) -> bool:
         return False
 
 
-def jaeger_config(*, otlp_grpc: int, query_http: int, query_grpc: int) -> dict[str, Any]:
-    """Jaeger v2 (all-in-one cut down): OTLP/gRPC in, memory store, query service (pure)."""
+def jaeger_config(
+    *, otlp_grpc: int, query_http: int, query_grpc: int, host: str = LOOPBACK
+) -> dict[str, Any]:
+    """Jaeger v2 (all-in-one cut down): OTLP/gRPC in, memory store, query service (pure).
+
+    ``host`` is where it listens: 127.0.0.1 in local mode, its container's
+    interfaces (``0.0.0.0``) in container mode, where the official
+    ``jaegertracing/jaeger`` image and ours run it the same.
+    """
+
+    def endpoint(port: int) -> str:
+        return f"{host}:{port}"
+
     return {
         "service": {
             "extensions": ["jaeger_storage", "jaeger_query"],
@@ -203,11 +214,11 @@ def jaeger_config(*, otlp_grpc: int, query_http: int, query_grpc: int) -> dict[s
             "jaeger_query": {
                 "storage": {"traces": "memstore"},
                 "enable_tracing": False,
-                "http": {"endpoint": _loopback(query_http)},
-                "grpc": {"endpoint": _loopback(query_grpc)},
+                "http": {"endpoint": endpoint(query_http)},
+                "grpc": {"endpoint": endpoint(query_grpc)},
             },
         },
-        "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": _loopback(otlp_grpc)}}}},
+        "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": endpoint(otlp_grpc)}}}},
         "processors": {"batch": {"timeout": "100ms"}},
         "exporters": {"jaeger_storage_exporter": {"trace_storage": "memstore"}},
     }
@@ -399,7 +410,11 @@ class LocalTelemetry:
         )
 
     def launch_jaeger(self) -> None:
-        self.jaeger.start(jaeger_config(**self.jaeger_ports), _HEADER)
+        ports = self.jaeger_ports
+        config = jaeger_config(
+            otlp_grpc=ports["otlp_grpc"], query_http=ports["query_http"], query_grpc=ports["query_grpc"]
+        )
+        self.jaeger.start(config, _HEADER)
 
     def start_collector(self) -> None:
         """Wait for Jaeger, then start the collector and wait for its health check."""

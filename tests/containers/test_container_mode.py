@@ -44,17 +44,24 @@ def test_container_mode_gives_the_verdicts_of_local_mode(
     stack = containers.report["stack"]
     components = {c["name"]: c for c in stack["components"]}
     assert components["service"]["image"] == IMAGES["service"]
-    assert components["service"]["otlp_endpoint"] == "http://otlp-receiver:4318"
+    # The service exports to the collector, which feeds Jaeger (the trace store) and the receiver.
+    assert components["service"]["otlp_endpoint"] == "http://otel-collector:4318"
     assert components["prometheus"]["image"] == IMAGES["prometheus"]
     assert components["prometheus"]["version"].startswith("2.")
     assert components["otlp-receiver"]["stats"]["spans"]["received"] > 0
-    for name in ("service", "prometheus", "otlp-receiver"):
+    for name in ("service", "prometheus", "otlp-receiver", "otel-collector", "jaeger"):
         assert components[name]["kind"] == "container"
+        assert components[name]["status"] == "running"  # described before the stack stops
         assert all(addr.startswith("127.0.0.1:") for addr in components[name]["published"].values())
-    # No registry here: the collector and Jaeger are reported as not available, never as running.
-    for name in ("otel-collector", "jaeger"):
-        assert components[name]["status"] == "not available"
-        assert "not present locally" in components[name]["reason"]
+    collector, jaeger = components["otel-collector"], components["jaeger"]
+    assert (collector["image"], jaeger["image"]) == (IMAGES["collector"], IMAGES["jaeger"])
+    assert (collector["version"], jaeger["version"]) == ("v0.161.0", "v1.75.0")
+    assert jaeger["url"].startswith("http://127.0.0.1:")
+    assert stack["trace_store"].startswith("Jaeger"), stack["trace_store"]
+    # The collector's own metrics, read at the end of the run: everything accepted was sent on.
+    pipeline = collector["pipeline"]
+    assert pipeline["accepted"]["spans"] > 0 and pipeline["lost"] == 0, pipeline
+    assert pipeline["problems"] == []
     record_property("container_stack_startup_seconds", stack["startup_seconds"])
     assert stack["startup_seconds"] > 0
     # The service's stdout (the log suites' input) was captured from the container.
