@@ -97,6 +97,7 @@ _VERSION_LABEL = "org.opencontainers.image.version"
 #: Where host files are mounted inside containers: /obsconform/host/<absolute host path>.
 _HOST_MOUNT = "/obsconform/host"
 _LOG_SYNC_TIMEOUT = 5.0
+_LOG_LINES_SHOWN = 6
 
 
 def _container_classes() -> tuple[Any, Any, Any]:
@@ -618,10 +619,14 @@ class ContainerStack:
                 f"last output: {excerpt(tail, 300) or '(none)'}",
                 hint=f"full output in {self.workdir / 'service'}",
             )
+        # A backend's own complaint is in its last lines (a collector's config error is the last).
+        lines = [line for line in tail.splitlines() if line.strip()][-_LOG_LINES_SHOWN:]
+        config = self.workdir / component / "config.yaml"
         return StackError(
             f"the {component} container is {status} (exit code {code}) during start-up; "
-            f"last output: {excerpt(tail, 300) or '(none)'}",
-            hint=f"check the image ({self._images.get(component, '?')}) and its log",
+            f"last log lines: {excerpt(' | '.join(lines), 1500) or '(none)'}",
+            hint=f"check the image ({self._images.get(component, '?')})"
+            + (f" and the config it was given ({config})" if config.is_file() else ""),
         )
 
     def _wait_http(self, component: str, port: int, path: str, status: int, timeout: float) -> None:

@@ -105,6 +105,19 @@ def test_a_missing_image_is_a_harness_error_naming_it(run_cli: RunCli) -> None:
     assert "prometheus: image obsconform/no-such-image:0 is not present locally" in run.last_stderr_line
 
 
+def test_a_collector_that_exits_at_start_is_an_error_naming_it_its_status_and_its_log(
+    run_cli: RunCli,
+) -> None:
+    """Jaeger's image in the collector's place: a real binary that refuses the collector's config
+    (it carries no ``health_check`` extension). run_cli checks that nothing is left behind."""
+    run = run_cli("--collector-image", IMAGES["jaeger"])
+    assert run.returncode == 3, run.stderr[-2000:]
+    line = run.last_stderr_line
+    assert "the otel-collector container is exited (exit code 1) during start-up; last log lines: " in line
+    assert "health_check" in line, line
+    assert run.ids_with("passed") == set()
+
+
 def _containers_of(docker: Any, pid: int) -> list[Any]:
     return [
         c
