@@ -417,3 +417,33 @@ def test_container_mode_configs_validate_with_the_binaries_the_images_hold(
             check=False,
         )
         assert proc.returncode == 0, f"{binary.name}: {proc.stderr[-2000:]}"
+
+
+def _without_go(**extra: str) -> dict[str, str]:
+    """The environment minus any Go: PATH without it, and no official tarball where it is looked for."""
+    path = ":".join(p for p in os.environ["PATH"].split(":") if not (Path(p) / "go").exists())
+    return {**os.environ, "PATH": path, "OBSCONFORM_GOROOT": "/nonexistent/go", **extra}
+
+
+def test_without_go_a_build_is_a_clear_error_saying_how_to_get_it(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [str(BUILD_SCRIPT)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=_without_go(OBSCONFORM_BIN_CACHE=str(tmp_path)),
+    )
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert "build-telemetry: needs the Go toolchain (go 1.26" in proc.stderr
+    assert "https://go.dev/doc/install" in proc.stderr and "GOTOOLCHAIN=auto" in proc.stderr
+    assert not (tmp_path / "current").exists()
+
+
+def test_with_both_binaries_cached_no_go_is_needed(binaries: TelemetryBinaries) -> None:
+    proc = subprocess.run(
+        [str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=60, check=False, env=_without_go()
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [f"otelcol={binaries.otelcol}", f"jaeger={binaries.jaeger}"]
