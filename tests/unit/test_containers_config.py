@@ -218,7 +218,7 @@ def test_the_default_collector_image_is_the_release_local_mode_builds() -> None:
     go_mod = (Path(__file__).resolve().parents[2] / "tools" / "otelcol" / "go.mod").read_text()
     release = re.search(r"go\.opentelemetry\.io/collector/otelcol v(\S+)", go_mod)
     assert release is not None
-    assert DEFAULT_COLLECTOR_IMAGE == f"otel/opentelemetry-collector-contrib:{release[1]}"
+    assert f"otel/opentelemetry-collector-contrib:{release[1]}" == DEFAULT_COLLECTOR_IMAGE
 
 
 def test_environment_replaces_the_default_images_but_not_the_profile_or_flags(
