@@ -8,6 +8,7 @@ The receiver image is the harness's own (``scripts/build-images`` builds it).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,11 +18,13 @@ from conformance._exceptions import ProfileError
 from conformance._profile import Profile
 
 __all__ = [
+    "COLLECTOR_IMAGE_ENV",
     "DEFAULT_COLLECTOR_IMAGE",
     "DEFAULT_JAEGER_IMAGE",
     "DEFAULT_PROMETHEUS_IMAGE",
     "DEFAULT_RECEIVER_IMAGE",
     "DEFAULT_SERVICE_PORT",
+    "JAEGER_IMAGE_ENV",
     "KEY",
     "ContainersSection",
     "ExternalSection",
@@ -35,8 +38,13 @@ __all__ = [
 KEY = "containers"
 
 DEFAULT_PROMETHEUS_IMAGE = "prom/prometheus:v2.53.2"
-DEFAULT_COLLECTOR_IMAGE = "otel/opentelemetry-collector-contrib:0.111.0"
-DEFAULT_JAEGER_IMAGE = "jaegertracing/all-in-one:1.62.0"
+DEFAULT_COLLECTOR_IMAGE = "otel/opentelemetry-collector-contrib:0.161.0"
+DEFAULT_JAEGER_IMAGE = "jaegertracing/jaeger:2.12.0"
+#: Environment variables that replace the collector's and Jaeger's default images (a
+#: profile key or a flag still wins): scripts/build-images' obsconform/otel-collector:local
+#: and obsconform/jaeger:local, or a registry's mirror, for every profile at once.
+COLLECTOR_IMAGE_ENV = "OBSCONFORM_COLLECTOR_IMAGE"
+JAEGER_IMAGE_ENV = "OBSCONFORM_JAEGER_IMAGE"
 DEFAULT_RECEIVER_IMAGE = "obsconform/otlp-receiver:local"
 DEFAULT_SERVICE_PORT = 8000
 
@@ -145,8 +153,12 @@ def parse(profile: Profile, value: Mapping[str, Any] | None, display: str) -> Co
         service=service,
         prometheus_image=str(value.get("prometheus", {}).get("image", DEFAULT_PROMETHEUS_IMAGE)),
         receiver_image=str(value.get("receiver", {}).get("image", DEFAULT_RECEIVER_IMAGE)),
-        collector=_optional(value.get("collector"), DEFAULT_COLLECTOR_IMAGE),
-        jaeger=_optional(value.get("jaeger"), DEFAULT_JAEGER_IMAGE),
+        collector=_optional(
+            value.get("collector"), os.environ.get(COLLECTOR_IMAGE_ENV, "").strip() or DEFAULT_COLLECTOR_IMAGE
+        ),
+        jaeger=_optional(
+            value.get("jaeger"), os.environ.get(JAEGER_IMAGE_ENV, "").strip() or DEFAULT_JAEGER_IMAGE
+        ),
         pull=str(value.get("pull", "missing")),
         pull_timeout=float(value.get("pull_timeout", 300.0)),
         startup_timeout=float(value.get("startup_timeout", 60.0)),

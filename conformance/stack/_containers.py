@@ -4,11 +4,19 @@
 ``Network``), on a user-defined network created for the run:
 
 * ``otlp-receiver`` — the harness's own OTLP receiver (image built from the
-  harness's wheel), the trace store: the harness reads its spans through a
-  read API published on 127.0.0.1 (:class:`~conformance.collect._receiver_api.ReceiverApiTraceStore`);
+  harness's wheel): what left the collector, raw, read through an API
+  published on 127.0.0.1 (:class:`~conformance.collect._receiver_api.ReceiverApiTraceStore`);
+  the trace store when Jaeger or the collector does not run;
 * ``jaeger`` and ``otel-collector`` — when their images are available (or
   required by the profile): the service then exports to the collector, which
-  sends traces to Jaeger and the receiver, metrics to a Prometheus exporter;
+  sends traces to Jaeger and the receiver, metrics to a Prometheus exporter
+  and the receiver, logs to the receiver; Jaeger's query API is then the trace
+  store, as in local mode. Both get their configs from the harness
+  (:func:`~conformance.stack._collector.render_collector_config`,
+  :func:`~conformance.stack._telemetry.jaeger_config`), mounted read-only and
+  passed as ``--config``, so the images ``scripts/build-images`` builds from
+  the local-mode binaries and the official ``otel/opentelemetry-collector-contrib``
+  and ``jaegertracing/jaeger`` images run the same way;
 * ``prometheus`` — scraping the service (job ``service``) and the collector,
   with the profile's rule files mounted read-only;
 * ``service`` — the service's image, ``OTEL_EXPORTER_OTLP_ENDPOINT`` pointed at
@@ -42,6 +50,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import httpx
+import yaml
 
 from conformance._exceptions import ServiceStartError, StackError, UsageError
 from conformance._mask import excerpt, mask_secrets
@@ -50,20 +59,25 @@ from conformance._process import RUN_ID, RUN_ID_ENV
 from conformance._profile import Profile
 from conformance._sections.containers import ContainersSection, OptionalBackend, containers_section
 from conformance._wait import wait_until
+from conformance.collect._jaeger import JaegerTraceStore
 from conformance.collect._prometheus_api import PrometheusClient
 from conformance.collect._receiver_api import ReceiverApiTraceStore
+from conformance.collect._traces import TraceStore
 from conformance.stack._collector import (
     COLLECTOR_HEALTH_PORT,
     COLLECTOR_METRICS_EXPORTER_PORT,
     COLLECTOR_OTLP_GRPC_PORT,
     COLLECTOR_OTLP_HTTP_PORT,
     COLLECTOR_TELEMETRY_PORT,
+    collector_pipeline_counts,
+    collector_version,
     render_collector_config,
 )
 from conformance.stack._docker import docker_client, image_present, reap_container_leftovers, run_labels
 from conformance.stack._local import _FAST_EXPORT_ENV
 from conformance.stack._prometheus import ScrapeTarget, render_config
 from conformance.stack._receiver_server import API_PORT, GRPC_PORT, HTTP_PORT
+from conformance.stack._telemetry import jaeger_config
 
 __all__ = ["COLLECTOR_JOBS", "NOT_AVAILABLE", "ContainerStack"]
 
@@ -74,11 +88,16 @@ NOT_AVAILABLE = "not available"
 COLLECTOR_JOBS = ("otel-collector", "otel-collector-internal")
 
 _PROMETHEUS_PORT = 9090
-_JAEGER_ADMIN_PORT = 14269
+_JAEGER_OTLP_GRPC_PORT = 4317
 _JAEGER_QUERY_PORT = 16686
+_JAEGER_QUERY_GRPC_PORT = 16685
+_ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - inside a container's own network namespace
+#: The OCI label that names an image's version (our images carry it; else the tag is used).
+_VERSION_LABEL = "org.opencontainers.image.version"
 #: Where host files are mounted inside containers: /obsconform/host/<absolute host path>.
 _HOST_MOUNT = "/obsconform/host"
 _LOG_SYNC_TIMEOUT = 5.0
+_LOG_LINES_SHOWN = 6
 
 
 def _container_classes() -> tuple[Any, Any, Any]:
@@ -201,7 +220,11 @@ class ContainerStack:
         self._startup: dict[str, float] = {}
         self._images: dict[str, str] = {}
         self._store: ReceiverApiTraceStore | None = None
+        self._jaeger_store: JaegerTraceStore | None = None
+        self._pipeline: dict[str, Any] | None = None
+        self._collector_version = ""
         self._http = httpx.Client(timeout=2.0, trust_env=False)
+        self._jaeger_http = httpx.Client(timeout=5.0, trust_env=False)
         self._stopped = False
         self._exit_code: int | None = None
         self.startup_seconds: float | None = None
@@ -227,7 +250,10 @@ class ContainerStack:
         return self._rejected_rule_files
 
     @property
-    def trace_store(self) -> ReceiverApiTraceStore:
+    def trace_store(self) -> TraceStore:
+        """Jaeger's query API when the collector feeds Jaeger (as in local mode), else the receiver."""
+        if self._jaeger_store is not None:
+            return self._jaeger_store
         if self._store is None:
             raise StackError("the OTLP receiver container is not running")
         return self._store
@@ -306,34 +332,14 @@ class ContainerStack:
                 docker_container=docker_container,
             )
             if jaeger:
-                self._launch(
-                    "jaeger",
-                    self.section.jaeger.image,
-                    ports=(_JAEGER_ADMIN_PORT, _JAEGER_QUERY_PORT),
-                    env={"COLLECTOR_OTLP_ENABLED": "true"},
-                    docker_container=docker_container,
-                )
-            if collector:
-                config = self.workdir / "otel-collector" / "config.yaml"
-                config.parent.mkdir(parents=True, exist_ok=True)
-                config.write_text(
-                    render_collector_config(
-                        receiver_host="otlp-receiver",
-                        receiver_grpc_port=GRPC_PORT,
-                        jaeger_host="jaeger" if jaeger else None,
-                    ),
-                    encoding="utf-8",
-                )
-                config.chmod(0o644)
-                self._launch(
-                    "otel-collector",
-                    self.section.collector.image,
-                    ports=(COLLECTOR_HEALTH_PORT,),
-                    command=[f"--config={self._in_container(config)}"],
-                    mounts=[config.parent],
-                    docker_container=docker_container,
-                )
+                self._launch_jaeger(docker_container)
             self._launch_prometheus(collector, docker_container)
+            if collector:
+                if jaeger:
+                    # As in local mode: a collector whose first connection to Jaeger is refused
+                    # retries only after seconds (gRPC back-off), and the first spans would wait.
+                    self._wait_jaeger()
+                self._launch_collector(jaeger, docker_container)
             self._launch_service(collector, docker_container)
 
             self._wait_http("otlp-receiver", API_PORT, "/ready", 200, self.section.startup_timeout)
@@ -341,12 +347,21 @@ class ContainerStack:
                 self._url("otlp-receiver", API_PORT),
                 where=f"{self.section.receiver_image} on {self.network_name}",
             )
-            if jaeger:
-                self._wait_http("jaeger", _JAEGER_ADMIN_PORT, "/", 200, self.section.startup_timeout)
+            if jaeger and not collector:
+                self._wait_jaeger()
             if collector:
                 self._wait_http(
                     "otel-collector", COLLECTOR_HEALTH_PORT, "/", 200, self.section.startup_timeout
                 )
+                if jaeger:
+                    # Jaeger holds this run's traces only: every service it lists is the service's.
+                    self._jaeger_store = JaegerTraceStore(
+                        self._url("jaeger", _JAEGER_QUERY_PORT),
+                        client=self._jaeger_http,
+                        all_services=True,
+                        limit=20_000,
+                        raw=True,
+                    )
             self._wait_http("prometheus", _PROMETHEUS_PORT, "/-/ready", 200, self.section.startup_timeout)
             ready = self.profile.service.ready
             self._wait_http(
@@ -380,6 +395,14 @@ class ContainerStack:
                 errors.append(f"service: {exc}")
         for follower in self._followers.values():
             follower.join(5.0)
+        collector = self._containers.get("otel-collector")
+        if collector is not None:
+            self._read_pipeline()  # the last counts, while it still runs
+            try:
+                # SIGTERM: it exports its last batch to Jaeger and the receiver before it exits.
+                collector.get_wrapped_container().stop(timeout=5)
+            except Exception as exc:
+                errors.append(f"otel-collector: {exc}")
         self._describe_receiver()  # last statistics, while the receiver still runs
         for name in reversed(list(self._containers)):
             try:
@@ -396,6 +419,7 @@ class ContainerStack:
         if self._store is not None:
             self._store.close()
         self._http.close()
+        self._jaeger_http.close()
         if self._client is not None:
             self._client.close()
         if errors:
@@ -466,6 +490,78 @@ class ContainerStack:
     def _in_container(self, host_path: Path) -> str:
         return f"{_HOST_MOUNT}{host_path.resolve()}"
 
+    def _config_file(self, component: str, text: str) -> Path:
+        config = self.workdir / component / "config.yaml"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(text, encoding="utf-8")
+        config.chmod(0o644)
+        return config
+
+    def _launch_jaeger(self, docker_container: Any) -> None:
+        config = self._config_file(
+            "jaeger",
+            "# Generated by obsconform for one run (container mode); edits are overwritten.\n"
+            + yaml.safe_dump(
+                jaeger_config(
+                    otlp_grpc=_JAEGER_OTLP_GRPC_PORT,
+                    query_http=_JAEGER_QUERY_PORT,
+                    query_grpc=_JAEGER_QUERY_GRPC_PORT,
+                    host=_ALL_INTERFACES,
+                ),
+                sort_keys=False,
+            ),
+        )
+        self._launch(
+            "jaeger",
+            self.section.jaeger.image,
+            ports=(_JAEGER_QUERY_PORT,),
+            command=[f"--config={self._in_container(config)}"],
+            mounts=[config.parent],
+            # The host's uid reads the mounted config whatever the image's user.
+            user=f"{os.getuid()}:{os.getgid()}",
+            docker_container=docker_container,
+        )
+
+    def _wait_jaeger(self) -> None:
+        self._wait_http("jaeger", _JAEGER_QUERY_PORT, "/api/services", 200, self.section.startup_timeout)
+
+    def _launch_collector(self, jaeger: bool, docker_container: Any) -> None:
+        config = self._config_file(
+            "otel-collector",
+            render_collector_config(
+                receiver_host="otlp-receiver",
+                receiver_grpc_port=GRPC_PORT,
+                jaeger_host="jaeger" if jaeger else None,
+                metrics_to_receiver=True,
+            ),
+        )
+        self._launch(
+            "otel-collector",
+            self.section.collector.image,
+            ports=(COLLECTOR_HEALTH_PORT, COLLECTOR_TELEMETRY_PORT),
+            command=[f"--config={self._in_container(config)}"],
+            mounts=[config.parent],
+            user=f"{os.getuid()}:{os.getgid()}",
+            docker_container=docker_container,
+        )
+
+    def _read_pipeline(self) -> dict[str, Any]:
+        """The collector's own counts (accepted, refused, sent, failed), read from its metrics
+        while it runs; afterwards the last ones read."""
+        if "otel-collector" not in self._containers:  # not started, or removed already
+            return self._pipeline or {"error": "the collector's metrics were never read"}
+        try:
+            url = self._url("otel-collector", COLLECTOR_TELEMETRY_PORT) + "/metrics"
+            response = self._http.get(url, timeout=3.0)
+            response.raise_for_status()
+        except (httpx.HTTPError, StackError) as exc:
+            return self._pipeline or {"error": f"the collector's own metrics: {excerpt(str(exc), 200)}"}
+        self._pipeline = collector_pipeline_counts(response.text)
+        version = collector_version(response.text)  # "0.161.0"; local mode says "v0.161.0"
+        if version:
+            self._collector_version = version if version.startswith("v") else f"v{version}"
+        return self._pipeline
+
     def _launch(
         self,
         component: str,
@@ -523,10 +619,14 @@ class ContainerStack:
                 f"last output: {excerpt(tail, 300) or '(none)'}",
                 hint=f"full output in {self.workdir / 'service'}",
             )
+        # A backend's own complaint is in its last lines (a collector's config error is the last).
+        lines = [line for line in tail.splitlines() if line.strip()][-_LOG_LINES_SHOWN:]
+        config = self.workdir / component / "config.yaml"
         return StackError(
             f"the {component} container is {status} (exit code {code}) during start-up; "
-            f"last output: {excerpt(tail, 300) or '(none)'}",
-            hint=f"check the image ({self._images.get(component, '?')}) and its log",
+            f"last log lines: {excerpt(' | '.join(lines), 1500) or '(none)'}",
+            hint=f"check the image ({self._images.get(component, '?')})"
+            + (f" and the config it was given ({config})" if config.is_file() else ""),
         )
 
     def _wait_http(self, component: str, port: int, path: str, status: int, timeout: float) -> None:
@@ -727,6 +827,17 @@ class ContainerStack:
         with contextlib.suppress(StackError):
             self._status.setdefault("otlp-receiver", {})["stats"] = self._store.stats()
 
+    def _image_version(self, image: str) -> str:
+        """The image's version label, else its tag ('' when neither says)."""
+        try:
+            labels = self._client.images.get(image).labels or {}
+        except Exception:
+            labels = {}
+        if labels.get(_VERSION_LABEL):
+            return str(labels[_VERSION_LABEL])
+        name = image.rsplit("/", 1)[-1]
+        return name.split(":", 1)[1] if ":" in name and "@" not in name else ""
+
     def _prometheus_version(self) -> str:
         try:
             response = self._http.get(self._url("prometheus", _PROMETHEUS_PORT) + "/api/v1/status/buildinfo")
@@ -775,16 +886,28 @@ class ContainerStack:
                     ]
                 if name == "prometheus" and running and ("prometheus", _PROMETHEUS_PORT) in self._ports:
                     entry["version"] = self._prometheus_version()
+                if name == "otel-collector":
+                    entry["pipeline"] = self._read_pipeline() if running else (self._pipeline or {})
+                    entry["version"] = self._collector_version or self._image_version(self._images[name])
+                    entry["config_file"] = str(self.workdir / name / "config.yaml")
+                if name == "jaeger":
+                    entry["version"] = self._image_version(self._images[name])
+                    entry["config_file"] = str(self.workdir / name / "config.yaml")
+                    if ("jaeger", _JAEGER_QUERY_PORT) in self._ports:
+                        entry["url"] = self._url("jaeger", _JAEGER_QUERY_PORT)
                 entry.update({k: v for k, v in self._status.get(name, {}).items() if k not in entry})
                 components.append(entry)
             elif name in self._status:
                 components.append(dict(self._status[name]))
-        return {
+        described: dict[str, Any] = {
             "mode": self.mode,
             "network": self.network_name,
             "startup_seconds": round(self.startup_seconds, 3) if self.startup_seconds is not None else None,
             "components": components,
         }
+        if self._jaeger_store is not None or self._store is not None:
+            described["trace_store"] = self.trace_store.describe()
+        return described
 
 
 def _fill(template: str, values: Mapping[str, str]) -> str:

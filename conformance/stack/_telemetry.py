@@ -38,7 +38,7 @@ from conformance._mask import excerpt
 from conformance._ports import LOOPBACK, free_port
 from conformance._process import ManagedProcess
 from conformance._wait import wait_until
-from conformance.stack._collector import CollectorListen, collector_config
+from conformance.stack._collector import CollectorListen, collector_config, collector_pipeline_counts
 
 __all__ = [
     "BUILD_SCRIPT",
@@ -184,8 +184,19 @@ def _accepts(port: int) -> bool:
         return False
 
 
-def jaeger_config(*, otlp_grpc: int, query_http: int, query_grpc: int) -> dict[str, Any]:
-    """Jaeger v2 (all-in-one cut down): OTLP/gRPC in, memory store, query service (pure)."""
+def jaeger_config(
+    *, otlp_grpc: int, query_http: int, query_grpc: int, host: str = LOOPBACK
+) -> dict[str, Any]:
+    """Jaeger v2 (all-in-one cut down): OTLP/gRPC in, memory store, query service (pure).
+
+    ``host`` is where it listens: 127.0.0.1 in local mode, its container's
+    interfaces (``0.0.0.0``) in container mode, where the official
+    ``jaegertracing/jaeger`` image and ours run it the same.
+    """
+
+    def endpoint(port: int) -> str:
+        return f"{host}:{port}"
+
     return {
         "service": {
             "extensions": ["jaeger_storage", "jaeger_query"],
@@ -203,11 +214,11 @@ def jaeger_config(*, otlp_grpc: int, query_http: int, query_grpc: int) -> dict[s
             "jaeger_query": {
                 "storage": {"traces": "memstore"},
                 "enable_tracing": False,
-                "http": {"endpoint": _loopback(query_http)},
-                "grpc": {"endpoint": _loopback(query_grpc)},
+                "http": {"endpoint": endpoint(query_http)},
+                "grpc": {"endpoint": endpoint(query_grpc)},
             },
         },
-        "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": _loopback(otlp_grpc)}}}},
+        "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": endpoint(otlp_grpc)}}}},
         "processors": {"batch": {"timeout": "100ms"}},
         "exporters": {"jaeger_storage_exporter": {"trace_storage": "memstore"}},
     }
@@ -344,8 +355,9 @@ class LocalTelemetry:
             otlp_http=free_port(),
             health=free_port(),
             prometheus_exporter=free_port(),
-            telemetry=None,
+            telemetry=free_port(),
         )
+        self._pipeline: dict[str, Any] | None = None
 
     @property
     def query_url(self) -> str:
@@ -366,6 +378,24 @@ class LocalTelemetry:
         """``host:port`` of the collector's ``prometheus`` exporter (``/metrics``)."""
         return _loopback(self.listen.prometheus_exporter)
 
+    @property
+    def own_metrics_url(self) -> str:
+        """The collector's own metrics (accepted, refused, sent, failed items)."""
+        return f"http://{_loopback(self.listen.telemetry or 0)}/metrics"
+
+    def pipeline_counts(self) -> dict[str, Any]:
+        """What went through the collector so far (:func:`collector_pipeline_counts` of its own
+        metrics); once it stopped, the last counts read while it ran (:meth:`stop` reads them)."""
+        if not self.collector.process.running:
+            return self._pipeline or {"error": "the collector is not running; its metrics were never read"}
+        try:
+            response = httpx.get(self.own_metrics_url, timeout=3.0, trust_env=False)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            return {"error": f"GET {self.own_metrics_url}: {type(exc).__name__}: {excerpt(str(exc), 200)}"}
+        self._pipeline = collector_pipeline_counts(response.text)
+        return self._pipeline
+
     def collector_config(self) -> dict[str, Any]:
         return collector_config(
             receiver_host=LOOPBACK,
@@ -380,7 +410,11 @@ class LocalTelemetry:
         )
 
     def launch_jaeger(self) -> None:
-        self.jaeger.start(jaeger_config(**self.jaeger_ports), _HEADER)
+        ports = self.jaeger_ports
+        config = jaeger_config(
+            otlp_grpc=ports["otlp_grpc"], query_http=ports["query_http"], query_grpc=ports["query_grpc"]
+        )
+        self.jaeger.start(config, _HEADER)
 
     def start_collector(self) -> None:
         """Wait for Jaeger, then start the collector and wait for its health check."""
@@ -395,8 +429,10 @@ class LocalTelemetry:
             self.collector.wait_ready(f"http://{_loopback(self.listen.health)}/", http, self.startup_timeout)
 
     def stop(self) -> None:
-        """Collector first, then Jaeger; idempotent."""
+        """Collector first (its counts read just before), then Jaeger; idempotent."""
         try:
+            if self.collector.process.running:
+                self.pipeline_counts()
             self.collector.stop()
         finally:
             self.jaeger.stop()
@@ -413,6 +449,8 @@ class LocalTelemetry:
                 },
                 protocol_used_by_service=service_protocol,
                 exports_to={"jaeger": "otlp_grpc", "otlp-receiver": receiver, "prometheus": COLLECTOR_JOB},
+                own_metrics_url=self.own_metrics_url,
+                pipeline=self.pipeline_counts(),
             ),
             self.jaeger.describe(self.jaeger_ports, url=self.query_url, storage="memory"),
         ]

@@ -14,6 +14,7 @@ import stat
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -32,6 +33,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from conformance._exceptions import StackError
+from conformance._ports import free_port
 from conformance._wait import wait_until
 from conformance.collect._jaeger import JaegerTraceStore
 from conformance.collect._traces import wait_for_trace
@@ -197,3 +199,86 @@ def test_a_component_that_exits_at_start_is_a_stack_error_with_its_exit_status_a
     assert str(caught.value).startswith(f"{title} exited with code 3 during start-up; last log lines: ")
     assert "starting | error: cannot unmarshal the configuration: bad key" in str(caught.value)
     assert not telemetry.collector.process.running and not telemetry.jaeger.process.running
+
+
+def test_a_collector_refusing_its_config_is_a_stack_error_with_its_own_complaint(
+    binaries: TelemetryBinaries, tmp_path: Path, receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real binary, a config naming a component it does not carry: it exits, and the error
+    quotes what the collector said about it."""
+    telemetry = LocalTelemetry(
+        binaries, tmp_path / "work", receiver_grpc_port=receiver.grpc_port, receiver_http_port=None
+    )
+    broken = telemetry.collector_config()
+    broken["exporters"]["zipkin"] = {"endpoint": "http://127.0.0.1:9/api/v2/spans"}
+    broken["service"]["pipelines"]["traces"]["exporters"].append("zipkin")
+    monkeypatch.setattr(telemetry, "collector_config", lambda: broken)
+    try:
+        with pytest.raises(StackError) as caught:
+            start(telemetry)
+    finally:
+        telemetry.stop()
+    message = str(caught.value)
+    title = "the OpenTelemetry Collector (otelcol-obsconform)"
+    assert message.startswith(f"{title} exited with code 1 during start-up; last log lines: "), message
+    assert "zipkin" in message
+    assert caught.value.hint is not None and "otel-collector.yaml" in caught.value.hint
+    assert not telemetry.collector.process.running and not telemetry.jaeger.process.running
+
+
+def test_a_binary_that_cannot_be_executed_is_a_stack_error_naming_it(
+    binaries: TelemetryBinaries, tmp_path: Path, receiver: OtlpReceiver
+) -> None:
+    missing = tmp_path / "bin" / "jaeger"
+    telemetry = LocalTelemetry(
+        TelemetryBinaries(otelcol=binaries.otelcol, jaeger=missing),
+        tmp_path / "work",
+        receiver_grpc_port=receiver.grpc_port,
+        receiver_http_port=None,
+    )
+    try:
+        with pytest.raises(StackError) as caught:
+            start(telemetry)
+    finally:
+        telemetry.stop()
+    assert str(caught.value).startswith(f"Jaeger could not be started ({missing}): ")
+    assert not telemetry.collector.process.running
+
+
+def test_the_collector_counts_what_it_accepted_and_what_it_failed_to_send(
+    binaries: TelemetryBinaries, tmp_path: Path, receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its own metrics, as the report carries them: the receiver's and Jaeger's exporters each
+    sent what it accepted; one more exporter, to a closed port and without retries, failed to
+    send the same spans, and the counts name it."""
+    telemetry = LocalTelemetry(
+        binaries, tmp_path / "work", receiver_grpc_port=receiver.grpc_port, receiver_http_port=None
+    )
+    config = telemetry.collector_config()
+    config["exporters"]["otlp_grpc/nowhere"] = {
+        "endpoint": f"127.0.0.1:{free_port()}",
+        "tls": {"insecure": True},
+        "retry_on_failure": {"enabled": False},
+        "timeout": "2s",
+    }
+    config["service"]["pipelines"]["traces"]["exporters"].append("otlp_grpc/nowhere")
+    monkeypatch.setattr(telemetry, "collector_config", lambda: config)
+    try:
+        start(telemetry)
+        send_trace(GrpcSpanExporter(endpoint=telemetry.otlp_grpc_endpoint, insecure=True), "svc-counts")
+
+        def failed() -> tuple[dict[str, Any] | None, str]:
+            counts = telemetry.pipeline_counts()
+            return (counts if counts.get("send_failed", {}).get("spans") == 2 else None), str(counts)
+
+        counts = wait_until(failed, awaited="the collector to count the failed sends", timeout=30)
+        assert counts["accepted"] == {"spans": 2}
+        assert counts["sent"] == {"spans": 4}  # to the receiver and to Jaeger
+        assert counts["lost"] == 2
+        assert counts["problems"] == ["exporter otlp_grpc/nowhere failed to send 2 spans"]
+        described = telemetry.describe(service_protocol="grpc")[0]
+        assert described["pipeline"]["problems"] == counts["problems"]
+    finally:
+        telemetry.stop()
+    # Stopped: the last counts, read just before it stopped, are still there.
+    assert telemetry.pipeline_counts()["accepted"] == {"spans": 2}

@@ -383,3 +383,67 @@ def test_missing_binaries_fail_with_the_build_hint(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stdout == ""
     assert "run scripts/build-telemetry" in proc.stderr
+
+
+def test_container_mode_configs_validate_with_the_binaries_the_images_hold(
+    binaries: TelemetryBinaries, tmp_path: Path
+) -> None:
+    """The configs container mode mounts: the collector's names only core and contrib components
+    (otelcol-obsconform carries nothing else, so the official contrib image loads it too), in the
+    names every release since v0.111 knows (``otlp``, ``otlphttp``); Jaeger's is its own
+    all-in-one cut down, which the official jaegertracing/jaeger image runs unchanged."""
+    from conformance.stack._collector import render_collector_config
+    from conformance.stack._telemetry import jaeger_config
+
+    collector = tmp_path / "collector.yaml"
+    collector.write_text(
+        render_collector_config(
+            receiver_host="otlp-receiver",
+            receiver_grpc_port=4317,
+            jaeger_host="jaeger",
+            metrics_to_receiver=True,
+        )
+    )
+    jaeger = tmp_path / "jaeger.yaml"
+    jaeger.write_text(
+        yaml.safe_dump(jaeger_config(otlp_grpc=4317, query_http=16686, query_grpc=16685, host="0.0.0.0"))
+    )
+    for binary, config in ((binaries.otelcol, collector), (binaries.jaeger, jaeger)):
+        proc = subprocess.run(
+            [str(binary), "validate", f"--config={config}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 0, f"{binary.name}: {proc.stderr[-2000:]}"
+
+
+def _without_go(**extra: str) -> dict[str, str]:
+    """The environment minus any Go: PATH without it, and no official tarball where it is looked for."""
+    path = ":".join(p for p in os.environ["PATH"].split(":") if not (Path(p) / "go").exists())
+    return {**os.environ, "PATH": path, "OBSCONFORM_GOROOT": "/nonexistent/go", **extra}
+
+
+def test_without_go_a_build_is_a_clear_error_saying_how_to_get_it(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [str(BUILD_SCRIPT)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=_without_go(OBSCONFORM_BIN_CACHE=str(tmp_path)),
+    )
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert "build-telemetry: needs the Go toolchain (go 1.26" in proc.stderr
+    assert "https://go.dev/doc/install" in proc.stderr and "GOTOOLCHAIN=auto" in proc.stderr
+    assert not (tmp_path / "current").exists()
+
+
+def test_with_both_binaries_cached_no_go_is_needed(binaries: TelemetryBinaries) -> None:
+    proc = subprocess.run(
+        [str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=60, check=False, env=_without_go()
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [f"otelcol={binaries.otelcol}", f"jaeger={binaries.jaeger}"]

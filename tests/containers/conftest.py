@@ -32,6 +32,9 @@ IMAGES = {
     "prometheus": os.environ.get("OBSCONFORM_PROMETHEUS_IMAGE", "obsconform/prometheus:local"),
     "receiver": os.environ.get("OBSCONFORM_RECEIVER_IMAGE", "obsconform/otlp-receiver:local"),
     "service": os.environ.get("OBSCONFORM_SERVICE_IMAGE", "obsconform/reference-service:local"),
+    # FROM scratch images of the binaries local mode runs (scripts/build-telemetry).
+    "collector": os.environ.get("OBSCONFORM_COLLECTOR_IMAGE", "obsconform/otel-collector:local"),
+    "jaeger": os.environ.get("OBSCONFORM_JAEGER_IMAGE", "obsconform/jaeger:local"),
 }
 
 #: What CI passes: the local images, and no pull attempts (no registry can be reached).
@@ -44,6 +47,10 @@ CONTAINER_ARGS = (
     IMAGES["receiver"],
     "--service-image",
     IMAGES["service"],
+    "--collector-image",
+    IMAGES["collector"],
+    "--jaeger-image",
+    IMAGES["jaeger"],
     "--pull",
     "never",
 )

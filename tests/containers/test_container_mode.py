@@ -44,17 +44,24 @@ def test_container_mode_gives_the_verdicts_of_local_mode(
     stack = containers.report["stack"]
     components = {c["name"]: c for c in stack["components"]}
     assert components["service"]["image"] == IMAGES["service"]
-    assert components["service"]["otlp_endpoint"] == "http://otlp-receiver:4318"
+    # The service exports to the collector, which feeds Jaeger (the trace store) and the receiver.
+    assert components["service"]["otlp_endpoint"] == "http://otel-collector:4318"
     assert components["prometheus"]["image"] == IMAGES["prometheus"]
     assert components["prometheus"]["version"].startswith("2.")
     assert components["otlp-receiver"]["stats"]["spans"]["received"] > 0
-    for name in ("service", "prometheus", "otlp-receiver"):
+    for name in ("service", "prometheus", "otlp-receiver", "otel-collector", "jaeger"):
         assert components[name]["kind"] == "container"
+        assert components[name]["status"] == "running"  # described before the stack stops
         assert all(addr.startswith("127.0.0.1:") for addr in components[name]["published"].values())
-    # No registry here: the collector and Jaeger are reported as not available, never as running.
-    for name in ("otel-collector", "jaeger"):
-        assert components[name]["status"] == "not available"
-        assert "not present locally" in components[name]["reason"]
+    collector, jaeger = components["otel-collector"], components["jaeger"]
+    assert (collector["image"], jaeger["image"]) == (IMAGES["collector"], IMAGES["jaeger"])
+    assert (collector["version"], jaeger["version"]) == ("v0.161.0", "v1.75.0")
+    assert jaeger["url"].startswith("http://127.0.0.1:")
+    assert stack["trace_store"].startswith("Jaeger"), stack["trace_store"]
+    # The collector's own metrics, read at the end of the run: everything accepted was sent on.
+    pipeline = collector["pipeline"]
+    assert pipeline["accepted"]["spans"] > 0 and pipeline["lost"] == 0, pipeline
+    assert pipeline["problems"] == []
     record_property("container_stack_startup_seconds", stack["startup_seconds"])
     assert stack["startup_seconds"] > 0
     # The service's stdout (the log suites' input) was captured from the container.
@@ -96,6 +103,19 @@ def test_a_missing_image_is_a_harness_error_naming_it(run_cli: RunCli) -> None:
     run = run_cli("--prometheus-image", "obsconform/no-such-image:0")
     assert run.returncode == 3
     assert "prometheus: image obsconform/no-such-image:0 is not present locally" in run.last_stderr_line
+
+
+def test_a_collector_that_exits_at_start_is_an_error_naming_it_its_status_and_its_log(
+    run_cli: RunCli,
+) -> None:
+    """Jaeger's image in the collector's place: a real binary that refuses the collector's config
+    (it carries no ``health_check`` extension). run_cli checks that nothing is left behind."""
+    run = run_cli("--collector-image", IMAGES["jaeger"])
+    assert run.returncode == 3, run.stderr[-2000:]
+    line = run.last_stderr_line
+    assert "the otel-collector container is exited (exit code 1) during start-up; last log lines: " in line
+    assert "health_check" in line, line
+    assert run.ids_with("passed") == set()
 
 
 def _containers_of(docker: Any, pid: int) -> list[Any]:

@@ -34,7 +34,12 @@ from conformance._sections.containers import (
 )
 from conformance.collect._receiver_api import ReceiverApiTraceStore
 from conformance.stack import MODES, Stack, make_stack, resolve_mode
-from conformance.stack._collector import collector_config, render_collector_config
+from conformance.stack._collector import (
+    collector_config,
+    collector_pipeline_counts,
+    collector_version,
+    render_collector_config,
+)
 from conformance.stack._containers import ContainerStack
 from conformance.stack._docker import probe_engine, run_labels
 from conformance.stack._external import ExternalStack
@@ -129,6 +134,73 @@ def test_structure_check_catches_an_undefined_exporter() -> None:
     assert "service.pipelines: 'bogus' is not traces|metrics|logs[/name]" in problems
 
 
+# -- the collector's own metrics --------------------------------------------------------------
+
+#: As otelcol-obsconform v0.161.0 serves them (names without ``_total``), trimmed.
+OWN_METRICS = """\
+# HELP otelcol_exporter_send_failed_spans Number of spans in failed attempts to send to destination.
+# TYPE otelcol_exporter_send_failed_spans counter
+otelcol_exporter_send_failed_spans{exporter="otlp_grpc/jaeger",server_address="127.0.0.1",server_port="1"} 3
+otelcol_exporter_send_failed_spans{exporter="otlp_grpc/receiver",server_address="127.0.0.1",server_port="2"} 0
+# HELP otelcol_exporter_sent_spans Number of spans successfully sent to destination.
+# TYPE otelcol_exporter_sent_spans counter
+otelcol_exporter_sent_spans{exporter="otlp_grpc/jaeger",server_address="127.0.0.1",server_port="1"} 7
+otelcol_exporter_sent_spans{exporter="otlp_grpc/receiver",server_address="127.0.0.1",server_port="2"} 10
+# HELP otelcol_receiver_accepted_spans Number of spans successfully pushed into the pipeline.
+# TYPE otelcol_receiver_accepted_spans counter
+otelcol_receiver_accepted_spans{receiver="otlp",transport="grpc"} 4
+otelcol_receiver_accepted_spans{receiver="otlp",transport="http"} 6
+# HELP otelcol_receiver_refused_log_records Number of log records that could not be pushed into the pipeline.
+# TYPE otelcol_receiver_refused_log_records counter
+otelcol_receiver_refused_log_records{receiver="otlp",transport="http"} 2
+# HELP otelcol_process_uptime Uptime of the process
+# TYPE otelcol_process_uptime counter
+otelcol_process_uptime 5.03
+# HELP target_info Target metadata
+# TYPE target_info gauge
+target_info{service_name="otelcol-obsconform",service_version="0.161.0"} 1
+"""
+
+
+def test_collector_counts_sum_each_signal_and_name_every_loss() -> None:
+    counts = collector_pipeline_counts(OWN_METRICS)
+    assert counts["accepted"] == {"spans": 10}
+    assert counts["sent"] == {"spans": 17}
+    assert counts["send_failed"] == {"spans": 3}
+    assert counts["refused"] == {"log_records": 2}
+    assert counts["lost"] == 5
+    assert counts["problems"] == [
+        "exporter otlp_grpc/jaeger failed to send 3 spans",
+        "receiver otlp refused 2 log records",
+    ]
+    assert collector_version(OWN_METRICS) == "0.161.0"
+
+
+def test_collector_counts_of_older_releases_with_total_suffixes() -> None:
+    older = "\n".join(
+        [
+            "# TYPE otelcol_receiver_accepted_spans_total counter",
+            'otelcol_receiver_accepted_spans_total{receiver="otlp",transport="grpc"} 8',
+            "# TYPE otelcol_processor_dropped_spans_total counter",
+            'otelcol_processor_dropped_spans_total{processor="memory_limiter"} 1',
+            "",
+        ]
+    )
+    counts = collector_pipeline_counts(older)
+    assert (counts["accepted"], counts["dropped"], counts["lost"]) == ({"spans": 8}, {"spans": 1}, 1)
+    assert counts["problems"] == ["processor memory_limiter dropped 1 spans"]
+
+
+def test_a_clean_run_has_no_loss_and_malformed_metrics_are_an_error_not_a_crash() -> None:
+    clean = OWN_METRICS.replace("} 3\n", "} 0\n").replace("} 2\n", "} 0\n")
+    counts = collector_pipeline_counts(clean)
+    assert (counts["lost"], counts["problems"]) == (0, [])
+    broken = collector_pipeline_counts('otelcol_receiver_accepted_spans{receiver="otlp" 1\n')
+    assert broken.keys() == {"error"}
+    assert "could not be parsed" in broken["error"]
+    assert collector_version("not { an exposition") == ""
+
+
 # -- the containers section ------------------------------------------------------------------
 
 
@@ -141,13 +213,39 @@ def _profile(tmp_path: Path, containers: dict[str, Any] | None = None, **service
     return path
 
 
-def test_defaults_are_the_official_images(tmp_path: Path) -> None:
+def test_the_default_collector_image_is_the_release_local_mode_builds() -> None:
+    """One release for every collector module (tools/otelcol/go.mod) and the default image."""
+    go_mod = (Path(__file__).resolve().parents[2] / "tools" / "otelcol" / "go.mod").read_text()
+    release = re.search(r"go\.opentelemetry\.io/collector/otelcol v(\S+)", go_mod)
+    assert release is not None
+    assert f"otel/opentelemetry-collector-contrib:{release[1]}" == DEFAULT_COLLECTOR_IMAGE
+
+
+def test_environment_replaces_the_default_images_but_not_the_profile_or_flags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OBSCONFORM_COLLECTOR_IMAGE", "obsconform/otel-collector:local")
+    monkeypatch.setenv("OBSCONFORM_JAEGER_IMAGE", "obsconform/jaeger:local")
+    section = containers_section(load_profile(_profile(tmp_path)))
+    assert (section.collector.image, section.jaeger.image) == (
+        "obsconform/otel-collector:local",
+        "obsconform/jaeger:local",
+    )
+    profile = load_profile(_profile(tmp_path, {"jaeger": {"image": "mirror/jaegertracing/jaeger:2.12.0"}}))
+    assert containers_section(profile).jaeger.image == "mirror/jaegertracing/jaeger:2.12.0"
+    overridden = containers_section(with_image_overrides(profile, collector="mirror/contrib:0.161.0"))
+    assert overridden.collector.image == "mirror/contrib:0.161.0"
+
+
+def test_defaults_are_the_official_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OBSCONFORM_COLLECTOR_IMAGE", raising=False)
+    monkeypatch.delenv("OBSCONFORM_JAEGER_IMAGE", raising=False)
     section = containers_section(load_profile(_profile(tmp_path)))
     assert section.prometheus_image == DEFAULT_PROMETHEUS_IMAGE == "prom/prometheus:v2.53.2"
     assert section.collector.image == DEFAULT_COLLECTOR_IMAGE
     assert DEFAULT_COLLECTOR_IMAGE.startswith("otel/opentelemetry-collector-contrib:")
     assert section.jaeger.image == DEFAULT_JAEGER_IMAGE
-    assert DEFAULT_JAEGER_IMAGE.startswith("jaegertracing/all-in-one:")
+    assert DEFAULT_JAEGER_IMAGE.startswith("jaegertracing/jaeger:")  # Jaeger v2, as local mode runs
     assert section.receiver_image == DEFAULT_RECEIVER_IMAGE
     assert (section.collector.enabled, section.jaeger.enabled) == (None, None)
     assert section.service.image is None

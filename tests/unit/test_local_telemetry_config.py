@@ -11,7 +11,13 @@ import pytest
 
 from conformance._exceptions import UsageError
 from conformance.stack._collector import CollectorListen, collector_config
-from conformance.stack._telemetry import TELEMETRY_ENV, TelemetryBinaries, jaeger_config, plan_local_telemetry
+from conformance.stack._telemetry import (
+    TELEMETRY_ENV,
+    LocalTelemetry,
+    TelemetryBinaries,
+    jaeger_config,
+    plan_local_telemetry,
+)
 
 from .test_containers_config import collector_structure_problems
 
@@ -73,6 +79,30 @@ def test_jaeger_config_is_loopback_only_and_keeps_to_itself() -> None:
     assert (query["http"], query["grpc"]) == ({"endpoint": "127.0.0.1:7002"}, {"endpoint": "127.0.0.1:7003"})
     assert config["receivers"] == {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:7001"}}}}
     assert config["service"]["telemetry"]["metrics"] == {"level": "none"}
+
+
+def test_local_collector_serves_its_own_metrics_on_a_free_loopback_port(tmp_path: Path) -> None:
+    """Its counts (accepted, refused, sent, failed) go into the report; 8888 is never bound."""
+    telemetry = LocalTelemetry(
+        TelemetryBinaries(otelcol=tmp_path / "otelcol", jaeger=tmp_path / "jaeger"),
+        tmp_path,
+        receiver_grpc_port=5001,
+        receiver_http_port=None,
+    )
+    metrics = telemetry.collector_config()["service"]["telemetry"]["metrics"]
+    reader = metrics["readers"][0]["pull"]["exporter"]["prometheus"]
+    assert reader == {"host": "127.0.0.1", "port": telemetry.listen.telemetry}
+    assert telemetry.listen.telemetry not in (None, 8888)
+    assert telemetry.own_metrics_url == f"http://127.0.0.1:{telemetry.listen.telemetry}/metrics"
+    # Not started: the report says the counts were never read, not that nothing was lost.
+    assert telemetry.pipeline_counts().keys() == {"error"}
+
+
+def test_container_jaeger_config_listens_on_the_container_interfaces() -> None:
+    config = jaeger_config(otlp_grpc=4317, query_http=16686, query_grpc=16685, host="0.0.0.0")
+    query = config["extensions"]["jaeger_query"]
+    assert (query["http"], query["grpc"]) == ({"endpoint": "0.0.0.0:16686"}, {"endpoint": "0.0.0.0:16685"})
+    assert config["receivers"] == {"otlp": {"protocols": {"grpc": {"endpoint": "0.0.0.0:4317"}}}}
 
 
 # -- whether they run ----------------------------------------------------------------------------
