@@ -99,7 +99,12 @@ def full_run(profile: Path, report_dir: Path, extra: list[str]) -> tuple[float, 
 
 
 def _counts(summary: dict[str, Any]) -> str:
-    return ", ".join(f"{summary.get(k)} {k}" for k in ("passed", "failed", "error", "skipped"))
+    counts = summary.get("counts", {})
+    return ", ".join(f"{counts.get(k, 0)} {k}" for k in ("passed", "failed", "error", "skipped"))
+
+
+def _spread(values: list[float]) -> str:
+    return f"{min(values):.1f}-{max(values):.1f} s"
 
 
 def main() -> int:
@@ -127,6 +132,8 @@ def main() -> int:
             print(f"  {step:<48} {seconds:6.1f} s")
         print(f"  {'longest wait the profile imposes (computed)':<48} {wait:6.1f} s  ({what})")
         floor, run = statistics.median(floors), statistics.median(fulls)
+        if args.runs > 1:
+            print(f"  (medians of {args.runs}: floors {_spread(floors)}, full runs {_spread(fulls)})")
         print(f"  {'floor':<48} {floor:6.1f} s")
         summary = report.get("summary", {})
         print(f"full PR run (conformance run, wall clock):          {run:6.1f} s  ({_counts(summary)})")
