@@ -191,7 +191,6 @@ class _Run:
     ended: float | None = None
     result: Any = None
     error: BaseException | None = None
-    thread: threading.Thread | None = None
 
 
 class ProbeRunner:
@@ -349,10 +348,7 @@ class ProbeRunner:
                     if self._ready(run):
                         run.started = self._clock()
                         name = f"obsconform-{run.probe.name}"
-                        run.thread = threading.Thread(
-                            target=self._execute, args=(run,), name=name, daemon=True
-                        )
-                        run.thread.start()
+                        threading.Thread(target=self._execute, args=(run,), name=name, daemon=True).start()
                         if self.sequential or run.probe.alone:
                             break
                 self._cond.wait(timeout=1.0)

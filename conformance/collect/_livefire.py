@@ -32,7 +32,7 @@ from conformance._exceptions import WaitTimeout
 from conformance._profile import Endpoint
 from conformance._sections.alerts import LiveFire
 from conformance._wait import Clock, wait_until
-from conformance.collect._prometheus_api import PrometheusClient
+from conformance.collect._prometheus_api import PrometheusClient, scraped_since
 from conformance.collect._traffic import send
 
 __all__ = [
@@ -285,7 +285,7 @@ def fire_alert(
             if pacer.sent - pacer.statuses.get("no response", 0) > 0:
                 first_answer = now()
             return
-        if _scraped_since(prometheus, job, first_answer):
+        if scraped_since(prometheus, job, first_answer):
             on_scraped()
             on_scraped = None
 
@@ -336,16 +336,6 @@ def fire_alert(
         timeline=tuple(timeline),
         expect_status=recipe.expect_status,
     )
-
-
-def _scraped_since(prometheus: PrometheusClient, job: str, since: datetime) -> bool:
-    """Whether Prometheus finished a scrape of ``job`` that started after ``since``."""
-    for target in prometheus.targets():
-        if target.get("labels", {}).get("job") != job and target.get("scrapePool") != job:
-            continue
-        started = _timestamp(str(target.get("lastScrape", "")))
-        return started is not None and started > since
-    return False
 
 
 def format_statuses(statuses: Mapping[str, int]) -> str:

@@ -25,7 +25,7 @@ import httpx
 from conformance._exceptions import HarnessError
 from conformance._wait import wait_until
 
-__all__ = ["PrometheusClient", "wait_for_series", "wait_for_target_up"]
+__all__ = ["PrometheusClient", "scraped_since", "wait_for_series", "wait_for_target_up"]
 
 QueryTime = float | datetime
 
@@ -191,6 +191,15 @@ def wait_for_target_up(
         timeout=timeout,
         hint="check that the service listens on the scrape URL and serves metrics at the configured path",
     )
+
+
+def scraped_since(client: PrometheusClient, job: str, since: datetime) -> bool:
+    """Whether Prometheus has scraped ``job`` in a scrape that began after ``since`` (no wait)."""
+    for target in client.targets():
+        if target.get("labels", {}).get("job") == job or target.get("scrapePool") == job:
+            last = _parse_rfc3339(str(target.get("lastScrape", "")))
+            return last is not None and last > since
+    return False
 
 
 def wait_for_series(
