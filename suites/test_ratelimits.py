@@ -11,12 +11,10 @@ records and series watched. A rule that drew no 429 is a finding of the
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -29,8 +27,7 @@ from conformance._sections.rate_limits import RateLimitSection
 from conformance._session import ConformanceSession
 from conformance.checks import ratelimits as rl
 from conformance.checks.logs import ParsedLogLine, parse_log_lines
-from conformance.collect._prometheus_api import wait_for_target_up
-from conformance.collect._ratelimit_probe import RateLimitProbe, counted_429s, run_rate_limit_probe
+from conformance.collect._ratelimit_probe import RateLimitProbe, run_rate_limit_probe
 from conformance.plugin import Verdict
 
 
@@ -58,41 +55,14 @@ def probe(probed: _Probed) -> RateLimitProbe:
 
 
 @implements("rate-limits")
-def _rate_limit_probe(s: ConformanceSession, ctx: ProbeContext) -> _Probed:
-    """Every rule's bursts; milestone ``series`` once the service counted a 429 and
-    Prometheus scraped it (the 429 series exist from then on)."""
+def _rate_limit_probe(s: ConformanceSession, _: ProbeContext) -> _Probed:
+    """Every rule's bursts, then the 429 counter and the 429s' log records; the 429s
+    other probes' clients received meanwhile are kept for RL-008."""
     started = time.monotonic()
-    done = threading.Event()
-    watcher = threading.Thread(target=_announce_429_series, args=(s, ctx, done), daemon=True)
-    watcher.start()
-    try:
-        probe = _run_probe(s)
-    finally:
-        done.set()
-        ctx.reached("series")
+    probe = _run_probe(s)
     ended = time.monotonic()
     others = Counter(p for t, p in list(s.throttled) if started <= t <= ended and not p.startswith("rl-"))
     return _Probed(probe, others)
-
-
-def _announce_429_series(s: ConformanceSession, ctx: ProbeContext, done: threading.Event) -> None:
-    """Reach ``series`` once the 429 counter grew and a Prometheus scrape followed (bounded by the probe)."""
-    metric = _section(s).metric
-    try:
-        before = counted_429s(s.scrape(), metric) or 0.0
-        while not done.wait(0.2):
-            if (counted_429s(s.scrape(), metric) or 0.0) > before:
-                interval = s.profile.prometheus.scrape_interval
-                wait_for_target_up(
-                    s.prometheus,
-                    s.profile.prometheus.job,
-                    timeout=max(5.0, 4 * interval),
-                    since=datetime.now(UTC),
-                )
-                ctx.reached("series")
-                return
-    except Exception:  # a failed scrape: the milestone comes when the probe ends
-        return
 
 
 def _run_probe(s: ConformanceSession) -> RateLimitProbe:

@@ -632,6 +632,16 @@ class GrowthRow:
     def per_request(self) -> float:
         return self.new_series / self.requests_in_second_half if self.requests_in_second_half else 0.0
 
+    @property
+    def values_per_request(self) -> float:
+        """New values of the culprit label per probe request (the series' slope when no label
+        took a new value): a histogram adds a dozen series for one new value, so the value
+        count is what tells an id in a label from an enum value seen late (a GC kind)."""
+        if not self.top_label:
+            return self.per_request
+        n = self.requests_in_second_half
+        return len(self.new_label_values) / n if n else 0.0
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
@@ -644,6 +654,7 @@ class GrowthRow:
             "new_series_per_request": round(self.per_request, 4),
             "label": self.top_label,
             "new_label_values": len(self.new_label_values),
+            "new_label_values_per_request": round(self.values_per_request, 4),
             "examples": _examples(self.new_label_values),
         }
 
@@ -692,11 +703,14 @@ def check_cardinality_growth(
     rows: Sequence[GrowthRow], *, max_series_per_request: float, budget: Callable[[str], int]
 ) -> list[Finding]:
     """MET-008: a metric that keeps adding series while the probe's second half
-    repeats routes already seen grows with N (its slope is the new series per
-    probe request); a metric over its budget is too big whatever its slope."""
+    repeats routes already seen grows with N: its new series per probe request
+    and the new values of the label that took the most (one per request for an
+    id) both exceed ``max_series_per_request``; one late enum value (a GC kind
+    first seen mid-probe) adds a histogram's dozen series but one value, and
+    is not growth. A metric over its budget is too big whatever its slope."""
     findings = []
     for row in rows:
-        if row.per_request > max_series_per_request:
+        if row.per_request > max_series_per_request and row.values_per_request > max_series_per_request:
             culprit = (
                 f"; label {row.top_label!r} took {len(row.new_label_values)} new values such as "
                 f"{_examples(row.new_label_values)}"

@@ -331,11 +331,6 @@ def run_rate_limit_probe(
     )
 
 
-def counted_429s(exposition: Exposition, metric: RateLimitMetric) -> float | None:
-    """The 429 counter's total in ``exposition`` (None: not exposed)."""
-    return _total(exposition, metric)[0]
-
-
 def _await_counter(
     scrape: Callable[[], Exposition],
     section: RateLimitSection,

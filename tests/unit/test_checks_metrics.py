@@ -393,6 +393,28 @@ class TestGrowth:
         assert finding.evidence["label"] == "user_id" and finding.evidence["new_label_values"] == 50
         assert "0.50 per request" in finding.message
 
+    def test_one_late_enum_value_of_a_histogram_is_not_growth(self) -> None:
+        # Node's GC histogram: a first major GC mid-probe adds ~11 series, all for kind="major".
+        def gc(kinds: list[str]) -> list[dict[str, str]]:
+            return [{"__name__": "gc_bucket", "kind": k, "le": str(le)} for k in kinds for le in range(11)]
+
+        rows = metrics.growth_rows(
+            snap({"gc": gc(["minor"])}, moment="before"),
+            snap({"gc": gc(["minor"])}, moment="first half"),
+            snap({"gc": gc(["minor", "major"])}, moment="second half"),
+            100,
+        )
+        assert rows[0].per_request == 0.11 and rows[0].values_per_request == 0.01
+        assert metrics.check_cardinality_growth(rows, max_series_per_request=0.01, budget=lambda _: 99) == []
+        rows = metrics.growth_rows(
+            snap({"gc": gc(["minor"])}, moment="before"),
+            snap({"gc": gc(["minor"])}, moment="first half"),
+            snap({"gc": gc(["minor", "major", "incremental"])}, moment="second half"),
+            100,
+        )
+        (finding,) = metrics.check_cardinality_growth(rows, max_series_per_request=0.01, budget=lambda _: 99)
+        assert finding.evidence["new_label_values_per_request"] == 0.02
+
     def test_over_budget_fails_even_without_growth(self) -> None:
         rows = self.rows(30, 30, 30)
         (finding,) = metrics.check_cardinality_growth(rows, max_series_per_request=0.01, budget=lambda _: 20)
