@@ -1,13 +1,18 @@
 """``conformance init --url http://127.0.0.1:PORT``: a starting profile from a running service.
 
-It looks at what the service really does, with a bounded number of GETs to
-127.0.0.1 (never another host, never a method that changes state):
+It looks at what the service really does, with a bounded number of requests to
+127.0.0.1 (never another host; the only method besides GET is the POST an OpenAPI
+document describes a body for, sent once, as the run will send it):
 
 * common health paths (``/health``, ``/healthz``, ``/health/ready`` …): endpoints and the readiness probe;
 * ``/metrics``: the path, the format and the service's metrics with their types and label
   names, written as ``metrics.required`` (runtime ``process_*``/``python_*``/``go_*`` left out);
 * ``/openapi.json`` when served: its GET operations are tried once each and kept when they
-  answer 2xx; operations that need a body are written commented out;
+  answer 2xx (a path parameter from the document's examples, else an id its list answered);
+  a POST whose ``application/json`` request schema is described is tried once with a body
+  built from the schema's required properties (examples, defaults, enums, else a value of
+  the type) and kept with that body and its 2xx status; PUT, PATCH, DELETE and bodies the
+  document does not describe are written commented out;
 * response headers: the correlation header (``X-Correlation-ID``, ``X-Request-ID``) and
   whether its generated values are UUIDs; rate-limit headers, and which request header the
   limiter keys clients by (``traffic.client_header``), by comparing the remaining quota;
@@ -304,6 +309,8 @@ class FoundEndpoint:
     #: Written commented out: the operation needs something init cannot invent (a body).
     commented: bool = False
     rate_limited: bool = False
+    #: The JSON body init sent (a POST from the OpenAPI request schema); None: no body.
+    json: Any = None
 
     def concrete_path(self) -> str:
         path = self.path
@@ -506,6 +513,11 @@ def _probe_openapi(
     taken: set[str],
     answers: dict[str, httpx.Response],
 ) -> None:
+    """Endpoints from the service's OpenAPI document, each tried once, in three passes:
+    GETs without path parameters; GETs with them (values from the document's examples,
+    else an id a list answered in the first pass); POSTs whose JSON body the document's
+    schema describes (required properties, from examples, defaults, enums or their type).
+    What cannot be tried is written commented out, with the reason."""
     response = _get(client, openapi_path)
     if response is None or response.status_code != 200:
         what = "no answer" if response is None else f"HTTP {response.status_code}"
@@ -522,57 +534,247 @@ def _probe_openapi(
     title = doc.get("info", {}).get("title") if isinstance(doc.get("info"), dict) else None
     found.title = str(title) if isinstance(title, str) else ""
     known = {e.path for e in found.endpoints} | {found.metrics_path or "/metrics", openapi_path}
-    probed = 0
-    listed = 0
-    for path, operations in doc["paths"].items():
-        if not isinstance(path, str) or not path.startswith("/") or not isinstance(operations, dict):
+    operations: list[tuple[str, str, Mapping[str, Any], Mapping[str, Any]]] = []
+    for path, ops in doc["paths"].items():
+        if not isinstance(path, str) or not re.fullmatch(r"/[^\s]*", path) or not isinstance(ops, dict):
             continue
-        for method, op in operations.items():
+        for method, op in ops.items():
             method = str(method).upper()
             if method not in ("GET", "POST", "PUT", "PATCH", "DELETE") or (path in known and method == "GET"):
                 continue
-            if not re.fullmatch(r"/[^\s]*", path):
-                continue
-            listed += 1
-            params = _path_params(path, op if isinstance(op, dict) else {}, operations)
-            name = _endpoint_name(method, path, taken)
-            if method != "GET" or params is None:
-                why = "needs a request body" if method != "GET" else "needs path parameter values"
-                found.endpoints.append(
-                    FoundEndpoint(
-                        name, method, path, note=f"from OpenAPI; {why}: fill in and uncomment", commented=True
-                    )
-                )
-                continue
-            if probed >= MAX_OPENAPI_PROBES:
-                found.endpoints.append(
-                    FoundEndpoint(
-                        name, method, path, path_params=params, note="from OpenAPI; not tried", commented=True
-                    )
-                )
-                continue
-            concrete = path
-            for key, value in params.items():
-                concrete = concrete.replace("{" + key + "}", value)
-            answer = _get(client, concrete)
-            probed += 1
-            status = answer.status_code if answer is not None else None
-            ok = status is not None and 200 <= status < 300
-            found.endpoints.append(
-                FoundEndpoint(
-                    name,
-                    method,
-                    path,
-                    status,
-                    params,
-                    note=f"from OpenAPI; answered {status if status is not None else 'nothing'}",
-                    commented=not ok,
-                    rate_limited=bool(answer is not None and _rate_limit_headers(answer)),
-                )
+            operations.append((method, path, op if isinstance(op, dict) else {}, ops))
+    tried = _OpenApiTries(client, found, taken, answers)
+    for method, path, _op, _ops in operations:  # 1: plain GETs (their lists give ids to pass 2)
+        if method == "GET" and not re.search(r"{[^}]+}", path):
+            tried.get(path, {}, "from OpenAPI")
+    for method, path, op, ops in operations:  # 2: GETs with path parameters
+        if method != "GET" or not re.search(r"{[^}]+}", path):
+            continue
+        params = _path_params(path, op, ops)
+        source = "from OpenAPI; path parameter from its examples"
+        if params is None:
+            params = _ids_from_lists(path, tried.json_answers)
+            source = "from OpenAPI; path parameter from an id its list answered"
+        if params is None:
+            tried.commented(method, path, "from OpenAPI; needs path parameter values: fill in and uncomment")
+        else:
+            tried.get(path, params, source)
+    for method, path, op, _ops in operations:  # 3: bodies the schema describes
+        if method == "GET":
+            continue
+        body = _example_body(op, doc) if method == "POST" and not re.search(r"{[^}]+}", path) else None
+        if body is None:
+            why = "changes or deletes data" if method != "POST" else "needs a body its schema lacks"
+            tried.commented(method, path, f"from OpenAPI; {why}: fill in and uncomment")
+        else:
+            tried.post(path, body)
+    found.openapi_note = (
+        f"GET {openapi_path}: {len(operations)} operation(s) besides the health paths, {tried.count} tried"
+    )
+
+
+class _OpenApiTries:
+    """Tries OpenAPI operations once each (at most :data:`MAX_OPENAPI_PROBES`) and records them."""
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        found: ServiceFindings,
+        taken: set[str],
+        answers: dict[str, httpx.Response],
+    ) -> None:
+        self.client, self.found, self.taken, self.answers = client, found, taken, answers
+        self.count = 0
+        #: path -> the JSON a successful GET answered (lists hold the ids pass 2 needs)
+        self.json_answers: dict[str, Any] = {}
+
+    def commented(self, method: str, path: str, note: str, params: Mapping[str, str] | None = None) -> None:
+        name = _endpoint_name(method, path, self.taken)
+        self.found.endpoints.append(
+            FoundEndpoint(name, method, path, path_params=dict(params or {}), note=note, commented=True)
+        )
+
+    def get(self, path: str, params: Mapping[str, str], source: str) -> None:
+        if self.count >= MAX_OPENAPI_PROBES:
+            self.commented("GET", path, "from OpenAPI; not tried", params)
+            return
+        concrete = path
+        for key, value in params.items():
+            concrete = concrete.replace("{" + key + "}", value)
+        answer = _get(self.client, concrete)
+        self._record("GET", path, params, None, answer, source)
+        if answer is not None and 200 <= answer.status_code < 300:
+            self.answers[path] = answer
+            with contextlib.suppress(ValueError):
+                self.json_answers[path] = answer.json()
+
+    def post(self, path: str, body: Any) -> None:
+        if self.count >= MAX_OPENAPI_PROBES:
+            self.commented("POST", path, "from OpenAPI; not tried")
+            return
+        try:
+            answer: httpx.Response | None = self.client.post(path, json=body)
+        except httpx.HTTPError:
+            answer = None
+        self._record("POST", path, {}, body, answer, "from OpenAPI; body from its request schema")
+
+    def _record(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str],
+        body: Any,
+        answer: httpx.Response | None,
+        source: str,
+    ) -> None:
+        self.count += 1
+        status = answer.status_code if answer is not None else None
+        ok = status is not None and 200 <= status < 300
+        self.found.endpoints.append(
+            FoundEndpoint(
+                _endpoint_name(method, path, self.taken),
+                method,
+                path,
+                status,
+                dict(params),
+                note=f"{source}; answered {status if status is not None else 'nothing'}",
+                commented=not ok,
+                rate_limited=bool(answer is not None and _rate_limit_headers(answer)),
+                json=body,
             )
-            if ok and answer is not None:
-                answers[path] = answer
-    found.openapi_note = f"GET {openapi_path}: {listed} operation(s) besides the health paths, {probed} tried"
+        )
+
+
+def _ids_from_lists(path: str, json_answers: Mapping[str, Any]) -> dict[str, str] | None:
+    """``/books/{book_id}``: an id from what ``GET /books`` answered (a list of objects,
+    or an object holding one), under the parameter's own name, else ``id``."""
+    match = re.fullmatch(r"(?P<parent>.*)/{(?P<param>[^}]+)}", path)
+    if match is None or match["parent"] not in json_answers:
+        return None
+    listing = json_answers[match["parent"]]
+    if isinstance(listing, dict):  # {"items": [...]}, {"data": [...]}
+        listing = next((v for v in listing.values() if isinstance(v, list)), None)
+    if not isinstance(listing, list):
+        return None
+    param = match["param"]
+    for item in listing:
+        if not isinstance(item, dict):
+            continue
+        for key in (param, "id", "ID", "_id"):
+            value = item.get(key)
+            if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+                return {param: str(value)}
+    return None
+
+
+#: Deepest nesting :func:`_example_body` follows, and the longest string it writes.
+_MAX_SCHEMA_DEPTH = 6
+_PLACEHOLDER = "obsconform"
+
+
+def _example_body(op: Mapping[str, Any], doc: Mapping[str, Any]) -> Any:
+    """A JSON body for ``op`` from its ``application/json`` request schema; None when there
+    is none or it cannot be built (an unresolvable ``$ref``, ``oneOf`` without a usable branch)."""
+    body = op.get("requestBody")
+    if not isinstance(body, dict):
+        return None
+    content = body.get("content")
+    media = content.get("application/json") if isinstance(content, dict) else None
+    if not isinstance(media, dict):
+        return None
+    if "example" in media:
+        return media["example"]
+    examples = media.get("examples")
+    if isinstance(examples, dict):
+        first = next(iter(examples.values()), None)
+        if isinstance(first, dict) and "value" in first:
+            return first["value"]
+    schema = media.get("schema")
+    return _instance(schema, doc, 0) if isinstance(schema, dict) else None
+
+
+class _NoInstance(Exception):
+    pass
+
+
+def _instance(schema: Any, doc: Mapping[str, Any], depth: int) -> Any:
+    try:
+        return _build(schema, doc, depth)
+    except _NoInstance:
+        return None
+
+
+def _build(schema: Any, doc: Mapping[str, Any], depth: int) -> Any:
+    if not isinstance(schema, dict) or depth > _MAX_SCHEMA_DEPTH:
+        raise _NoInstance
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        if not ref.startswith("#/"):
+            raise _NoInstance
+        target: Any = doc
+        for part in ref[2:].split("/"):
+            target = target.get(part) if isinstance(target, dict) else None
+        return _build(target, doc, depth + 1)
+    for key in ("example", "default"):
+        if key in schema and schema[key] is not None:
+            return schema[key]
+    if isinstance(schema.get("examples"), list) and schema["examples"]:
+        return schema["examples"][0]
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    for key in ("allOf",):
+        if isinstance(schema.get(key), list):
+            merged: dict[str, Any] = {}
+            for part in schema[key]:
+                value = _build(part, doc, depth + 1)
+                if isinstance(value, dict):
+                    merged.update(value)
+            return merged
+    for key in ("anyOf", "oneOf"):
+        if isinstance(schema.get(key), list):
+            usable = [b for b in schema[key] if not (isinstance(b, dict) and b.get("type") == "null")]
+            if not usable:
+                raise _NoInstance
+            return _build(usable[0], doc, depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), None)
+    if kind == "object" or (kind is None and "properties" in schema):
+        raw = schema.get("properties")
+        properties: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        required = [r for r in schema.get("required", []) if isinstance(r, str)]
+        return {name: _build(properties.get(name, {"type": "string"}), doc, depth + 1) for name in required}
+    if kind == "array":
+        count = int(schema.get("minItems", 0) or 0)
+        return [_build(schema.get("items", {"type": "string"}), doc, depth + 1) for _ in range(count)]
+    if kind == "integer":
+        low = schema.get("minimum", 1)
+        return int(max(low, 1)) if isinstance(low, int | float) else 1
+    if kind == "number":
+        low = schema.get("minimum", 1)
+        return float(max(low, 1)) if isinstance(low, int | float) else 1.0
+    if kind == "boolean":
+        return True
+    if kind == "string":
+        return _example_string(schema)
+    raise _NoInstance
+
+
+def _example_string(schema: Mapping[str, Any]) -> str:
+    fmt = schema.get("format")
+    fixed = {
+        "date-time": "2026-01-01T00:00:00Z",
+        "date": "2026-01-01",
+        "uuid": "00000000-0000-4000-8000-000000000000",
+    }
+    if fmt in fixed:
+        return fixed[str(fmt)]
+    if schema.get("pattern"):
+        raise _NoInstance  # a value matching an arbitrary pattern is not invented
+    low = int(schema.get("minLength", 0) or 0)
+    high = schema.get("maxLength")
+    text = _PLACEHOLDER.ljust(low, "x")
+    return text[: int(high)] if isinstance(high, int) else text
 
 
 def _path_params(path: str, op: Mapping[str, Any], operations: Mapping[str, Any]) -> dict[str, str] | None:
@@ -711,7 +913,7 @@ def _request_plan(found: ServiceFindings) -> list[tuple[str, str, str, dict[str,
     plan: list[tuple[str, str, str, dict[str, Any]]] = []
     for e in found.endpoints:
         if not e.commented:
-            plan.append((e.name, e.method, e.concrete_path(), {}))
+            plan.append((e.name, e.method, e.concrete_path(), {} if e.json is None else {"json": e.json}))
     for ep in found.user_endpoints:
         path = str(ep["path"])
         for key, value in dict(ep.get("path_params") or {}).items():
@@ -1128,6 +1330,8 @@ def render_profile(
             parts.append(
                 "path_params: {" + ", ".join(f"{_q(k)}: {_q(v)}" for k, v in e.path_params.items()) + "}"
             )
+        if e.json is not None:
+            parts.append(f"json: {_flow(e.json)}")
         if e.status is not None and e.status != 200 and not e.commented:
             parts.append(f"expect_status: {e.status}")
         note = e.note

@@ -54,7 +54,8 @@ def _excluded(rid: str) -> bool:
 
 
 def _user_input(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load(USER_INPUT.read_text(encoding="utf-8"))[name]
+    """What the user wrote for ``name``; a service init needs nothing for has no entry."""
+    data: dict[str, Any] = yaml.safe_load(USER_INPUT.read_text(encoding="utf-8")).get(name) or {}
     return data
 
 
@@ -70,10 +71,13 @@ def _launch(name: str) -> tuple[str, list[str]]:
 
 def run_init(name: str, out: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     command, env = _launch(name)
-    endpoints = tmp_path / f"{name}-endpoints.yaml"
-    endpoints.write_text(yaml.safe_dump(_user_input(name)["endpoints"], sort_keys=False), encoding="utf-8")
     argv = [sys.executable, "-m", "conformance.cli", "init", "--command", command, "--out", str(out)]
-    argv += ["--endpoints", str(endpoints), "--force"]
+    argv.append("--force")
+    given = _user_input(name).get("endpoints")
+    if given:
+        endpoints = tmp_path / f"{name}-endpoints.yaml"
+        endpoints.write_text(yaml.safe_dump(given, sort_keys=False), encoding="utf-8")
+        argv += ["--endpoints", str(endpoints)]
     for pair in env:
         argv += ["--env", pair]
     return subprocess.run(

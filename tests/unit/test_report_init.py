@@ -207,6 +207,75 @@ def probe(fake: FakeService) -> Any:
         return probe_service(client, "http://127.0.0.1:8080")
 
 
+BOOKS_OPENAPI = {
+    "info": {"title": "Books"},
+    "paths": {
+        "/books": {
+            "get": {},
+            "post": {
+                "requestBody": {
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BookIn"}}}
+                }
+            },
+        },
+        "/books/{book_id}": {"get": {"parameters": [{"name": "book_id", "in": "path"}]}, "delete": {}},
+    },
+    "components": {
+        "schemas": {
+            "BookIn": {
+                "type": "object",
+                "required": ["title", "author", "tags", "kind"],
+                "properties": {
+                    "title": {"type": "string", "minLength": 1},
+                    "author": {"type": "string", "maxLength": 4},
+                    "year": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+                    "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                    "kind": {"enum": ["paper", "cloth"]},
+                },
+            }
+        }
+    },
+}
+
+
+def test_openapi_ids_come_from_lists_and_bodies_from_the_request_schema() -> None:
+    """FastAPI's shape: no examples, so the id comes from GET /books and the POST body
+    from the required properties of BookIn; a DELETE is never sent."""
+    sent: list[tuple[str, str, Any]] = []
+
+    def service(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else None
+        sent.append((request.method, request.url.path, body))
+        if request.url.path == "/openapi.json":
+            return httpx.Response(200, json=BOOKS_OPENAPI)
+        if (request.method, request.url.path) == ("GET", "/books"):
+            return httpx.Response(200, json=[{"id": 3, "title": "SRE"}])
+        if (request.method, request.url.path) == ("GET", "/books/3"):
+            return httpx.Response(200, json={"id": 3})
+        if (request.method, request.url.path) == ("POST", "/books"):
+            return httpx.Response(201, json={"id": 4})
+        return httpx.Response(404)
+
+    with httpx.Client(transport=httpx.MockTransport(service), base_url="http://127.0.0.1:8080") as client:
+        found = probe_service(client, "http://127.0.0.1:8080")
+    live = {(e.method, e.path): (e.path_params, e.json, e.status) for e in found.endpoints if not e.commented}
+    body = {"title": "obsconform", "author": "obsc", "tags": ["obsconform"], "kind": "paper"}
+    assert live == {
+        ("GET", "/books"): ({}, None, 200),
+        ("GET", "/books/{book_id}"): ({"book_id": "3"}, None, 200),
+        ("POST", "/books"): ({}, body, 201),
+    }
+    assert ("POST", "/books", body) in sent
+    assert not any(method == "DELETE" for method, _, _ in sent)
+    (deleted,) = [e for e in found.endpoints if e.method == "DELETE"]
+    assert deleted.commented and "changes or deletes data" in deleted.note
+    text = render_profile(
+        found, None, name="books", command=None, has_port_placeholder=False, port=8080, cwd=None, env={}
+    )
+    assert 'json: {"title": "obsconform", "author": "obsc", "tags": ["obsconform"], "kind": "paper"}' in text
+    assert "expect_status: 201" in text
+
+
 def test_probe_finds_endpoints_metrics_and_headers() -> None:
     fake = FakeService()
     found = probe(fake)
@@ -222,7 +291,7 @@ def test_probe_finds_endpoints_metrics_and_headers() -> None:
     commented = {(e.method, e.path): e.note for e in found.endpoints if e.commented}
     assert commented == {
         ("GET", "/orders"): "from OpenAPI; answered 401",
-        ("POST", "/orders"): "from OpenAPI; needs a request body: fill in and uncomment",
+        ("POST", "/orders"): "from OpenAPI; needs a body its schema lacks: fill in and uncomment",
         ("GET", "/carts/{cart_id}"): "from OpenAPI; needs path parameter values: fill in and uncomment",
     }
     assert found.ready_path == "/readyz" and found.title == "Orders API"
@@ -270,7 +339,7 @@ def test_written_profile_validates_and_keeps_what_was_found(tmp_path: Path) -> N
         "extra_labels": True,
     }
     assert (
-        '  # - {name: "post_orders", method: POST, path: "/orders"}  # from OpenAPI; needs a request body'
+        '  # - {name: "post_orders", method: POST, path: "/orders"}  # from OpenAPI; needs a body its schema'
         in text
     )
 
