@@ -1,0 +1,115 @@
+"""Trace ids in the report's evidence link to Jaeger's UI (conformance.report._links)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conformance import Status
+from conformance.report import render_html, render_markdown
+from conformance.report._links import TraceLinks, jaeger_ui_url, trace_ids_in, trace_links
+
+from .test_report_html import elements, report_with, result
+
+TID = "4bf92f3577b34da6a3ce929d0e0e4736"
+OTHER = "0af7651916cd43dd8448eb211c80319c"
+LOCAL = {
+    "mode": "local",
+    "components": [
+        {"name": "prometheus", "kind": "process", "version": "2.53.0"},
+        {"name": "jaeger", "kind": "process", "version": "v1.76.0", "url": "http://127.0.0.1:16686"},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("stack", "url"),
+    [
+        (LOCAL, "http://127.0.0.1:16686"),
+        ({"components": [{"name": "jaeger", "kind": "container", "url": "http://127.0.0.1:32768/"}]},
+         "http://127.0.0.1:32768"),
+        ({"components": [{"name": "jaeger", "kind": "process", "status": "not running"}]}, ""),
+        ({"components": [{"name": "jaeger", "kind": "container", "status": "not available", "url": "http://x"}]},
+         ""),
+        ({"components": [{"name": "trace-store", "kind": "external", "store": "jaeger",
+                          "ui_url": "https://jaeger.staging.example/"}]}, "https://jaeger.staging.example"),
+        ({"components": [{"name": "trace-store", "kind": "external", "store": "receiver"}]}, ""),
+        ({"components": [{"name": "jaeger", "kind": "process", "url": "javascript:alert(1)"}]}, ""),
+        ({"components": [{"name": "jaeger", "kind": "process", "url": 'http://x/"><script>'}]}, ""),
+        ({"components": [{"name": "jaeger", "kind": "process", "url": "http://a)b"}]}, ""),
+        ({}, ""),
+    ],
+)  # fmt: skip
+def test_the_jaeger_ui_comes_from_the_stack_section(stack: dict[str, Any], url: str) -> None:
+    assert jaeger_ui_url(stack) == url
+
+
+def test_a_trace_id_links_to_its_page() -> None:
+    links = TraceLinks("http://127.0.0.1:16686")
+    assert links.url(TID) == f"http://127.0.0.1:16686/trace/{TID}"
+    for not_an_id in ("0" * 32, TID.upper(), TID[:-1], "x" * 32, None, 42, "00f067aa0ba902b7"):
+        assert links.url(not_an_id) is None
+
+
+def test_trace_ids_are_found_under_trace_keys_only() -> None:
+    evidence = [
+        {"trace_id": TID, "span_id": "00f067aa0ba902b7"},
+        {"example": {"trace_id": TID}, "trace_ids": [OTHER, TID]},
+        {"canary": "c" * 32, "expected_trace_id": "not-hex"},
+    ]
+    assert trace_ids_in(evidence) == [TID, OTHER]
+
+
+def test_rewrite_links_only_known_ids() -> None:
+    links = TraceLinks("http://j")
+    text = f"span in trace {TID}; canary {OTHER}"
+    out = links.rewrite(text, [TID], lambda tid, url: f"<{url}>")
+    assert out == f"span in trace <http://j/trace/{TID}>; canary {OTHER}"
+
+
+def _report(stack: dict[str, Any]) -> dict[str, Any]:
+    evidence = [
+        {"requirement": "SEM-001", "message": f"2 SERVER span(s) lack url.scheme, e.g. trace {TID}",
+         "trace_ids": [TID, OTHER], "example": {"trace_id": TID, "span_id": "00f067aa0ba902b7"}},
+    ]  # fmt: skip
+    failed = result("SEM-001", Status.FAILED, f"1 finding: trace {TID}", evidence)
+    return report_with({"SEM-001": failed}, stack=stack)
+
+
+def test_html_links_every_trace_id_in_the_evidence() -> None:
+    html = render_html(_report(LOCAL))
+    hrefs = [a.get("href") for tag, a in elements(html) if tag == "a" and a.get("class") == "trace"]
+    assert f"http://127.0.0.1:16686/trace/{TID}" in hrefs
+    assert f"http://127.0.0.1:16686/trace/{OTHER}" in hrefs
+    assert hrefs.count(f"http://127.0.0.1:16686/trace/{TID}") >= 3  # message, list, example
+    assert all(
+        a.get("rel") == "noreferrer" for tag, a in elements(html) if tag == "a" and a.get("class") == "trace"
+    )
+
+
+def test_html_without_jaeger_has_no_trace_links() -> None:
+    html = render_html(_report({"mode": "local", "components": []}))
+    assert not [a for tag, a in elements(html) if tag == "a" and a.get("class") == "trace"]
+    assert TID in html
+
+
+def test_markdown_links_the_failed_requirements_traces() -> None:
+    md = render_markdown(_report(LOCAL))
+    assert f"[{TID}](http://127.0.0.1:16686/trace/{TID})" in md  # in the finding's row
+    assert "Traces in Jaeger (http://127.0.0.1:16686):" in md
+    assert f"- SEM-001: [{TID[:12]}…](http://127.0.0.1:16686/trace/{TID}), " in md
+    assert render_markdown(_report({"mode": "local", "components": []})).count("/trace/") == 0
+
+
+def test_external_mode_profile_key_gives_the_ui(tmp_path: Any) -> None:
+    from conformance._sections.containers import ExternalSection
+    from conformance.stack._external import _jaeger_ui
+
+    assert _jaeger_ui(ExternalSection(jaeger_ui_url="https://ui.example")) == "https://ui.example"
+    assert (
+        _jaeger_ui(ExternalSection(trace_store_kind="jaeger", trace_store_url="http://q:16686"))
+        == "http://q:16686"
+    )
+    assert _jaeger_ui(ExternalSection(trace_store_kind="receiver", trace_store_url="http://r")) == ""
+    assert trace_links({"stack": {"components": []}}) is None
