@@ -25,7 +25,7 @@ from typing import Any
 from conformance._mask import excerpt
 from conformance._model import Finding, Level
 from conformance._requirements import requirement
-from conformance.checks.exports import route_key
+from conformance.checks.exports import route_key, span_route
 from conformance.telemetry import Span
 
 __all__ = [
@@ -219,22 +219,28 @@ def check_stable_attributes(spans: Sequence[Span]) -> list[Finding]:
 
 
 def _method_placeholder(span: Span) -> str:
-    method = _method_of(span)
+    """``{method}`` of the span name: the method attribute (``HTTP`` for ``_OTHER``); for a
+    span without one, the method another convention records (Micrometer's ``method``) or
+    its name starts with (``http get /x``)."""
+    method = _method_of(span) or span_route(span)[0]
     return "HTTP" if method == "_OTHER" else method
 
 
-def check_span_names(spans: Sequence[Span], templates: Collection[str] = ()) -> list[Finding]:
+def check_span_names(spans: Sequence[Span], templates: Collection[str] = ()) -> tuple[list[Finding], int]:
     """SEM-002: the name is ``{method} {http.route}`` when the span has a route,
     else ``{method}``. ``templates`` are the profile's route templates: a name
     ``{method} {template}`` is also a low-cardinality target ("other value MAY be
     provided through custom hooks"). Anything else is a finding; a name that is
-    the request's path while the route has parameters says so."""
+    the request's path while the route has parameters says so. Returns (findings,
+    spans examined: those whose method is known)."""
     known = {route_key(t) for t in templates}
     groups: dict[tuple[str, ...], list[Span]] = {}
+    examined = 0
     for span in http_server_spans(spans):
         method = _method_placeholder(span)
         if not method:
             continue
+        examined += 1
         route = str(span.attributes.get("http.route") or "")
         name = span.name
         expected = f"{method} {route}" if route else method
@@ -258,7 +264,7 @@ def check_span_names(spans: Sequence[Span], templates: Collection[str] = ()) -> 
             f"{len(group)} SERVER span(s) named {_names(group)}: {why}; the convention's name is {expected!r}"
         )
 
-    return _group_findings(SEM_002.id, groups, message)
+    return _group_findings(SEM_002.id, groups, message), examined
 
 
 # --------------------------------------------------------------------------- SEM-003

@@ -91,32 +91,44 @@ def test_missing_url_scheme_alone_is_named() -> None:
     ],
 )
 def test_conventional_names_pass(name: str, changes: dict[str, Any]) -> None:
-    assert semconv.check_span_names([stable(name, **changes)], ["/users/{user_id}", "/health"]) == []
+    assert semconv.check_span_names([stable(name, **changes)], ["/users/{user_id}", "/health"]) == ([], 1)
 
 
 def test_raw_path_with_ids_is_a_finding() -> None:
     spans = [stable(f"GET /users/{n}", **{"http.route": None, "url.path": f"/users/{n}"}) for n in (1, 2)]
-    (finding,) = semconv.check_span_names(spans, ["/users/{user_id}"])
+    (finding,) = semconv.check_span_names(spans, ["/users/{user_id}"])[0]
     assert "the raw request path" in finding.message
     assert "'GET /users/1', 'GET /users/2'" in finding.message
     assert "the convention's name is 'GET'" in finding.message
 
 
 def test_method_only_when_a_route_is_known_is_a_finding() -> None:
-    (finding,) = semconv.check_span_names([stable("GET")], [])
+    (finding,) = semconv.check_span_names([stable("GET")], [])[0]
     assert "'GET /users/{user_id}'" in finding.message
 
 
 def test_operation_names_are_findings() -> None:
     """otelhttp.NewHandler(h, "albums") names every span "albums"."""
-    (finding,) = semconv.check_span_names([stable("albums", **{"http.route": None})], [])
+    (finding,) = semconv.check_span_names([stable("albums", **{"http.route": None})], [])[0]
     assert "not of the form '{method} …'" in finding.message
 
 
 def test_old_names_are_judged_by_their_method_too() -> None:
-    assert semconv.check_span_names([span(**OLD)], []) == []
-    (finding,) = semconv.check_span_names([span("HTTP GET", **OLD)], [])
+    assert semconv.check_span_names([span(**OLD)], []) == ([], 1)
+    (finding,) = semconv.check_span_names([span("HTTP GET", **OLD)], [])[0]
     assert finding.requirement_id == "SEM-002"
+
+
+def test_micrometer_names_are_judged_by_their_method_key() -> None:
+    """Spring's server observation: span "http get /api/items/{id}", keys method/uri/status, http.url."""
+    micrometer = {"method": "GET", "uri": "/api/items/{id}", "status": "200", "http.url": "/api/items/2"}
+    findings, examined = semconv.check_span_names([span("http get /api/items/{id}", **micrometer)], [])
+    assert examined == 1
+    assert "not of the form '{method} …' (method 'GET')" in findings[0].message
+
+
+def test_a_span_without_any_method_is_not_examined() -> None:
+    assert semconv.check_span_names([span("handler", **{"url.path": "/x"})], []) == ([], 0)
 
 
 # --------------------------------------------------------------------------- SEM-003
