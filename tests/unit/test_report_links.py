@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from conformance import Status
+from conformance import Status, load_profile
 from conformance.report import render_html, render_markdown
 from conformance.report._links import TraceLinks, jaeger_ui_url, trace_ids_in, trace_links
+from conformance.stack._external import ExternalStack
 
 from .test_report_html import elements, report_with, result
 
@@ -100,6 +103,30 @@ def test_markdown_links_the_failed_requirements_traces() -> None:
     assert "Traces in Jaeger (http://127.0.0.1:16686):" in md
     assert f"- SEM-001: [{TID[:12]}…](http://127.0.0.1:16686/trace/{TID}), " in md
     assert render_markdown(_report({"mode": "local", "components": []})).count("/trace/") == 0
+
+
+def _external_profile(tmp_path: Path, external: dict[str, Any]) -> Path:
+    data = {"version": 1, "service": {"name": "svc", "command": ["x"]}, "containers": {"external": external}}
+    path = tmp_path / "profile.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("external", "base"),
+    [
+        ({"trace_store": {"kind": "jaeger", "url": "http://127.0.0.1:16686"}}, "http://127.0.0.1:16686"),
+        ({"trace_store": {"kind": "receiver", "url": "http://127.0.0.1:4319"},
+          "jaeger_ui_url": "https://jaeger.staging.example"}, "https://jaeger.staging.example"),
+        ({"trace_store": {"kind": "receiver", "url": "http://127.0.0.1:4319"}}, None),
+    ],
+)  # fmt: skip
+def test_external_mode_links_to_the_profiles_jaeger(
+    tmp_path: Path, external: dict[str, Any], base: str | None
+) -> None:
+    stack = ExternalStack(load_profile(_external_profile(tmp_path, external)), tmp_path)
+    links = trace_links({"stack": stack.describe()})
+    assert (links.base if links else None) == base
 
 
 def test_external_mode_profile_key_gives_the_ui(tmp_path: Any) -> None:
