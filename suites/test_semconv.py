@@ -118,8 +118,9 @@ def test_server_span_status(
         spans_answered_4xx_or_5xx=examined,
         none_because=f"none of the {len(http)} HTTP SERVER span(s) records a 4xx or 5xx answer "
         "(http.response.status_code or http.status_code)",
-        hint="the run sends malformed requests and rate-limit bursts; a service that answers them all "
-        "2xx, or records no status code, leaves nothing to judge",
+        hint="the run's probes give the 4xx and 5xx (the cardinality probe's unknown paths, PII canaries in "
+        "path parameters, rate-limit bursts, alert live-fire): a run of this suite alone, a service that "
+        "answers them all 2xx, or one that records no status code leaves nothing to judge",
     )
     verdict.check(findings, what=f"{examined} SERVER spans of 4xx/5xx answers")
 

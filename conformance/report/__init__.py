@@ -328,7 +328,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             if (found := trace_ids_in(r.get("evidence", [])))
         ]
         if traced:
-            lines += ["", f"Traces in Jaeger ({links.base}):"]
+            where = links.base if links.ui else f"{links.base}, its query API's JSON: this Jaeger has no UI"
+            lines += ["", f"Traces in Jaeger ({where}):"]
             lines += [
                 f"- {rid}: " + ", ".join(f"[{tid[:12]}…]({links.url(tid)})" for tid in shown)
                 for rid, shown in traced[:MARKDOWN_MAX_ROWS]

@@ -5,8 +5,12 @@ lists ``jaeger`` with its ``url``) or the profile names the team's Jaeger in
 external mode (``containers.external.jaeger_ui_url``, else the Jaeger trace
 store's URL: the trace-store component's ``ui_url``), every trace id in the
 evidence is linked to ``{jaeger_ui}/trace/{trace_id}``, the route of Jaeger's
-UI for one trace. Pure: the report dict in, URLs and rewritten text out; the
-renderers escape what they embed.
+UI for one trace. A Jaeger whose component says ``"ui": false`` (a binary built
+without the UI assets serves a placeholder page there, as the one
+scripts/build-telemetry builds does) is linked at ``{jaeger}/api/traces/{trace_id}``
+instead: the query service's JSON of that trace, the API the UI itself reads.
+Pure: the report dict in, URLs and rewritten text out; the renderers escape
+what they embed.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-__all__ = ["TRACE_KEYS", "TraceLinks", "jaeger_ui_url", "trace_ids_in", "trace_links"]
+__all__ = ["TRACE_KEYS", "TraceLinks", "jaeger_link_base", "jaeger_ui_url", "trace_ids_in", "trace_links"]
 
 #: Evidence keys whose values are trace ids (a string, or a list of them).
 TRACE_KEYS = frozenset({"trace_id", "trace_ids", "expected_trace_id"})
@@ -45,32 +49,42 @@ def _http_url(value: Any) -> str:
     return url if parts.scheme in ("http", "https") and parts.netloc else ""
 
 
-def jaeger_ui_url(stack: Mapping[str, Any]) -> str:
-    """The Jaeger UI's base URL from the report's ``stack`` section, or ``""``."""
+def jaeger_link_base(stack: Mapping[str, Any]) -> tuple[str, bool]:
+    """(Jaeger's base URL, whether it serves its UI) from the report's ``stack`` section;
+    ``("", False)`` when no Jaeger ran or was named."""
     components = stack.get("components")
     if not isinstance(components, list):
-        return ""
+        return "", False
     for c in components:
         if not isinstance(c, Mapping) or c.get("status") in _ABSENT:
             continue
         if c.get("name") == "jaeger" and (url := _http_url(c.get("url"))):
-            return url
+            return url, c.get("ui") is not False
         if c.get("name") == "trace-store" and (url := _http_url(c.get("ui_url"))):
-            return url
-    return ""
+            return url, True
+    return "", False
+
+
+def jaeger_ui_url(stack: Mapping[str, Any]) -> str:
+    """The Jaeger UI's base URL from the report's ``stack`` section, or ``""`` (also for a
+    Jaeger without its UI)."""
+    base, ui = jaeger_link_base(stack)
+    return base if ui else ""
 
 
 @dataclass(frozen=True, slots=True)
 class TraceLinks:
-    """Jaeger UI links for one report (``base``: the UI's URL, no trailing slash)."""
+    """Jaeger links for one report (``base``: Jaeger's URL, no trailing slash; ``ui``: link
+    the UI's trace page, else the query API's JSON of the trace)."""
 
     base: str
+    ui: bool = True
 
     def url(self, trace_id: Any) -> str | None:
         """The trace's page, or ``None`` for anything that is not a trace id."""
         if not _is_trace_id(trace_id):
             return None
-        return f"{self.base}/trace/{quote(trace_id)}"
+        return f"{self.base}/{'trace' if self.ui else 'api/traces'}/{quote(trace_id)}"
 
     def rewrite(self, text: str, known: Iterable[str], link: Callable[[str, str], str]) -> str:
         """``text`` with every trace id of ``known`` in it replaced by ``link(trace_id, url)``.
@@ -92,8 +106,8 @@ class TraceLinks:
 def trace_links(report: Mapping[str, Any]) -> TraceLinks | None:
     """The report's trace links, or ``None`` when no Jaeger UI is known."""
     stack = report.get("stack")
-    base = jaeger_ui_url(stack) if isinstance(stack, Mapping) else ""
-    return TraceLinks(base) if base else None
+    base, ui = jaeger_link_base(stack) if isinstance(stack, Mapping) else ("", False)
+    return TraceLinks(base, ui) if base else None
 
 
 def trace_ids_in(node: Any, key: str = "", depth: int = 0) -> list[str]:

@@ -140,3 +140,61 @@ def test_external_mode_profile_key_gives_the_ui(tmp_path: Any) -> None:
     )
     assert _jaeger_ui(ExternalSection(trace_store_kind="receiver", trace_store_url="http://r")) == ""
     assert trace_links({"stack": {"components": []}}) is None
+
+
+def test_a_jaeger_without_its_ui_is_linked_at_the_query_api() -> None:
+    """The Jaeger scripts/build-telemetry builds (no UI assets) serves a placeholder page at /trace/."""
+    stack = {
+        "components": [{"name": "jaeger", "kind": "process", "url": "http://127.0.0.1:16686", "ui": False}]
+    }
+    links = trace_links({"stack": stack})
+    assert links is not None and not links.ui
+    assert links.url(TID) == f"http://127.0.0.1:16686/api/traces/{TID}"
+    assert jaeger_ui_url(stack) == ""
+    md = render_markdown(_report(stack))
+    assert f"[{TID}](http://127.0.0.1:16686/api/traces/{TID})" in md
+    assert "its query API's JSON: this Jaeger has no UI" in md
+
+
+@pytest.mark.parametrize(
+    ("page", "status", "serves"),
+    [
+        ("<title>Jaeger UI</title><script src='/static/index.js'></script>", 200, True),
+        ("<h1>This is a placeholder for the Jaeger UI home page. If you are seeing this, you are running "
+         "a binary that was not compiled with the UI assets.</h1>", 200, False),
+        ("gone", 503, None),
+    ],
+)  # fmt: skip
+def test_whether_jaeger_serves_its_ui(page: str, status: int, serves: bool | None) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from conformance.stack._telemetry import jaeger_serves_its_ui
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = page.encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert jaeger_serves_its_ui(f"http://127.0.0.1:{server.server_address[1]}") is serves
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_a_jaeger_that_does_not_answer_is_none() -> None:
+    from conformance._ports import free_port
+    from conformance.stack._telemetry import jaeger_serves_its_ui
+
+    assert jaeger_serves_its_ui(f"http://127.0.0.1:{free_port()}", timeout=0.5) is None
