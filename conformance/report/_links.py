@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit
 __all__ = ["TRACE_KEYS", "TraceLinks", "jaeger_link_base", "jaeger_ui_url", "trace_ids_in", "trace_links"]
 
 #: Evidence keys whose values are trace ids (a string, or a list of them).
-TRACE_KEYS = frozenset({"trace_id", "trace_ids", "expected_trace_id"})
+TRACE_KEYS = frozenset({"trace_id", "trace_ids", "expected_trace_id", "traces"})
 #: A W3C trace id as the report writes it: 32 lowercase hex digits, not all zero.
 _TRACE_ID = re.compile(r"(?<![0-9a-fA-F])[0-9a-f]{32}(?![0-9a-fA-F])")
 #: Component states in which Jaeger was not there to link to.

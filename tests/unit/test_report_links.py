@@ -60,8 +60,9 @@ def test_trace_ids_are_found_under_trace_keys_only() -> None:
         {"trace_id": TID, "span_id": "00f067aa0ba902b7"},
         {"example": {"trace_id": TID}, "trace_ids": [OTHER, TID]},
         {"canary": "c" * 32, "expected_trace_id": "not-hex"},
+        {"traces": ["d" * 32], "channel": "traces (spans)"},
     ]
-    assert trace_ids_in(evidence) == [TID, OTHER]
+    assert trace_ids_in(evidence) == [TID, OTHER, "d" * 32]
 
 
 def test_rewrite_links_only_known_ids() -> None:
