@@ -136,7 +136,10 @@ class TelemetryConfig:
 
 #: Requirements about exported spans alone; ``telemetry.spans: false`` makes them not
 #: applicable (the propagation requirements are then decided from the logs).
-SPAN_ONLY_REQUIREMENTS = ("TRC-001", "TRC-003", "TRC-012", "TRC-013", "PII-002")
+SPAN_ONLY_REQUIREMENTS = (
+    *("TRC-001", "TRC-003", "TRC-012", "TRC-013", "PII-002"),
+    *(f"SEM-{n:03d}" for n in (1, 2, 3, 5)),
+)
 NO_SPANS_REASON = "the profile declares that the service exports no spans (telemetry.spans: false)"
 #: Requirements about a scraped Prometheus exposition; ``metrics.exposed: false`` makes them
 #: not applicable (and Prometheus is not pointed at the service).

@@ -23,6 +23,7 @@ AREAS = {
     "RL": "Rate limits",
     "ALR": "Alerts",
     "HLT": "Health",
+    "SEM": "Semantic conventions",
     "PERF": "Load",
 }
 

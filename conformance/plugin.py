@@ -206,12 +206,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             reason = state.profile.not_applicable[req.id]
             item.add_marker(pytest.mark.skip(reason=f"not applicable: {reason}"))
     # PII detectors scan what every other suite's traffic left behind; alert live-fire drives
-    # errors on purpose, so it follows the suites that measure steady behaviour; log checks
-    # read everything the service wrote, so they run last.
+    # errors on purpose, so it follows the suites that measure steady behaviour; the semantic
+    # conventions judge every span of the run (live-fire's 5xx among them); log checks read
+    # everything the service wrote, so they run last.
     items.sort(key=lambda it: _RUN_LAST.get(_area_of(it), 0))
 
 
-_RUN_LAST = {"PII": 1, "ALR": 2, "LOG": 3}
+_RUN_LAST = {"PII": 1, "ALR": 2, "SEM": 3, "LOG": 4}
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -79,6 +79,8 @@ class ExternalSection:
     trace_store_kind: str | None = None
     trace_store_url: str | None = None
     log_file: Path | None = None
+    #: The team's Jaeger UI, which the report links trace ids to (default: a Jaeger trace store's URL).
+    jaeger_ui_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +150,7 @@ def parse(profile: Profile, value: Mapping[str, Any] | None, display: str) -> Co
         trace_store_kind=store.get("kind"),
         trace_store_url=store.get("url"),
         log_file=log_file,
+        jaeger_ui_url=ext.get("jaeger_ui_url"),
     )
     return ContainersSection(
         service=service,

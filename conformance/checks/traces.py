@@ -452,6 +452,8 @@ def describe_case(e: Expectation, o: Observed) -> dict[str, Any]:
 
 def _evidence(o: Observed, **extra: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"request": o.name, "endpoint": o.exchange.endpoint, "path": o.exchange.path}
+    if o.server is not None:  # the report links it to the trace in Jaeger
+        out["trace_id"] = o.server.trace_id
     if o.located_by:
         out["span_located_by"] = o.located_by
     return {**out, **extra}

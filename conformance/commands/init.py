@@ -1486,6 +1486,16 @@ def _not_applicable(found: ServiceFindings, logs: LogGuess | None) -> list[tuple
     if not found.correlation_header:
         why = "no correlation header: no response carried one and no log line held a sent id"
         out += [(rid, why) for rid in ("TRC-005", "TRC-006", "TRC-007", "TRC-008", "TRC-009")]
+    if not found.otlp.get("metrics") and not any(
+        m.name.startswith(("http_server_request_duration", "http_server_duration")) for m in found.metrics
+    ):
+        # SEM-004 judges a claim to OpenTelemetry's HTTP metrics; with none it has nothing to examine.
+        out.append((
+            "SEM-004",
+            "not configured yet: conformance init found no OpenTelemetry HTTP metric (no "
+            "http_server_request_duration* family, no metric over OTLP); remove this line once the "
+            "service exports http.server.request.duration",
+        ))  # fmt: skip
     no_spans = found.otlp_observed and not found.otlp.get("spans")
     if no_spans and logs is not None and "trace_id" not in logs.fields:
         why = "no span arrived and no log line carries a trace id: the service does not take part in tracing"

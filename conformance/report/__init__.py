@@ -33,6 +33,7 @@ from conformance._sections.baseline import Baseline
 from conformance.report._baseline import BaselineOutcome, apply_baseline
 from conformance.report._diff import ReportDiff, diff_reports, load_report
 from conformance.report._html import render_html
+from conformance.report._links import trace_ids_in, trace_links
 
 __all__ = [
     "EXIT_FAILED",
@@ -288,13 +289,21 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     for r in report["results"]:
         if r["status"] == "error":
             by_cause.setdefault(r["message"], []).append(r)
-    rows = [[_ICON["failed"], r["id"], r["level"], _md(r["title"]), _md(r["message"])] for r in failed]
+    links = trace_links(report)
+
+    def detail(r: Mapping[str, Any]) -> str:
+        text = _md(r["message"])
+        if links is None:
+            return text
+        return links.rewrite(text, trace_ids_in(r.get("evidence", [])), lambda tid, url: f"[{tid}]({url})")
+
+    rows = [[_ICON["failed"], r["id"], r["level"], _md(r["title"]), detail(r)] for r in failed]
     for cause, group in by_cause.items():
         if len(group) >= 3:  # one row per shared cause ("not evaluated: the service exited …")
             ids = ", ".join(r["id"] for r in group)
             rows.append([_ICON["error"], f"{len(group)} requirements", "", _md(ids, 400), _md(cause)])
         else:
-            rows += [[_ICON["error"], r["id"], r["level"], _md(r["title"]), _md(r["message"])] for r in group]
+            rows += [[_ICON["error"], r["id"], r["level"], _md(r["title"]), detail(r)] for r in group]
     problems = [
         e for e in report.get("baseline", {}).get("entries", []) if e.get("state") in ("stale", "expired")
     ]
@@ -312,7 +321,24 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     if baselined:
         known = ", ".join(f"{r['id']} (until {r['baselined']['expires']})" for r in baselined)
         lines += ["", f"Known violations (baselined, not failing the run): {known}."]
+    if links is not None:
+        traced = [
+            (r["id"], found[:MARKDOWN_TRACES])
+            for r in failed
+            if (found := trace_ids_in(r.get("evidence", [])))
+        ]
+        if traced:
+            where = links.base if links.ui else f"{links.base}, its query API's JSON: this Jaeger has no UI"
+            lines += ["", f"Traces in Jaeger ({where}):"]
+            lines += [
+                f"- {rid}: " + ", ".join(f"[{tid[:12]}…]({links.url(tid)})" for tid in shown)
+                for rid, shown in traced[:MARKDOWN_MAX_ROWS]
+            ]
     return "\n".join(lines) + "\n"
+
+
+#: Trace links listed per failed requirement in the Markdown summary.
+MARKDOWN_TRACES = 5
 
 
 #: Rows of the Markdown summary's table before it says "and N more".

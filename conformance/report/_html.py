@@ -14,6 +14,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from html import escape
 from typing import Any
 
@@ -24,6 +25,7 @@ from conformance.report._charts import (
     latency_svg,
     status_bar_svg,
 )
+from conformance.report._links import TRACE_KEYS, TraceLinks, trace_ids_in, trace_links
 
 __all__ = ["render_html"]
 
@@ -39,6 +41,8 @@ _MAX_SCALARS = 40
 _MAX_STRING = 4000
 _MAX_DEPTH = 4
 _FINDINGS_SHOWN = 10
+#: The Jaeger UI links of the report being rendered (set by :func:`render_html`).
+_LINKS: ContextVar[TraceLinks | None] = ContextVar("trace_links", default=None)
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
 _CSS = """
@@ -176,11 +180,21 @@ def _duration(seconds: Any) -> str:
 def _string(value: str, key: str = "") -> str:
     if len(value) > _MAX_STRING:
         value = value[:_MAX_STRING] + f"… (+{len(value) - _MAX_STRING} chars)"
+    links = _LINKS.get()
+    if key in TRACE_KEYS and links is not None and (url := links.url(value)):
+        return _trace_link(value, url)
     if key in _ID_KEYS:
         return f'<code class="id">{_e(value)}</code>'
     if key in _PRE_KEYS or "\n" in value or len(value) > 160:
         return f"<pre>{_e(value)}</pre>"
     return _e(value)
+
+
+def _trace_link(trace_id: str, url: str) -> str:
+    return (
+        f'<a class="trace" href="{_e(url)}" rel="noreferrer" title="open in Jaeger">'
+        f'<code class="id">{_e(trace_id)}</code></a>'
+    )
 
 
 def _scalar(value: Any, key: str = "") -> str:
@@ -305,7 +319,11 @@ def _log_line(item: Mapping[str, Any]) -> str:
 
 def _finding(f: Mapping[str, Any]) -> str:
     rest = {k: v for k, v in f.items() if k not in ("requirement", "message")}
-    block = f'<div class="fmsg">{_e(f["message"])}</div>'
+    message = _e(f["message"])
+    links = _LINKS.get()
+    if links is not None:  # the ids the finding's evidence names, where its message quotes them
+        message = links.rewrite(message, trace_ids_in(rest), _trace_link)
+    block = f'<div class="fmsg">{message}</div>'
     if "excerpt" in rest and "line" in rest:
         block += _log_line(rest)
         rest = {k: v for k, v in rest.items() if k not in ("excerpt", "line", "stream")}
@@ -660,6 +678,14 @@ def _stack(report: Mapping[str, Any]) -> str:
 
 def render_html(report: Mapping[str, Any]) -> str:
     """The whole report as one self-contained HTML document."""
+    token = _LINKS.set(trace_links(report))
+    try:
+        return _document(report)
+    finally:
+        _LINKS.reset(token)
+
+
+def _document(report: Mapping[str, Any]) -> str:
     service = report.get("profile", {}).get("service") or "service"
     verdict = str(report.get("summary", {}).get("verdict", "error"))
     return (

@@ -77,7 +77,7 @@ from conformance.stack._docker import docker_client, image_present, reap_contain
 from conformance.stack._local import _FAST_EXPORT_ENV
 from conformance.stack._prometheus import ScrapeTarget, render_config
 from conformance.stack._receiver_server import API_PORT, GRPC_PORT, HTTP_PORT
-from conformance.stack._telemetry import jaeger_config
+from conformance.stack._telemetry import jaeger_config, jaeger_serves_its_ui
 
 __all__ = ["COLLECTOR_JOBS", "NOT_AVAILABLE", "ContainerStack"]
 
@@ -223,6 +223,8 @@ class ContainerStack:
         self._jaeger_store: JaegerTraceStore | None = None
         self._pipeline: dict[str, Any] | None = None
         self._collector_version = ""
+        #: Whether its Jaeger serves the UI (asked once, while it runs; see jaeger_serves_its_ui).
+        self._jaeger_ui: bool | None = None
         self._http = httpx.Client(timeout=2.0, trust_env=False)
         self._jaeger_http = httpx.Client(timeout=5.0, trust_env=False)
         self._stopped = False
@@ -895,6 +897,10 @@ class ContainerStack:
                     entry["config_file"] = str(self.workdir / name / "config.yaml")
                     if ("jaeger", _JAEGER_QUERY_PORT) in self._ports:
                         entry["url"] = self._url("jaeger", _JAEGER_QUERY_PORT)
+                        if running:  # the official image serves the UI; one of our binaries does not
+                            if self._jaeger_ui is None:
+                                self._jaeger_ui = jaeger_serves_its_ui(entry["url"])
+                            entry["ui"] = self._jaeger_ui
                 entry.update({k: v for k, v in self._status.get(name, {}).items() if k not in entry})
                 components.append(entry)
             elif name in self._status:

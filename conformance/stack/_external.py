@@ -139,11 +139,21 @@ class ExternalStack:
                 "url": ext.trace_store_url or "",
                 "store": ext.trace_store_kind or "",
                 **({} if ext.trace_store_url else {"status": "not configured"}),
+                # Where the report links trace ids (conformance.report._links).
+                **({"ui_url": ui} if (ui := _jaeger_ui(ext)) else {}),
             },
         ]
         if ext.log_file is not None:
             components.append({"name": "log-file", "kind": "external", "path": str(ext.log_file)})
         return {"mode": self.mode, "components": components}
+
+
+def _jaeger_ui(ext: ExternalSection) -> str:
+    """The team's Jaeger UI: the profile's ``jaeger_ui_url``, else a Jaeger trace store's URL
+    (Jaeger's query service serves the UI and its API on one address)."""
+    if ext.jaeger_ui_url:
+        return ext.jaeger_ui_url
+    return (ext.trace_store_url or "") if ext.trace_store_kind == "jaeger" else ""
 
 
 def _jaeger_store(url: str, service_name: str) -> TraceStore:

@@ -48,6 +48,7 @@ __all__ = [
     "TelemetryBinaries",
     "TelemetryPlan",
     "jaeger_config",
+    "jaeger_serves_its_ui",
     "plan_local_telemetry",
 ]
 
@@ -224,6 +225,25 @@ def jaeger_config(
     }
 
 
+#: What Jaeger's query service serves at ``/`` when its binary was built without the UI
+#: assets (a plain ``go build`` of ``cmd/jaeger``, as scripts/build-telemetry does): a placeholder.
+_UI_PLACEHOLDER = "not compiled with the UI assets"
+
+
+def jaeger_serves_its_ui(query_url: str, *, timeout: float = 2.0) -> bool | None:
+    """True when Jaeger at ``query_url`` serves its UI, False for the placeholder page a build
+    without UI assets serves, None when it does not answer (the report links trace ids to the
+    UI's trace page, or to the query API's JSON of the trace)."""
+    try:
+        with httpx.Client(timeout=timeout, trust_env=False) as client:
+            page = client.get(f"{query_url.rstrip('/')}/")
+    except httpx.HTTPError:
+        return None
+    if page.status_code != 200:
+        return None
+    return _UI_PLACEHOLDER not in page.text
+
+
 class _Component:
     """One binary with its config file, started as a :class:`ManagedProcess`."""
 
@@ -358,6 +378,7 @@ class LocalTelemetry:
             telemetry=free_port(),
         )
         self._pipeline: dict[str, Any] | None = None
+        self._ui: bool | None = None
 
     @property
     def query_url(self) -> str:
@@ -452,5 +473,11 @@ class LocalTelemetry:
                 own_metrics_url=self.own_metrics_url,
                 pipeline=self.pipeline_counts(),
             ),
-            self.jaeger.describe(self.jaeger_ports, url=self.query_url, storage="memory"),
+            self.jaeger.describe(self.jaeger_ports, url=self.query_url, storage="memory", ui=self.ui()),
         ]
+
+    def ui(self) -> bool | None:
+        """Whether Jaeger's query service serves its UI (asked once, while it runs)."""
+        if self._ui is None and self.jaeger.process.running:
+            self._ui = jaeger_serves_its_ui(self.query_url)
+        return self._ui

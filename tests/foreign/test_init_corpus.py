@@ -102,7 +102,9 @@ def test_init_then_run_gives_the_table(name: str, tmp_path: Path) -> None:
     assert (run.report_dir / "conformance-report.json").exists(), run.stderr[-2000:]
     rows = _table(name)["verdicts"]
     results = {r["id"]: r for r in run.report["results"]}
-    declared_unexposed = (yaml.safe_load(profile.read_text()).get("metrics") or {}).get("exposed") is False
+    written = yaml.safe_load(profile.read_text())
+    declared_unexposed = (written.get("metrics") or {}).get("exposed") is False
+    declared = (written.get("requirements") or {}).get("not_applicable") or {}
     wrong = []
     for rid in CONFORMANCE_IDS:
         if _excluded(rid):
@@ -110,6 +112,9 @@ def test_init_then_run_gives_the_table(name: str, tmp_path: Path) -> None:
         want, got = STATUS[rows[rid]["verdict"]], results[rid]["status"]
         allowed = {want, *(STATUS[v] for v in rows[rid].get("timing_dependent", ()))}
         if rid in EXPOSITION_IDS and declared_unexposed and rows[rid]["verdict"] != "passed":
+            allowed = {"skipped"}
+        if rid == "SEM-004" and rid in declared and rows[rid]["verdict"] == "error":
+            # init found no OpenTelemetry HTTP metric, where the table has nothing to examine
             allowed = {"skipped"}
         if got not in allowed:
             wrong.append(

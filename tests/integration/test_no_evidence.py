@@ -61,5 +61,5 @@ def test_span_requirements_say_once_that_no_span_came(silent_run: CliRun) -> Non
     by_id = {r["id"]: r for r in silent_run.report["results"]}
     assert by_id["TRC-001"]["status"] == "failed"
     assert "exports no spans" in by_id["TRC-001"]["message"]
-    for rid in ("TRC-003", "TRC-012"):
+    for rid in ("TRC-003", "TRC-012", "SEM-001", "SEM-002", "SEM-003", "SEM-005"):
         assert by_id[rid]["status"] == "error" and "exports no spans" in by_id[rid]["message"]

@@ -22,15 +22,16 @@ from .conftest import CliRun, processes_with_run_id, start_cli_run, variant_prof
 pytestmark = pytest.mark.integration
 
 RunCli = Callable[..., CliRun]
-NOT_APPLICABLE = {"TRC-013", "MET-011"}
+NOT_APPLICABLE = {"TRC-013", "MET-011", "SEM-004"}
 
 
 def test_reference_service_conforms(run_cli: RunCli) -> None:
     run = run_cli()
     report = run.report
     assert run.returncode == 0, run.stdout + run.stderr
-    # Everything passes but what is not applicable: TRC-013 (nothing excluded from tracing, declared)
-    # and MET-011 (implied: the profile does not say /metrics is internal).
+    # Everything passes but what is not applicable: TRC-013 (nothing excluded from tracing, declared),
+    # MET-011 (implied: the profile does not say /metrics is internal) and SEM-004 (declared: the
+    # service pushes no OTLP metrics).
     assert run.ids_with("passed") == set(run.statuses()) - NOT_APPLICABLE, run.stdout
     assert run.ids_with("skipped") == NOT_APPLICABLE
     jsonschema.Draft202012Validator(

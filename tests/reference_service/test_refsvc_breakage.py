@@ -262,6 +262,11 @@ def _trace_excluded_urls(service: InProcessService) -> bool:
     return any(span.name.startswith("GET /health/live") for span in service.server_spans())
 
 
+def _raw_path_span_name(service: InProcessService) -> bool:
+    service.get("/users/4242")
+    return any(span.name == "GET /users/4242" for span in service.server_spans())
+
+
 #: Environment a detector needs to show its variant (also given to the conforming service).
 DETECTOR_ENV: dict[str, dict[str, str]] = {
     brk.READY_IGNORES_DEPENDENCIES: {"REFSVC_FAIL_DEPENDENCY": "database"},
@@ -307,6 +312,7 @@ DETECTORS: dict[str, Callable[[InProcessService], bool]] = {
     brk.LIVE_CHECKS_DEPENDENCIES: _live_checks_dependencies,
     brk.HEALTH_MISSING_FIELD: _health_missing_field,
     brk.TRACE_EXCLUDED_URLS: _trace_excluded_urls,
+    brk.RAW_PATH_SPAN_NAME: _raw_path_span_name,
 }
 
 

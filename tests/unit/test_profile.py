@@ -127,6 +127,10 @@ def test_a_service_without_spans_makes_the_span_only_requirements_not_applicable
     assert sorted(profile.not_applicable) == [
         "MET-011",
         "PII-002",
+        "SEM-001",
+        "SEM-002",
+        "SEM-003",
+        "SEM-005",
         "TRC-001",
         "TRC-003",
         "TRC-012",

@@ -331,6 +331,9 @@ def test_written_profile_validates_and_keeps_what_was_found(tmp_path: Path) -> N
     assert profile.section("traces").correlation_id_format == "any"
     assert profile.section("traces").probe_endpoint.name == "readyz"  # the GET without rate-limit headers
     assert {"RL-001", "ALR-001"} <= set(profile.not_applicable)
+    assert profile.not_applicable["SEM-004"].startswith(
+        "not configured yet: conformance init found no OpenTelemetry HTTP metric"
+    )
     data = yaml.safe_load(text)
     assert data["metrics"]["required"][0] == {
         "name": "orders_total",
@@ -683,3 +686,19 @@ def test_container_stack_fills_the_otlp_placeholders(tmp_path: Path) -> None:
     stack = ContainerStack(load_profile(profile_path), tmp_path)
     assert stack.service_env(collector=False)["MY_TRACES"] == "http://otlp-receiver:4318/v1/traces"
     assert stack.service_env(collector=True)["MY_GRPC"] == "http://otel-collector:4317"
+
+
+def test_init_leaves_sem_004_to_a_service_with_opentelemetry_http_metrics() -> None:
+    from conformance.commands.init import FoundMetric, ServiceFindings, _not_applicable
+
+    def declared(found: ServiceFindings) -> set[str]:
+        return {rid for rid, _ in _not_applicable(found, None)}
+
+    assert "SEM-004" in declared(ServiceFindings(url="http://127.0.0.1:1"))
+    on_metrics = ServiceFindings(
+        url="http://127.0.0.1:1",
+        metrics=[FoundMetric("http_server_request_duration_seconds", "histogram", None)],
+    )
+    assert "SEM-004" not in declared(on_metrics)
+    over_otlp = ServiceFindings(url="http://127.0.0.1:1", otlp={"spans": 3, "metrics": 2}, otlp_observed=True)
+    assert "SEM-004" not in declared(over_otlp)
