@@ -28,6 +28,7 @@ from conformance.collect._canaries import (
 )
 from conformance.collect._logs import read_log_lines
 from conformance.plugin import Verdict
+from conformance.stack._telemetry import AfterTeamPipeline
 from conformance.telemetry import LogLine
 
 
@@ -44,10 +45,22 @@ class PiiRun:
     hits: Sequence[pii.Hit]
     scanned: dict[str, dict[str, int]]
     needles: int
+    #: What left the team's collector pipeline (telemetry.collector_config), searched alike.
+    pipeline: pii.AfterPipeline | None = None
+    #: For the report: the team pipeline's config, processors, what it passed on, or why it did not run.
+    pipeline_note: dict[str, Any] | None = None
 
     @classmethod
-    def scan(cls, registry: CanaryRegistry, channels: PiiChannels, scanner: pii.PiiScanner) -> PiiRun:
-        """Search every channel with ``scanner``."""
+    def scan(
+        cls,
+        registry: CanaryRegistry,
+        channels: PiiChannels,
+        scanner: pii.PiiScanner,
+        after: AfterTeamPipeline | None = None,
+        *,
+        settle_timeout: float = 15.0,
+    ) -> PiiRun:
+        """Search every channel with ``scanner`` (and what left the team's pipeline, when ``after``)."""
         texts = {
             "logs": pii.log_texts(channels.log_lines),
             "traces": pii.span_texts(channels.spans),
@@ -59,7 +72,8 @@ class PiiRun:
             channel: {"texts": len(items), "characters": sum(len(t.text) for t in items)}
             for channel, items in texts.items()
         }
-        return cls(registry, channels, hits, scanned, scanner.needles)
+        pipeline, pipeline_note = _after_pipeline(after, scanner, settle_timeout)
+        return cls(registry, channels, hits, scanned, scanner.needles, pipeline, pipeline_note)
 
     def __repr__(self) -> str:
         return (
@@ -94,6 +108,8 @@ class PiiRun:
                 f"{unhandled} canary request(s) were answered 429 or not at all: the service never handled "
                 "them, so their canaries' absence proves less (they were searched for all the same)"
             )
+        if self.pipeline_note is not None and (channel is None or channel in ("traces",)):
+            notes["after_pipeline"] = self.pipeline_note
         if channel is None:
             notes["scanned"] = self.scanned
             notes["waits"] = dict(self.channels.waits)
@@ -105,6 +121,33 @@ class PiiRun:
             if channel == "prometheus" and "prometheus samples" in self.channels.waits:
                 notes["samples"] = self.channels.waits["prometheus samples"]
         return notes
+
+
+def _after_pipeline(
+    after: AfterTeamPipeline | None, scanner: pii.PiiScanner, settle_timeout: float
+) -> tuple[pii.AfterPipeline | None, dict[str, Any] | None]:
+    """The team pipeline's output searched with ``scanner``, and the note saying what it was."""
+    if after is None:
+        return None, None
+    note: dict[str, Any] = {
+        "config": str(after.config_file),
+        "processors": {name: list(names) for name, names in after.processors.items()},
+    }
+    if not after.running:
+        note["not_searched"] = after.reason
+        return None, note
+    note["wait"] = after.settle(settle_timeout)
+    processors: dict[str, tuple[str, ...]] = {}
+    texts: list[pii.ChannelText] = []
+    searched: dict[str, str] = {}
+    if any(name.partition("/")[0] == "traces" for name in after.processors):
+        spans = after.spans()
+        processors["traces"] = after.processors_for("traces")
+        texts += pii.span_texts(spans)
+        searched["traces"] = f"{len(spans)} spans after the team's pipeline"
+    note["searched"] = searched
+    view = pii.AfterPipeline(after.config_file.name, processors, scanner.scan(texts), searched)
+    return view, note
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +207,9 @@ def pii_run(conformance_session: ConformanceSession, section: PiiSection) -> Pii
     scanner = pii.PiiScanner(
         [*registry.canaries, *pii.baseline_values(s.profile.endpoints)], section.detectors
     )
-    return PiiRun.scan(registry, channels, scanner)
+    # telemetry.collector_config (local mode): what left the team's collector pipeline too.
+    after: AfterTeamPipeline | None = getattr(s.stack, "team_pipeline", None)
+    return PiiRun.scan(registry, channels, scanner, after, settle_timeout=s.profile.telemetry.timeout)
 
 
 @pytest.mark.requirement("PII-001")
@@ -185,7 +230,7 @@ def test_no_canary_in_logs(
         lines_by_stream=dict(Counter(line.stream for line in lines)),
         injected=pii_run.registry.summary(),
     )
-    findings = pii.check_canary_leaks(pii_run.hits, "logs", pii_run.registry)
+    findings = pii.check_canary_leaks(pii_run.hits, "logs", pii_run.registry, pipeline=pii_run.pipeline)
     verdict.check(findings, what=f"{len(lines)} log lines")
 
 
@@ -207,7 +252,7 @@ def test_no_canary_in_spans(pii_run: PiiRun, verdict: Verdict) -> None:
             f"({pii_run.channels.waits.get('spans', '')}), so their spans cannot be searched"
         )
     verdict.note(**pii_run.notes("traces"), canary_traces_arrived=f"{len(arrived)}/{len(sent)}")
-    findings = pii.check_canary_leaks(pii_run.hits, "traces", pii_run.registry)
+    findings = pii.check_canary_leaks(pii_run.hits, "traces", pii_run.registry, pipeline=pii_run.pipeline)
     verdict.check(findings, what=f"{len(spans)} spans")
 
 
@@ -282,7 +327,7 @@ def _examine_every_channel(pii_run: PiiRun, verdict: Verdict) -> str:
 def test_no_partial_or_encoded_canary(pii_run: PiiRun, verdict: Verdict) -> None:
     searched = _examine_every_channel(pii_run, verdict)
     verdict.note(**pii_run.notes())
-    findings = pii.check_partial_leaks(pii_run.hits, pii_run.registry)
+    findings = pii.check_partial_leaks(pii_run.hits, pii_run.registry, pipeline=pii_run.pipeline)
     verdict.check(findings, what=searched)
 
 
@@ -296,7 +341,7 @@ def test_no_pii_nobody_sent(pii_run: PiiRun, section: PiiSection, verdict: Verdi
         allowed=[p.pattern for p in detectors.allow],
         ignored_fields=sorted(detectors.ignore_fields),
     )
-    verdict.check(pii.check_unknown_pii(pii_run.hits), what=searched)
+    verdict.check(pii.check_unknown_pii(pii_run.hits, pipeline=pii_run.pipeline), what=searched)
 
 
 @pytest.mark.requirement("PII-007")
