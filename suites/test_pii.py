@@ -29,7 +29,7 @@ from conformance.collect._canaries import (
 from conformance.collect._logs import read_log_lines
 from conformance.plugin import Verdict
 from conformance.stack._telemetry import AfterTeamPipeline
-from conformance.telemetry import LogLine
+from conformance.telemetry import LogLine, OtlpLogRecord
 
 
 @dataclass(frozen=True, repr=False)
@@ -49,6 +49,8 @@ class PiiRun:
     pipeline: pii.AfterPipeline | None = None
     #: For the report: the team pipeline's config, processors, what it passed on, or why it did not run.
     pipeline_note: dict[str, Any] | None = None
+    #: OTLP log records the service exported (local mode's receiver), searched as channel log_records.
+    log_records: Sequence[OtlpLogRecord] = ()
 
     @classmethod
     def scan(
@@ -59,10 +61,12 @@ class PiiRun:
         after: AfterTeamPipeline | None = None,
         *,
         settle_timeout: float = 15.0,
+        log_records: Sequence[OtlpLogRecord] = (),
     ) -> PiiRun:
         """Search every channel with ``scanner`` (and what left the team's pipeline, when ``after``)."""
         texts = {
             "logs": pii.log_texts(channels.log_lines),
+            "log_records": pii.log_record_texts(log_records),
             "traces": pii.span_texts(channels.spans),
             "metrics": pii.exposition_texts(channels.exposition),
             "prometheus": pii.prometheus_texts(channels.series, channels.label_values),
@@ -73,7 +77,7 @@ class PiiRun:
             for channel, items in texts.items()
         }
         pipeline, pipeline_note = _after_pipeline(after, scanner, settle_timeout)
-        return cls(registry, channels, hits, scanned, scanner.needles, pipeline, pipeline_note)
+        return cls(registry, channels, hits, scanned, scanner.needles, pipeline, pipeline_note, log_records)
 
     def __repr__(self) -> str:
         return (
@@ -108,7 +112,7 @@ class PiiRun:
                 f"{unhandled} canary request(s) were answered 429 or not at all: the service never handled "
                 "them, so their canaries' absence proves less (they were searched for all the same)"
             )
-        if self.pipeline_note is not None and (channel is None or channel in ("traces",)):
+        if self.pipeline_note is not None and channel in (None, "logs", "traces"):
             notes["after_pipeline"] = self.pipeline_note
         if channel is None:
             notes["scanned"] = self.scanned
@@ -145,6 +149,11 @@ def _after_pipeline(
         processors["traces"] = after.processors_for("traces")
         texts += pii.span_texts(spans)
         searched["traces"] = f"{len(spans)} spans after the team's pipeline"
+    if any(name.partition("/")[0] == "logs" for name in after.processors):
+        records = after.log_records()
+        processors["log_records"] = after.processors_for("logs")
+        texts += pii.log_record_texts(records)
+        searched["log_records"] = f"{len(records)} log records after the team's pipeline"
     note["searched"] = searched
     view = pii.AfterPipeline(after.config_file.name, processors, scanner.scan(texts), searched)
     return view, note
@@ -209,7 +218,16 @@ def pii_run(conformance_session: ConformanceSession, section: PiiSection) -> Pii
     )
     # telemetry.collector_config (local mode): what left the team's collector pipeline too.
     after: AfterTeamPipeline | None = getattr(s.stack, "team_pipeline", None)
-    return PiiRun.scan(registry, channels, scanner, after, settle_timeout=s.profile.telemetry.timeout)
+    # Local mode's receiver holds the OTLP log records the service exported (other stacks keep none).
+    otlp_log_records = getattr(s.stack, "otlp_log_records", None)
+    return PiiRun.scan(
+        registry,
+        channels,
+        scanner,
+        after,
+        settle_timeout=s.profile.telemetry.timeout,
+        log_records=otlp_log_records() if otlp_log_records is not None else (),
+    )
 
 
 @pytest.mark.requirement("PII-001")
@@ -221,8 +239,10 @@ def test_no_canary_in_logs(
     other = "stderr" if stream == "stdout" else "stdout"
     verdict.examined(
         lines=len(lines),
-        none_because=f"the service wrote no log lines on {stream} (nor on {other}), so there is nothing to "
-        "search for the canaries",
+        # Only where the service exported any: other stacks keep no OTLP log records.
+        **({"otlp_log_records": len(pii_run.log_records)} if pii_run.log_records else {}),
+        none_because=f"the service wrote no log lines on {stream} (nor on {other}) and exported no OTLP log "
+        "records, so there is nothing to search for the canaries",
         hint="check that the service logs each request, and logs.stream",
     )
     verdict.note(
@@ -230,8 +250,15 @@ def test_no_canary_in_logs(
         lines_by_stream=dict(Counter(line.stream for line in lines)),
         injected=pii_run.registry.summary(),
     )
-    findings = pii.check_canary_leaks(pii_run.hits, "logs", pii_run.registry, pipeline=pii_run.pipeline)
-    verdict.check(findings, what=f"{len(lines)} log lines")
+    findings = [
+        finding
+        for channel in ("logs", "log_records")
+        for finding in pii.check_canary_leaks(
+            pii_run.hits, channel, pii_run.registry, pipeline=pii_run.pipeline
+        )
+    ]
+    records = f" and {len(pii_run.log_records)} OTLP log records" if pii_run.log_records else ""
+    verdict.check(findings, what=f"{len(lines)} log lines{records}")
 
 
 @pytest.mark.requirement("PII-002")
@@ -309,6 +336,8 @@ def _examine_every_channel(pii_run: PiiRun, verdict: Verdict) -> str:
         "metrics": ("exposition_lines", pii_run.exposition_lines),
         "prometheus": ("series", pii_run.service_series),
     }
+    if pii_run.log_records:
+        counts["log_records"] = ("otlp_log_records", len(pii_run.log_records))
     verdict.examined(
         **dict(counts.values()),
         none_because="no channel had anything to search: no log lines, no spans, no scrapeable exposition, "

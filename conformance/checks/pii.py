@@ -34,7 +34,7 @@ One scan (:class:`PiiScanner`) searches every channel text for
 
 Hits become findings by what was found, not by the channel's shape: a whole
 canary (verbatim, written differently, or in the form the harness sent it)
-under its channel's id (PII-001 logs, PII-002 spans, PII-003 ``/metrics``,
+under its channel's id (PII-001 logs: lines and OTLP log records, PII-002 spans, PII-003 ``/metrics``,
 PII-004 Prometheus), fragments and encodings the service made under PII-005,
 detector hits under PII-006. PII-007 checks the other side: where the profile
 says a field is logged redacted, the event is logged and the field carries
@@ -86,7 +86,7 @@ from conformance.collect._canaries import (
     with_sent_forms,
 )
 from conformance.collect._scrape import Exposition
-from conformance.telemetry import HttpExchange, LogLine, Span
+from conformance.telemetry import HttpExchange, LogLine, OtlpLogRecord, Span
 
 __all__ = [
     "CHANNELS",
@@ -114,6 +114,7 @@ __all__ = [
     "exposition_lines",
     "exposition_texts",
     "handled_requests",
+    "log_record_texts",
     "log_texts",
     "prometheus_texts",
     "service_series",
@@ -164,10 +165,17 @@ PII_007 = requirement(
 CHANNELS: Mapping[str, str] = {
     "logs": "logs",
     "traces": "traces (spans)",
+    "log_records": "logs (OTLP log records)",
     "metrics": "metrics (/metrics exposition)",
     "prometheus": "Prometheus (series, label values API)",
 }
-_CANARY_REQUIREMENTS = {"logs": PII_001, "traces": PII_002, "metrics": PII_003, "prometheus": PII_004}
+_CANARY_REQUIREMENTS = {
+    "logs": PII_001,
+    "log_records": PII_001,
+    "traces": PII_002,
+    "metrics": PII_003,
+    "prometheus": PII_004,
+}
 
 #: Channel text is scanned in blobs of about this many characters (texts joined by newlines).
 _BLOB_CHARS = 4 * 1024 * 1024
@@ -272,6 +280,38 @@ def span_texts(spans: Iterable[Span]) -> list[ChannelText]:
             for key, text, number in resource:
                 out.append(
                     ChannelText("traces", f"resource of {where}", text, f'resource["{key}"]', key, number)
+                )
+    return out
+
+
+def log_record_texts(records: Iterable[OtlpLogRecord]) -> list[ChannelText]:
+    """OTLP log records: body, attributes, and each distinct resource once."""
+    out: list[ChannelText] = []
+    resources: set[tuple[tuple[str, str, bool], ...]] = set()
+    for number, record in enumerate(records, 1):
+        where = f"OTLP log record {number}" + (f" in trace {record.trace_id}" if record.trace_id else "")
+        if record.body not in (None, ""):
+            out.append(
+                ChannelText(
+                    "log_records", where, _text_of(record.body), "body", "body", _is_number(record.body)
+                )
+            )
+        for key, value in record.attributes.items():
+            out.append(
+                ChannelText(
+                    "log_records", where, _text_of(value), f'attributes["{key}"]', key, _is_number(value)
+                )
+            )
+        resource = tuple(
+            sorted((str(k), _text_of(v), _is_number(v)) for k, v in record.resource_attributes.items())
+        )
+        if resource not in resources:
+            resources.add(resource)
+            for key, text, number_value in resource:
+                out.append(
+                    ChannelText(
+                        "log_records", f"resource of {where}", text, f'resource["{key}"]', key, number_value
+                    )
                 )
     return out
 

@@ -44,6 +44,7 @@ from conformance.stack._telemetry import (
     TelemetryPlan,
     plan_local_telemetry,
 )
+from conformance.telemetry import OtlpLogRecord
 
 __all__ = ["SERVICE_JOB", "LocalStack"]
 
@@ -239,6 +240,11 @@ class LocalStack:
             signals=self._team.signals,
             receiver_grpc_port=self.after_pipeline_receiver.grpc_port,
         )
+
+    def otlp_log_records(self) -> list[OtlpLogRecord]:
+        """The OTLP log records the service exported, as the receiver holds them (raw: the
+        collector forwards them unchanged)."""
+        return self.receiver.log_records()
 
     @property
     def team_pipeline(self) -> AfterTeamPipeline | None:

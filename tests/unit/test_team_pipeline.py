@@ -26,7 +26,7 @@ from conformance.stack._collector import (
     team_pipeline_config,
     team_pipeline_processors,
 )
-from conformance.telemetry import Span
+from conformance.telemetry import OtlpLogRecord, Span
 
 from .test_containers_config import collector_structure_problems
 
@@ -452,3 +452,39 @@ def test_a_partial_leak_removed_by_the_pipeline_is_reported_as_removed() -> None
     )
     findings = pii.check_partial_leaks(hits, pipeline=pipeline)
     assert findings and all(f.evidence["view"] == pii.VIEW_REMOVED for f in findings)
+
+
+def test_otlp_log_records_are_searched_body_attributes_and_resource() -> None:
+    canary = email_canary()
+    record = OtlpLogRecord(
+        1,
+        "INFO",
+        f"login by {canary.value}",
+        {"user.email": canary.value, "attempt": 2},
+        {"service.name": "svc"},
+        trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
+    )
+    hits = pii.PiiScanner([canary]).scan(pii.log_record_texts([record]))
+    findings = pii.check_canary_leaks(hits, "log_records")
+    assert [f.requirement_id for f in findings] == ["PII-001", "PII-001"]
+    assert [f.evidence["field"] for f in findings] == ["body", 'attributes["user.email"]']
+    assert findings[0].message.startswith("logs (OTLP log records): the email canary sent in ")
+    assert "OTLP log record 1 in trace 4bf92f3577b34da6a3ce929d0e0e4736" in findings[0].message
+
+
+def test_an_otlp_log_record_leak_the_team_pipeline_removes_is_its_own_finding() -> None:
+    canary = email_canary()
+    scanner = pii.PiiScanner([canary])
+    raw = [OtlpLogRecord(1, "INFO", f"login by {canary.value}")]
+    after = [OtlpLogRecord(1, "INFO", "login by ****")]
+    pipeline = pii.AfterPipeline(
+        "team.yaml",
+        {"log_records": ("redaction", "batch")},
+        scanner.scan(pii.log_record_texts(after)),
+        {"log_records": "1 log records after the team's pipeline"},
+    )
+    (finding,) = pii.check_canary_leaks(
+        scanner.scan(pii.log_record_texts(raw)), "log_records", pipeline=pipeline
+    )
+    assert finding.evidence["view"] == pii.VIEW_REMOVED
+    assert "(team.yaml; processors: redaction, batch) removes it" in finding.message
