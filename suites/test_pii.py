@@ -218,6 +218,10 @@ def pii_run(conformance_session: ConformanceSession, section: PiiSection) -> Pii
     )
     # telemetry.collector_config (local mode): what left the team's collector pipeline too.
     after: AfterTeamPipeline | None = getattr(s.stack, "team_pipeline", None)
+    team = getattr(s.profile.sections.get("telemetry"), "collector_config", None)
+    if after is None and team is not None:
+        reason = f"{s.stack.mode} mode does not run the team's collector pipeline (local mode does)"
+        after = AfterTeamPipeline(team.path, team.processors, reason=reason)
     # Local mode's receiver holds the OTLP log records the service exported (other stacks keep none).
     otlp_log_records = getattr(s.stack, "otlp_log_records", None)
     return PiiRun.scan(
