@@ -29,7 +29,7 @@ from conformance.collect._canaries import (
 from conformance.collect._logs import read_log_lines
 from conformance.plugin import Verdict
 from conformance.stack._telemetry import AfterTeamPipeline
-from conformance.telemetry import LogLine, OtlpLogRecord
+from conformance.telemetry import LogLine, OtlpLogRecord, OtlpMetricPoints
 
 
 @dataclass(frozen=True, repr=False)
@@ -51,6 +51,8 @@ class PiiRun:
     pipeline_note: dict[str, Any] | None = None
     #: OTLP log records the service exported (local mode's receiver), searched as channel log_records.
     log_records: Sequence[OtlpLogRecord] = ()
+    #: The distinct attribute sets of OTLP metric points (local mode's receiver): channel otlp_metrics.
+    metric_points: Sequence[OtlpMetricPoints] = ()
 
     @classmethod
     def scan(
@@ -62,11 +64,13 @@ class PiiRun:
         *,
         settle_timeout: float = 15.0,
         log_records: Sequence[OtlpLogRecord] = (),
+        metric_points: Sequence[OtlpMetricPoints] = (),
     ) -> PiiRun:
         """Search every channel with ``scanner`` (and what left the team's pipeline, when ``after``)."""
         texts = {
             "logs": pii.log_texts(channels.log_lines),
             "log_records": pii.log_record_texts(log_records),
+            "otlp_metrics": pii.metric_point_texts(metric_points),
             "traces": pii.span_texts(channels.spans),
             "metrics": pii.exposition_texts(channels.exposition),
             "prometheus": pii.prometheus_texts(channels.series, channels.label_values),
@@ -77,7 +81,17 @@ class PiiRun:
             for channel, items in texts.items()
         }
         pipeline, pipeline_note = _after_pipeline(after, scanner, settle_timeout)
-        return cls(registry, channels, hits, scanned, scanner.needles, pipeline, pipeline_note, log_records)
+        return cls(
+            registry,
+            channels,
+            hits,
+            scanned,
+            scanner.needles,
+            pipeline,
+            pipeline_note,
+            log_records,
+            metric_points,
+        )
 
     def __repr__(self) -> str:
         return (
@@ -112,7 +126,7 @@ class PiiRun:
                 f"{unhandled} canary request(s) were answered 429 or not at all: the service never handled "
                 "them, so their canaries' absence proves less (they were searched for all the same)"
             )
-        if self.pipeline_note is not None and channel in (None, "logs", "traces"):
+        if self.pipeline_note is not None and channel in (None, "logs", "traces", "metrics"):
             notes["after_pipeline"] = self.pipeline_note
         if channel is None:
             notes["scanned"] = self.scanned
@@ -154,6 +168,11 @@ def _after_pipeline(
         processors["log_records"] = after.processors_for("logs")
         texts += pii.log_record_texts(records)
         searched["log_records"] = f"{len(records)} log records after the team's pipeline"
+    if any(name.partition("/")[0] == "metrics" for name in after.processors):
+        points = after.metric_points()
+        processors["otlp_metrics"] = after.processors_for("metrics")
+        texts += pii.metric_point_texts(points)
+        searched["otlp_metrics"] = f"{len(points)} metric attribute sets after the team's pipeline"
     note["searched"] = searched
     view = pii.AfterPipeline(after.config_file.name, processors, scanner.scan(texts), searched)
     return view, note
@@ -224,6 +243,7 @@ def pii_run(conformance_session: ConformanceSession, section: PiiSection) -> Pii
         after = AfterTeamPipeline(team.path, team.processors, reason=reason)
     # Local mode's receiver holds the OTLP log records the service exported (other stacks keep none).
     otlp_log_records = getattr(s.stack, "otlp_log_records", None)
+    otlp_metric_points = getattr(s.stack, "otlp_metric_points", None)
     return PiiRun.scan(
         registry,
         channels,
@@ -231,6 +251,7 @@ def pii_run(conformance_session: ConformanceSession, section: PiiSection) -> Pii
         after,
         settle_timeout=s.profile.telemetry.timeout,
         log_records=otlp_log_records() if otlp_log_records is not None else (),
+        metric_points=otlp_metric_points() if otlp_metric_points is not None else (),
     )
 
 
@@ -299,14 +320,23 @@ def test_no_canary_in_metrics(pii_run: PiiRun, verdict: Verdict) -> None:
     verdict.examined(
         metric_families=len(exposition.families),
         exposition_lines=pii_run.exposition_lines,
+        # Only where the service exported any over OTLP (local mode's receiver).
+        **({"otlp_metric_points": len(pii_run.metric_points)} if pii_run.metric_points else {}),
         none_because=f"{none_because}: there is no scrapeable exposition to search",
         hint="see MET-001; metrics.path and metrics.port say where the exposition is",
     )
     verdict.note(
         **pii_run.notes("metrics"), exposition=exposition.url, parse_error=exposition.parse_error or None
     )
-    findings = pii.check_canary_leaks(pii_run.hits, "metrics", pii_run.registry)
-    verdict.check(findings, what=f"the exposition at {exposition.url}")
+    findings = [
+        finding
+        for channel in ("metrics", "otlp_metrics")
+        for finding in pii.check_canary_leaks(
+            pii_run.hits, channel, pii_run.registry, pipeline=pii_run.pipeline
+        )
+    ]
+    points = f" and {len(pii_run.metric_points)} OTLP metric attribute sets" if pii_run.metric_points else ""
+    verdict.check(findings, what=f"the exposition at {exposition.url}{points}")
 
 
 @pytest.mark.requirement("PII-004")
@@ -342,6 +372,8 @@ def _examine_every_channel(pii_run: PiiRun, verdict: Verdict) -> str:
     }
     if pii_run.log_records:
         counts["log_records"] = ("otlp_log_records", len(pii_run.log_records))
+    if pii_run.metric_points:
+        counts["otlp_metrics"] = ("otlp_metric_points", len(pii_run.metric_points))
     verdict.examined(
         **dict(counts.values()),
         none_because="no channel had anything to search: no log lines, no spans, no scrapeable exposition, "

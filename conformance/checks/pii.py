@@ -34,8 +34,9 @@ One scan (:class:`PiiScanner`) searches every channel text for
 
 Hits become findings by what was found, not by the channel's shape: a whole
 canary (verbatim, written differently, or in the form the harness sent it)
-under its channel's id (PII-001 logs: lines and OTLP log records, PII-002 spans, PII-003 ``/metrics``,
-PII-004 Prometheus), fragments and encodings the service made under PII-005,
+under its channel's id (PII-001 logs: lines and OTLP log records, PII-002
+spans, PII-003 ``/metrics`` and OTLP metric points, PII-004 Prometheus),
+fragments and encodings the service made under PII-005,
 detector hits under PII-006. PII-007 checks the other side: where the profile
 says a field is logged redacted, the event is logged and the field carries
 the marker.
@@ -86,7 +87,7 @@ from conformance.collect._canaries import (
     with_sent_forms,
 )
 from conformance.collect._scrape import Exposition
-from conformance.telemetry import HttpExchange, LogLine, OtlpLogRecord, Span
+from conformance.telemetry import HttpExchange, LogLine, OtlpLogRecord, OtlpMetricPoints, Span
 
 __all__ = [
     "CHANNELS",
@@ -116,6 +117,7 @@ __all__ = [
     "handled_requests",
     "log_record_texts",
     "log_texts",
+    "metric_point_texts",
     "prometheus_texts",
     "service_series",
     "span_texts",
@@ -167,6 +169,7 @@ CHANNELS: Mapping[str, str] = {
     "traces": "traces (spans)",
     "log_records": "logs (OTLP log records)",
     "metrics": "metrics (/metrics exposition)",
+    "otlp_metrics": "metrics (OTLP metric points)",
     "prometheus": "Prometheus (series, label values API)",
 }
 _CANARY_REQUIREMENTS = {
@@ -174,6 +177,7 @@ _CANARY_REQUIREMENTS = {
     "log_records": PII_001,
     "traces": PII_002,
     "metrics": PII_003,
+    "otlp_metrics": PII_003,
     "prometheus": PII_004,
 }
 
@@ -311,6 +315,36 @@ def log_record_texts(records: Iterable[OtlpLogRecord]) -> list[ChannelText]:
                 out.append(
                     ChannelText(
                         "log_records", f"resource of {where}", text, f'resource["{key}"]', key, number_value
+                    )
+                )
+    return out
+
+
+def metric_point_texts(points: Iterable[OtlpMetricPoints]) -> list[ChannelText]:
+    """OTLP metric points: each metric name once, each distinct attribute set, each resource once."""
+    out: list[ChannelText] = []
+    names: set[str] = set()
+    resources: set[tuple[tuple[str, str, bool], ...]] = set()
+    for point in points:
+        where = f"OTLP metric points of {point.name}"
+        if point.name not in names:
+            names.add(point.name)
+            out.append(ChannelText("otlp_metrics", where, point.name, "name", "name"))
+        for key, value in point.attributes.items():
+            out.append(
+                ChannelText(
+                    "otlp_metrics", where, _text_of(value), f'attributes["{key}"]', key, _is_number(value)
+                )
+            )
+        resource = tuple(
+            sorted((str(k), _text_of(v), _is_number(v)) for k, v in point.resource_attributes.items())
+        )
+        if resource not in resources:
+            resources.add(resource)
+            for key, text, number in resource:
+                out.append(
+                    ChannelText(
+                        "otlp_metrics", f"resource of {where}", text, f'resource["{key}"]', key, number
                     )
                 )
     return out

@@ -44,7 +44,7 @@ from conformance.stack._telemetry import (
     TelemetryPlan,
     plan_local_telemetry,
 )
-from conformance.telemetry import OtlpLogRecord
+from conformance.telemetry import OtlpLogRecord, OtlpMetricPoints
 
 __all__ = ["SERVICE_JOB", "LocalStack"]
 
@@ -245,6 +245,11 @@ class LocalStack:
         """The OTLP log records the service exported, as the receiver holds them (raw: the
         collector forwards them unchanged)."""
         return self.receiver.log_records()
+
+    def otlp_metric_points(self) -> list[OtlpMetricPoints]:
+        """The distinct attribute sets of the metric points the service exported over OTLP
+        (raw, like :meth:`otlp_log_records`)."""
+        return self.receiver.metric_points()
 
     @property
     def team_pipeline(self) -> AfterTeamPipeline | None:

@@ -577,8 +577,8 @@ class LocalTelemetry:
 
 
 class AfterTeamPipeline:
-    """What left the team's collector pipeline, for the suites: its spans and log
-    records as the after-pipeline receiver holds them, or why there are none
+    """What left the team's collector pipeline, for the suites: its spans, log
+    records and metric points as the after-pipeline receiver holds them, or why there are none
     (``reason``: the pipeline did not run in this mode or without the collector).
 
     ``receiver`` is the after-pipeline :class:`~conformance.stack._otlp.OtlpReceiver`.
@@ -615,6 +615,9 @@ class AfterTeamPipeline:
     def log_records(self) -> list[Any]:
         return [] if self._receiver is None else list(self._receiver.log_records())
 
+    def metric_points(self) -> list[Any]:
+        return [] if self._receiver is None else list(self._receiver.metric_points())
+
     def settle(self, timeout: float, *, quiet: float = 1.0) -> str:
         """Wait until the after-pipeline receiver received nothing new for ``quiet`` seconds
         (the team's batches are capped at 200 ms), at most ``timeout``; says what it saw."""
@@ -625,11 +628,18 @@ class AfterTeamPipeline:
 
         def probe() -> tuple[str | None, str]:
             stats = receiver.stats()
-            counts = (stats["spans"]["received"], stats["log_records"]["received"])
+            counts = (
+                stats["spans"]["received"],
+                stats["log_records"]["received"],
+                stats["metric_points"]["received"],
+            )
             now = time.monotonic()
             if counts != state["counts"]:
                 state["counts"], state["since"] = counts, now
-            seen = f"{counts[0]} spans and {counts[1]} log records after the team's pipeline"
+            seen = (
+                f"{counts[0]} spans, {counts[1]} log records and {counts[2]} metric points after the "
+                "team's pipeline"
+            )
             return (seen if now - state["since"] >= quiet else None), seen
 
         try:

@@ -18,9 +18,12 @@ import pytest
 import yaml
 from opentelemetry._logs import LogRecord
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -178,3 +181,50 @@ def test_a_team_config_the_collector_refuses_at_start_up_names_it(
     assert f"the team's config is {path}" in caught.value.hint
     # The harness's own collector was never started.
     assert telemetry.collector.process.poll() is None and not telemetry.collector.process.running
+
+
+def test_metric_points_go_through_the_team_attributes_processor(
+    binaries: TelemetryBinaries, tmp_path: Path, receivers: tuple[OtlpReceiver, OtlpReceiver]
+) -> None:
+    raw, after = receivers
+    team = {
+        "receivers": {"otlp": {"protocols": {"grpc": {}}}},
+        "processors": {"attributes/pii": {"actions": [{"key": "user.email", "action": "delete"}]}},
+        "exporters": {"otlp": {"endpoint": "metrics-gateway:4317"}},
+        "service": {
+            "pipelines": {
+                "metrics": {"receivers": ["otlp"], "processors": ["attributes/pii"], "exporters": ["otlp"]}
+            }
+        },
+    }
+    telemetry = LocalTelemetry(
+        binaries,
+        tmp_path,
+        receiver_grpc_port=raw.grpc_port,
+        receiver_http_port=None,
+        startup_timeout=30,
+        team=team_pipeline(team, tmp_path / "team.yaml", after),
+    )
+    try:
+        telemetry.launch_jaeger()
+        telemetry.start_collector()
+        reader = PeriodicExportingMetricReader(
+            OTLPMetricExporter(endpoint=telemetry.otlp_grpc_endpoint, insecure=True),
+            export_interval_millis=60_000,
+        )
+        provider = MeterProvider(resource=Resource.create({"service.name": "svc"}), metric_readers=[reader])
+        provider.get_meter("t").create_counter("logins").add(1, {"user.email": EMAIL, "outcome": "ok"})
+        provider.shutdown()  # exports once
+
+        def arrived() -> tuple[bool | None, str]:
+            return (
+                True if after.metric_points() and raw.metric_points() else None
+            ), f"{after.metric_points()}"
+
+        wait_until(arrived, awaited="the metric points after the team's pipeline", timeout=20)
+        (raw_point,) = [p for p in raw.metric_points() if p.name == "logins"]
+        (after_point,) = [p for p in after.metric_points() if p.name == "logins"]
+        assert raw_point.attributes == {"user.email": EMAIL, "outcome": "ok"}
+        assert after_point.attributes == {"outcome": "ok"}
+    finally:
+        telemetry.stop()

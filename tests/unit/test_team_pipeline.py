@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
+from google.protobuf import json_format  # type: ignore[import-untyped]
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 from conformance import ProfileError, load_profile
 from conformance._sections.telemetry import KEY, TelemetrySection
@@ -26,7 +28,8 @@ from conformance.stack._collector import (
     team_pipeline_config,
     team_pipeline_processors,
 )
-from conformance.telemetry import OtlpLogRecord, Span
+from conformance.stack._otlp import OtlpReceiver
+from conformance.telemetry import OtlpLogRecord, OtlpMetricPoints, Span
 
 from .test_containers_config import collector_structure_problems
 
@@ -488,3 +491,65 @@ def test_an_otlp_log_record_leak_the_team_pipeline_removes_is_its_own_finding() 
     )
     assert finding.evidence["view"] == pii.VIEW_REMOVED
     assert "(team.yaml; processors: redaction, batch) removes it" in finding.message
+
+
+def test_the_receiver_keeps_each_distinct_metric_attribute_set_once_with_its_count() -> None:
+    request = json_format.ParseDict(
+        {
+            "resourceMetrics": [
+                {
+                    "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]},
+                    "scopeMetrics": [
+                        {
+                            "metrics": [
+                                {
+                                    "name": "logins",
+                                    "sum": {
+                                        "dataPoints": [
+                                            {"asInt": "1", "attributes": [_kv("user", "a@example.org")]},
+                                            {"asInt": "2", "attributes": [_kv("user", "a@example.org")]},
+                                            {"asInt": "3", "attributes": [_kv("user", "b@example.org")]},
+                                        ]
+                                    },
+                                }
+                            ]
+                        }
+                    ],
+                }
+            ]
+        },
+        ExportMetricsServiceRequest(),
+    )
+    with OtlpReceiver() as receiver:
+        receiver._ingest_metrics(request, "grpc")
+        receiver._ingest_metrics(request, "grpc")
+        points = receiver.metric_points()
+    assert [(p.name, dict(p.attributes), p.count) for p in points] == [
+        ("logins", {"user": "a@example.org"}, 4),
+        ("logins", {"user": "b@example.org"}, 2),
+    ]
+    assert points[0].resource_attributes == {"service.name": "svc"}
+
+
+def _kv(key: str, value: str) -> dict[str, Any]:
+    return {"key": key, "value": {"stringValue": value}}
+
+
+def test_a_metric_label_leak_the_team_pipeline_removes_is_its_own_finding() -> None:
+    canary = email_canary()
+    scanner = pii.PiiScanner([canary])
+    raw = [OtlpMetricPoints("logins", {"user.email": canary.value, "outcome": "ok"})]
+    after = [OtlpMetricPoints("logins", {"outcome": "ok"})]
+    pipeline = pii.AfterPipeline(
+        "team.yaml",
+        {"otlp_metrics": ("attributes/pii",)},
+        scanner.scan(pii.metric_point_texts(after)),
+        {"otlp_metrics": "1 metric attribute sets after the team's pipeline"},
+    )
+    (finding,) = pii.check_canary_leaks(
+        scanner.scan(pii.metric_point_texts(raw)), "otlp_metrics", pipeline=pipeline
+    )
+    assert finding.requirement_id == "PII-003"
+    assert finding.message.startswith("metrics (OTLP metric points): the email canary sent in ")
+    assert 'in OTLP metric points of logins at attributes["user.email"]' in finding.message
+    assert finding.evidence["view"] == pii.VIEW_REMOVED
