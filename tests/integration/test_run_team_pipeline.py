@@ -102,3 +102,57 @@ def test_a_span_leak_the_team_redaction_processor_removes_is_reported_as_such(
     # The spans after the pipeline still carry the attribute, masked: the processor ran.
     (note,) = [n for n in result["evidence"] if "after_pipeline" in n and "view" not in n]
     assert note["after_pipeline"]["config"] == str(tmp_path / "team-collector.yaml")
+
+
+#: A team that drops the spans of /models before they reach its backend (filter processor, OTTL).
+DROPS_MODELS = textwrap.dedent(
+    """\
+    receivers:
+      otlp:
+        protocols:
+          http: {}
+    processors:
+      filter/models:
+        error_mode: ignore
+        traces:
+          span:
+            - 'attributes["http.route"] == "/models"'
+    exporters:
+      otlp: {endpoint: "tempo:4317"}
+    service:
+      pipelines:
+        traces:
+          receivers: [otlp]
+          processors: [filter/models]
+          exporters: [otlp]
+    """
+)
+
+
+def test_server_spans_the_team_pipeline_drops_fail_trc_001_blaming_the_pipeline(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    built_paths()
+    (tmp_path / "team-collector.yaml").write_text(DROPS_MODELS)
+
+    def with_team_collector(data: dict[str, Any]) -> None:
+        data.setdefault("telemetry", {})["collector_config"] = str(tmp_path / "team-collector.yaml")
+
+    run = run_cli(
+        "-k",
+        "test_server_spans_are_exported",
+        "--mode",
+        "local",
+        profile=variant_profile(tmp_path, with_team_collector),
+        env={"OBSCONFORM_TELEMETRY": "auto"},
+    )
+    result = next(r for r in run.report["results"] if r["id"] == "TRC-001")
+    assert result["status"] == "failed", (result, run.stderr[-2000:])
+    findings = [e for e in result["evidence"] if "view" in e]
+    assert [(f["method"], f["route"], f["dropped_by_pipeline"]) for f in findings] == [("GET", "/models", 2)]
+    assert result["message"].endswith(
+        "GET /models: the service exported the SERVER span of 2 answered request(s) that the team's collector "
+        "pipeline (team-collector.yaml; processors: filter/models) drops; they have none after it"
+    )
+    (note,) = [e for e in result["evidence"] if "after_pipeline" in e]
+    assert note["after_pipeline"]["server_spans"] > 0
