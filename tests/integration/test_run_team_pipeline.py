@@ -151,8 +151,8 @@ def test_server_spans_the_team_pipeline_drops_fail_trc_001_blaming_the_pipeline(
     findings = [e for e in result["evidence"] if "view" in e]
     assert [(f["method"], f["route"], f["dropped_by_pipeline"]) for f in findings] == [("GET", "/models", 2)]
     assert result["message"].endswith(
-        "GET /models: the service exported the SERVER span of 2 answered request(s) that the team's collector "
-        "pipeline (team-collector.yaml; processors: filter/models) drops; they have none after it"
+        "GET /models: the service exported the SERVER span of 2 answered request(s) that the team's "
+        "collector pipeline (team-collector.yaml; processors: filter/models) drops; they have none after it"
     )
     (note,) = [e for e in result["evidence"] if "after_pipeline" in e]
     assert note["after_pipeline"]["server_spans"] > 0
