@@ -28,7 +28,9 @@ from conformance.stack._collector import (
     team_pipeline_config,
     team_pipeline_processors,
 )
+from conformance.stack._local import LocalStack
 from conformance.stack._otlp import OtlpReceiver
+from conformance.stack._telemetry import TelemetryPlan
 from conformance.telemetry import OtlpLogRecord, OtlpMetricPoints, Span
 
 from .test_containers_config import collector_structure_problems
@@ -553,3 +555,38 @@ def test_a_metric_label_leak_the_team_pipeline_removes_is_its_own_finding() -> N
     assert finding.message.startswith("metrics (OTLP metric points): the email canary sent in ")
     assert 'in OTLP metric points of logins at attributes["user.email"]' in finding.message
     assert finding.evidence["view"] == pii.VIEW_REMOVED
+
+
+# --------------------------------------------------------------------------- local mode, without running
+
+
+def test_without_the_collector_the_team_pipeline_is_reported_as_not_run_and_why(tmp_path: Path) -> None:
+    profile = load_profile(profile_with(tmp_path, (TEAM_CONFIGS / "redaction.yaml").read_text()))
+    stack = LocalStack(
+        profile, tmp_path / "work", telemetry=TelemetryPlan(None, "OBSCONFORM_TELEMETRY=embedded")
+    )
+    after = stack.team_pipeline
+    assert after is not None and not after.running
+    assert after.reason == (
+        "the team's collector pipeline did not run: the collector is not running "
+        "(OBSCONFORM_TELEMETRY=embedded)"
+    )
+    assert after.spans() == [] and after.settle(1.0) == after.reason
+    components = {c["name"]: c for c in stack.describe()["components"]}
+    assert components["otel-collector-team"] == {
+        "name": "otel-collector-team",
+        "kind": "process",
+        "status": "not running",
+        "reason": "OBSCONFORM_TELEMETRY=embedded",
+    }
+    assert "otlp-receiver-after-pipeline" not in components
+
+
+def test_without_the_key_local_mode_has_no_team_pipeline(tmp_path: Path) -> None:
+    stack = LocalStack(
+        load_profile(REPO / "fixtures/reference_service/conformance.yaml"),
+        tmp_path,
+        telemetry=TelemetryPlan(None, "test"),
+    )
+    assert stack.team_pipeline is None
+    assert "otel-collector-team" not in {c["name"] for c in stack.describe()["components"]}
