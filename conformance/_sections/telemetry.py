@@ -43,14 +43,6 @@ class TeamCollectorConfig:
         """The signals its pipelines carry (``traces``, ``metrics``, ``logs``)."""
         return frozenset(pipeline.partition("/")[0] for pipeline in self.processors)
 
-    def processors_for(self, signal: str) -> tuple[str, ...]:
-        """The processors of every pipeline of ``signal``, in order, each once."""
-        seen: dict[str, None] = {}
-        for pipeline, names in self.processors.items():
-            if pipeline.partition("/")[0] == signal:
-                seen.update(dict.fromkeys(names))
-        return tuple(seen)
-
 
 @dataclass(frozen=True, slots=True)
 class TelemetrySection:

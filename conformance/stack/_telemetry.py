@@ -55,6 +55,8 @@ from conformance.stack._collector import (
     collector_pipeline_counts,
     team_pipeline_config,
 )
+from conformance.stack._otlp import OtlpReceiver
+from conformance.telemetry import OtlpLogRecord, OtlpMetricPoints, Span
 
 __all__ = [
     "BUILD_SCRIPT",
@@ -581,14 +583,14 @@ class AfterTeamPipeline:
     records and metric points as the after-pipeline receiver holds them, or why there are none
     (``reason``: the pipeline did not run in this mode or without the collector).
 
-    ``receiver`` is the after-pipeline :class:`~conformance.stack._otlp.OtlpReceiver`.
+    ``receiver`` is the after-pipeline receiver; ``None`` when the pipeline did not run.
     """
 
     def __init__(
         self,
         config_file: Path,
         processors: Mapping[str, tuple[str, ...]],
-        receiver: Any = None,
+        receiver: OtlpReceiver | None = None,
         *,
         reason: str = "",
     ) -> None:
@@ -609,14 +611,14 @@ class AfterTeamPipeline:
                 seen.update(dict.fromkeys(names))
         return tuple(seen)
 
-    def spans(self) -> list[Any]:
-        return [] if self._receiver is None else list(self._receiver.spans())
+    def spans(self) -> list[Span]:
+        return [] if self._receiver is None else self._receiver.spans()
 
-    def log_records(self) -> list[Any]:
-        return [] if self._receiver is None else list(self._receiver.log_records())
+    def log_records(self) -> list[OtlpLogRecord]:
+        return [] if self._receiver is None else self._receiver.log_records()
 
-    def metric_points(self) -> list[Any]:
-        return [] if self._receiver is None else list(self._receiver.metric_points())
+    def metric_points(self) -> list[OtlpMetricPoints]:
+        return [] if self._receiver is None else self._receiver.metric_points()
 
     def settle(self, timeout: float, *, quiet: float = 1.0) -> str:
         """Wait until the after-pipeline receiver received nothing new for ``quiet`` seconds
