@@ -78,7 +78,9 @@ def _after_team_pipeline(s: ConformanceSession, verdict: Verdict, at_service: li
     if not after.running:
         verdict.note(after_pipeline={**note, "not_checked": after.reason})
         return []
-    note["wait"] = after.settle(s.profile.telemetry.timeout)
+    # The baseline's traces only: the plan's other probes keep traffic flowing meanwhile.
+    sent = [x.sent_trace_id for x in s.exchanges if x.endpoint in s.traced_endpoints and x.sent_trace_id]
+    note["wait"] = after.settle(s.profile.telemetry.timeout, traces=sent)
     servers = [span for span in after.spans() if span.kind == "SERVER"]
     verdict.note(after_pipeline={**note, "server_spans": len(servers)})
     processors = ", ".join(after.processors_for("traces")) or "none"

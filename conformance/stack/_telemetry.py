@@ -36,7 +36,7 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -620,29 +620,44 @@ class AfterTeamPipeline:
     def metric_points(self) -> list[OtlpMetricPoints]:
         return [] if self._receiver is None else self._receiver.metric_points()
 
-    def settle(self, timeout: float, *, quiet: float = 1.0) -> str:
+    def settle(self, timeout: float, *, quiet: float = 1.0, traces: Iterable[str] = ()) -> str:
         """Wait until the after-pipeline receiver received nothing new for ``quiet`` seconds
-        (the team's batches are capped at 200 ms), at most ``timeout``; says what it saw."""
+        (the team's batches are capped at 200 ms), at most ``timeout``; says what it saw.
+
+        With ``traces`` (trace ids) only their spans count, and the wait also ends once
+        every one of them has a span: other probes' traffic may never let the
+        receiver go quiet while a suite runs.
+        """
         if self._receiver is None:
             return self.reason
         receiver = self._receiver
+        wanted = sorted({t.lower() for t in traces})
         state: dict[str, Any] = {"counts": None, "since": time.monotonic()}
 
-        def probe() -> tuple[str | None, str]:
+        def counted() -> tuple[tuple[int, ...], str, bool]:
+            if wanted:
+                present = [t for t in wanted if receiver.spans(t)]
+                spans = sum(len(receiver.spans(t)) for t in present)
+                seen = f"{len(present)} of {len(wanted)} traces ({spans} spans) after the team's pipeline"
+                return (spans,), seen, len(present) == len(wanted)
             stats = receiver.stats()
             counts = (
                 stats["spans"]["received"],
                 stats["log_records"]["received"],
                 stats["metric_points"]["received"],
             )
-            now = time.monotonic()
-            if counts != state["counts"]:
-                state["counts"], state["since"] = counts, now
             seen = (
                 f"{counts[0]} spans, {counts[1]} log records and {counts[2]} metric points after the "
                 "team's pipeline"
             )
-            return (seen if now - state["since"] >= quiet else None), seen
+            return counts, seen, False
+
+        def probe() -> tuple[str | None, str]:
+            counts, seen, complete = counted()
+            now = time.monotonic()
+            if counts != state["counts"]:
+                state["counts"], state["since"] = counts, now
+            return (seen if complete or now - state["since"] >= quiet else None), seen
 
         try:
             return wait_until(probe, awaited="the team's collector pipeline to go quiet", timeout=timeout)

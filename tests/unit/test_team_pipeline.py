@@ -14,6 +14,7 @@ import pytest
 import yaml
 from google.protobuf import json_format  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from conformance import ProfileError, load_profile
 from conformance._sections.telemetry import KEY, TelemetrySection
@@ -30,7 +31,7 @@ from conformance.stack._collector import (
 )
 from conformance.stack._local import LocalStack
 from conformance.stack._otlp import OtlpReceiver
-from conformance.stack._telemetry import TelemetryPlan
+from conformance.stack._telemetry import AfterTeamPipeline, TelemetryPlan
 from conformance.telemetry import OtlpLogRecord, OtlpMetricPoints, Span
 
 from .test_containers_config import collector_structure_problems
@@ -590,3 +591,23 @@ def test_without_the_key_local_mode_has_no_team_pipeline(tmp_path: Path) -> None
     )
     assert stack.team_pipeline is None
     assert "otel-collector-team" not in {c["name"] for c in stack.describe()["components"]}
+
+
+def test_settling_on_traces_ends_when_each_has_a_span_and_otherwise_when_quiet() -> None:
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id = bytes.fromhex("4bf92f3577b34da6a3ce929d0e0e4736")
+    span.span_id = bytes.fromhex("00f067aa0ba902b7")
+    span.name = "GET /models"
+    with OtlpReceiver() as receiver:
+        receiver._ingest_traces(request, "grpc")
+        after = AfterTeamPipeline(Path("team.yaml"), {"traces": ("filter",)}, receiver)
+        assert after.settle(10.0, quiet=30.0, traces=["4BF92F3577B34DA6A3CE929D0E0E4736"]) == (
+            "1 of 1 traces (1 spans) after the team's pipeline"
+        )
+        missing = ["4bf92f3577b34da6a3ce929d0e0e4736", "a" * 32]
+        assert (
+            after.settle(10.0, quiet=0.2, traces=missing)
+            == "1 of 2 traces (1 spans) after the team's pipeline"
+        )
+        assert after.settle(0.3, quiet=30.0, traces=missing).startswith("still receiving after 0.3s: 1 of 2")
