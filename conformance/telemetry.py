@@ -19,6 +19,7 @@ __all__ = [
     "LoadStatsEntry",
     "LogLine",
     "OtlpLogRecord",
+    "OtlpMetricPoints",
     "ProbeAnswer",
     "Span",
     "SpanEvent",
@@ -131,6 +132,18 @@ class OtlpLogRecord:
     resource_attributes: Mapping[str, Any] = field(default_factory=dict)
     trace_id: str = ""
     span_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OtlpMetricPoints:
+    """One metric's data points with one attribute set, as they arrived over OTLP (the
+    receiver keeps each distinct name, attributes and resource once; ``count`` says how
+    many points had them)."""
+
+    name: str
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    resource_attributes: Mapping[str, Any] = field(default_factory=dict)
+    count: int = 1
 
 
 #: The name of Locust's whole-run row in its statistics.

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from conformance._model import Finding
 from conformance._session import ConformanceSession
 from conformance.checks import exports
 from conformance.plugin import Verdict
+from conformance.stack._telemetry import AfterTeamPipeline
 
 
 @pytest.mark.requirement("MET-001")
@@ -58,4 +61,31 @@ def test_server_spans_are_exported(conformance_session: ConformanceSession, verd
     findings = exports.check_server_spans_exported(
         s.exchanges, spans, templates=s.templates, traced_endpoints=s.traced_endpoints, store=store
     )
+    findings += _after_team_pipeline(s, verdict, findings)
     verdict.check(findings, what="the trace store")
+
+
+def _after_team_pipeline(s: ConformanceSession, verdict: Verdict, at_service: list[Finding]) -> list[Finding]:
+    """TRC-001 on the spans after the team's collector pipeline (telemetry.collector_config), when it
+    runs and carries traces: routes whose SERVER spans it drops."""
+    after: AfterTeamPipeline | None = getattr(s.stack, "team_pipeline", None)
+    if after is None:
+        return []
+    note: dict[str, Any] = {"config": str(after.config_file)}
+    if not any(name.partition("/")[0] == "traces" for name in after.processors):
+        verdict.note(after_pipeline={**note, "not_checked": "the team's config has no traces pipeline"})
+        return []
+    if not after.running:
+        verdict.note(after_pipeline={**note, "not_checked": after.reason})
+        return []
+    # The baseline's traces only: the plan's other probes keep traffic flowing meanwhile.
+    sent = [x.sent_trace_id for x in s.exchanges if x.endpoint in s.traced_endpoints and x.sent_trace_id]
+    note["wait"] = after.settle(s.profile.telemetry.timeout, traces=sent)
+    servers = [span for span in after.spans() if span.kind == "SERVER"]
+    verdict.note(after_pipeline={**note, "server_spans": len(servers)})
+    processors = ", ".join(after.processors_for("traces")) or "none"
+    pipeline = f"the team's collector pipeline ({after.config_file.name}; processors: {processors})"
+    dropped = exports.check_server_spans_exported(
+        s.exchanges, servers, templates=s.templates, traced_endpoints=s.traced_endpoints, store=pipeline
+    )
+    return exports.check_server_spans_after_pipeline(at_service, dropped, pipeline=pipeline)

@@ -28,7 +28,8 @@ from conformance.collect._canaries import (
 )
 from conformance.collect._logs import read_log_lines
 from conformance.plugin import Verdict
-from conformance.telemetry import LogLine
+from conformance.stack._telemetry import AfterTeamPipeline
+from conformance.telemetry import LogLine, OtlpLogRecord, OtlpMetricPoints
 
 
 @dataclass(frozen=True, repr=False)
@@ -44,12 +45,32 @@ class PiiRun:
     hits: Sequence[pii.Hit]
     scanned: dict[str, dict[str, int]]
     needles: int
+    #: What left the team's collector pipeline (telemetry.collector_config), searched alike.
+    pipeline: pii.AfterPipeline | None = None
+    #: For the report: the team pipeline's config, processors, what it passed on, or why it did not run.
+    pipeline_note: dict[str, Any] | None = None
+    #: OTLP log records the service exported (local mode's receiver), searched as channel log_records.
+    log_records: Sequence[OtlpLogRecord] = ()
+    #: The distinct attribute sets of OTLP metric points (local mode's receiver): channel otlp_metrics.
+    metric_points: Sequence[OtlpMetricPoints] = ()
 
     @classmethod
-    def scan(cls, registry: CanaryRegistry, channels: PiiChannels, scanner: pii.PiiScanner) -> PiiRun:
-        """Search every channel with ``scanner``."""
+    def scan(
+        cls,
+        registry: CanaryRegistry,
+        channels: PiiChannels,
+        scanner: pii.PiiScanner,
+        after: AfterTeamPipeline | None = None,
+        *,
+        settle_timeout: float = 15.0,
+        log_records: Sequence[OtlpLogRecord] = (),
+        metric_points: Sequence[OtlpMetricPoints] = (),
+    ) -> PiiRun:
+        """Search every channel with ``scanner`` (and what left the team's pipeline, when ``after``)."""
         texts = {
             "logs": pii.log_texts(channels.log_lines),
+            "log_records": pii.log_record_texts(log_records),
+            "otlp_metrics": pii.metric_point_texts(metric_points),
             "traces": pii.span_texts(channels.spans),
             "metrics": pii.exposition_texts(channels.exposition),
             "prometheus": pii.prometheus_texts(channels.series, channels.label_values),
@@ -59,7 +80,18 @@ class PiiRun:
             channel: {"texts": len(items), "characters": sum(len(t.text) for t in items)}
             for channel, items in texts.items()
         }
-        return cls(registry, channels, hits, scanned, scanner.needles)
+        pipeline, pipeline_note = _after_pipeline(after, scanner, settle_timeout)
+        return cls(
+            registry,
+            channels,
+            hits,
+            scanned,
+            scanner.needles,
+            pipeline,
+            pipeline_note,
+            log_records,
+            metric_points,
+        )
 
     def __repr__(self) -> str:
         return (
@@ -94,6 +126,8 @@ class PiiRun:
                 f"{unhandled} canary request(s) were answered 429 or not at all: the service never handled "
                 "them, so their canaries' absence proves less (they were searched for all the same)"
             )
+        if self.pipeline_note is not None and channel in (None, "logs", "traces", "metrics"):
+            notes["after_pipeline"] = self.pipeline_note
         if channel is None:
             notes["scanned"] = self.scanned
             notes["waits"] = dict(self.channels.waits)
@@ -105,6 +139,43 @@ class PiiRun:
             if channel == "prometheus" and "prometheus samples" in self.channels.waits:
                 notes["samples"] = self.channels.waits["prometheus samples"]
         return notes
+
+
+def _after_pipeline(
+    after: AfterTeamPipeline | None, scanner: pii.PiiScanner, settle_timeout: float
+) -> tuple[pii.AfterPipeline | None, dict[str, Any] | None]:
+    """The team pipeline's output searched with ``scanner``, and the note saying what it was."""
+    if after is None:
+        return None, None
+    note: dict[str, Any] = {
+        "config": str(after.config_file),
+        "processors": {name: list(names) for name, names in after.processors.items()},
+    }
+    if not after.running:
+        note["not_searched"] = after.reason
+        return None, note
+    note["wait"] = after.settle(settle_timeout)
+    processors: dict[str, tuple[str, ...]] = {}
+    texts: list[pii.ChannelText] = []
+    searched: dict[str, str] = {}
+    if any(name.partition("/")[0] == "traces" for name in after.processors):
+        spans = after.spans()
+        processors["traces"] = after.processors_for("traces")
+        texts += pii.span_texts(spans)
+        searched["traces"] = f"{len(spans)} spans after the team's pipeline"
+    if any(name.partition("/")[0] == "logs" for name in after.processors):
+        records = after.log_records()
+        processors["log_records"] = after.processors_for("logs")
+        texts += pii.log_record_texts(records)
+        searched["log_records"] = f"{len(records)} log records after the team's pipeline"
+    if any(name.partition("/")[0] == "metrics" for name in after.processors):
+        points = after.metric_points()
+        processors["otlp_metrics"] = after.processors_for("metrics")
+        texts += pii.metric_point_texts(points)
+        searched["otlp_metrics"] = f"{len(points)} metric attribute sets after the team's pipeline"
+    note["searched"] = searched
+    view = pii.AfterPipeline(after.config_file.name, processors, scanner.scan(texts), searched)
+    return view, note
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +235,24 @@ def pii_run(conformance_session: ConformanceSession, section: PiiSection) -> Pii
     scanner = pii.PiiScanner(
         [*registry.canaries, *pii.baseline_values(s.profile.endpoints)], section.detectors
     )
-    return PiiRun.scan(registry, channels, scanner)
+    # telemetry.collector_config (local mode): what left the team's collector pipeline too.
+    after: AfterTeamPipeline | None = getattr(s.stack, "team_pipeline", None)
+    team = getattr(s.profile.sections.get("telemetry"), "collector_config", None)
+    if after is None and team is not None:
+        reason = f"{s.stack.mode} mode does not run the team's collector pipeline (local mode does)"
+        after = AfterTeamPipeline(team.path, team.processors, reason=reason)
+    # Local mode's receiver holds the OTLP log records the service exported (other stacks keep none).
+    otlp_log_records = getattr(s.stack, "otlp_log_records", None)
+    otlp_metric_points = getattr(s.stack, "otlp_metric_points", None)
+    return PiiRun.scan(
+        registry,
+        channels,
+        scanner,
+        after,
+        settle_timeout=s.profile.telemetry.timeout,
+        log_records=otlp_log_records() if otlp_log_records is not None else (),
+        metric_points=otlp_metric_points() if otlp_metric_points is not None else (),
+    )
 
 
 @pytest.mark.requirement("PII-001")
@@ -176,8 +264,10 @@ def test_no_canary_in_logs(
     other = "stderr" if stream == "stdout" else "stdout"
     verdict.examined(
         lines=len(lines),
-        none_because=f"the service wrote no log lines on {stream} (nor on {other}), so there is nothing to "
-        "search for the canaries",
+        # Only where the service exported any: other stacks keep no OTLP log records.
+        **({"otlp_log_records": len(pii_run.log_records)} if pii_run.log_records else {}),
+        none_because=f"the service wrote no log lines on {stream} (nor on {other}) and exported no OTLP log "
+        "records, so there is nothing to search for the canaries",
         hint="check that the service logs each request, and logs.stream",
     )
     verdict.note(
@@ -185,8 +275,15 @@ def test_no_canary_in_logs(
         lines_by_stream=dict(Counter(line.stream for line in lines)),
         injected=pii_run.registry.summary(),
     )
-    findings = pii.check_canary_leaks(pii_run.hits, "logs", pii_run.registry)
-    verdict.check(findings, what=f"{len(lines)} log lines")
+    findings = [
+        finding
+        for channel in ("logs", "log_records")
+        for finding in pii.check_canary_leaks(
+            pii_run.hits, channel, pii_run.registry, pipeline=pii_run.pipeline
+        )
+    ]
+    records = f" and {len(pii_run.log_records)} OTLP log records" if pii_run.log_records else ""
+    verdict.check(findings, what=f"{len(lines)} log lines{records}")
 
 
 @pytest.mark.requirement("PII-002")
@@ -207,7 +304,7 @@ def test_no_canary_in_spans(pii_run: PiiRun, verdict: Verdict) -> None:
             f"({pii_run.channels.waits.get('spans', '')}), so their spans cannot be searched"
         )
     verdict.note(**pii_run.notes("traces"), canary_traces_arrived=f"{len(arrived)}/{len(sent)}")
-    findings = pii.check_canary_leaks(pii_run.hits, "traces", pii_run.registry)
+    findings = pii.check_canary_leaks(pii_run.hits, "traces", pii_run.registry, pipeline=pii_run.pipeline)
     verdict.check(findings, what=f"{len(spans)} spans")
 
 
@@ -223,14 +320,23 @@ def test_no_canary_in_metrics(pii_run: PiiRun, verdict: Verdict) -> None:
     verdict.examined(
         metric_families=len(exposition.families),
         exposition_lines=pii_run.exposition_lines,
+        # Only where the service exported any over OTLP (local mode's receiver).
+        **({"otlp_metric_points": len(pii_run.metric_points)} if pii_run.metric_points else {}),
         none_because=f"{none_because}: there is no scrapeable exposition to search",
         hint="see MET-001; metrics.path and metrics.port say where the exposition is",
     )
     verdict.note(
         **pii_run.notes("metrics"), exposition=exposition.url, parse_error=exposition.parse_error or None
     )
-    findings = pii.check_canary_leaks(pii_run.hits, "metrics", pii_run.registry)
-    verdict.check(findings, what=f"the exposition at {exposition.url}")
+    findings = [
+        finding
+        for channel in ("metrics", "otlp_metrics")
+        for finding in pii.check_canary_leaks(
+            pii_run.hits, channel, pii_run.registry, pipeline=pii_run.pipeline
+        )
+    ]
+    points = f" and {len(pii_run.metric_points)} OTLP metric attribute sets" if pii_run.metric_points else ""
+    verdict.check(findings, what=f"the exposition at {exposition.url}{points}")
 
 
 @pytest.mark.requirement("PII-004")
@@ -264,6 +370,10 @@ def _examine_every_channel(pii_run: PiiRun, verdict: Verdict) -> str:
         "metrics": ("exposition_lines", pii_run.exposition_lines),
         "prometheus": ("series", pii_run.service_series),
     }
+    if pii_run.log_records:
+        counts["log_records"] = ("otlp_log_records", len(pii_run.log_records))
+    if pii_run.metric_points:
+        counts["otlp_metrics"] = ("otlp_metric_points", len(pii_run.metric_points))
     verdict.examined(
         **dict(counts.values()),
         none_because="no channel had anything to search: no log lines, no spans, no scrapeable exposition, "
@@ -282,7 +392,7 @@ def _examine_every_channel(pii_run: PiiRun, verdict: Verdict) -> str:
 def test_no_partial_or_encoded_canary(pii_run: PiiRun, verdict: Verdict) -> None:
     searched = _examine_every_channel(pii_run, verdict)
     verdict.note(**pii_run.notes())
-    findings = pii.check_partial_leaks(pii_run.hits, pii_run.registry)
+    findings = pii.check_partial_leaks(pii_run.hits, pii_run.registry, pipeline=pii_run.pipeline)
     verdict.check(findings, what=searched)
 
 
@@ -296,7 +406,7 @@ def test_no_pii_nobody_sent(pii_run: PiiRun, section: PiiSection, verdict: Verdi
         allowed=[p.pattern for p in detectors.allow],
         ignored_fields=sorted(detectors.ignore_fields),
     )
-    verdict.check(pii.check_unknown_pii(pii_run.hits), what=searched)
+    verdict.check(pii.check_unknown_pii(pii_run.hits, pipeline=pii_run.pipeline), what=searched)
 
 
 @pytest.mark.requirement("PII-007")

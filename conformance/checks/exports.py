@@ -22,6 +22,7 @@ __all__ = [
     "MET_001",
     "TRC_001",
     "check_metrics_scraped",
+    "check_server_spans_after_pipeline",
     "check_server_spans_exported",
     "route_key",
     "span_route",
@@ -161,7 +162,48 @@ def check_server_spans_exported(
                     TRC_001.id,
                     f"{method} {route}: {n - got} of the answered request(s) have no SERVER span in {store} "
                     "(none in the trace the request's traceparent named, none with its route)",
-                    {"method": method, "route": route, "requests": n, "server_spans_by_route": got},
+                    {
+                        "method": method,
+                        "route": route,
+                        "requests": n,
+                        "server_spans_by_route": got,
+                        "missing": n - got,
+                    },
                 )
             )
+    return findings
+
+
+def check_server_spans_after_pipeline(
+    at_service: Sequence[Finding], after: Sequence[Finding], *, pipeline: str
+) -> list[Finding]:
+    """TRC-001 after the team's collector pipeline (``telemetry.collector_config``).
+
+    ``at_service`` and ``after`` are :func:`check_server_spans_exported` on the
+    spans as the service sent them and as they left the team's pipeline
+    (``pipeline`` describes it: config and processors). A route with more
+    requests missing their SERVER span after the pipeline than at the service
+    is a finding of its own: the service exports the spans, the pipeline drops
+    them (a ``filter`` processor, a sampler), and they never reach the team's backend.
+    """
+    missing = {(f.evidence["method"], f.evidence["route"]): int(f.evidence["missing"]) for f in at_service}
+    findings = []
+    for finding in after:
+        key = (finding.evidence["method"], finding.evidence["route"])
+        dropped = int(finding.evidence["missing"]) - missing.get(key, 0)
+        if dropped <= 0:
+            continue
+        method, route = key
+        findings.append(
+            Finding(
+                TRC_001.id,
+                f"{method} {route}: the service exported the SERVER span of {dropped} answered "
+                f"request(s) that {pipeline} drops; they have none after it",
+                {
+                    **finding.evidence,
+                    "dropped_by_pipeline": dropped,
+                    "view": "after the team's collector pipeline",
+                },
+            )
+        )
     return findings

@@ -34,11 +34,22 @@ One scan (:class:`PiiScanner`) searches every channel text for
 
 Hits become findings by what was found, not by the channel's shape: a whole
 canary (verbatim, written differently, or in the form the harness sent it)
-under its channel's id (PII-001 logs, PII-002 spans, PII-003 ``/metrics``,
-PII-004 Prometheus), fragments and encodings the service made under PII-005,
+under its channel's id (PII-001 logs: lines and OTLP log records, PII-002
+spans, PII-003 ``/metrics`` and OTLP metric points, PII-004 Prometheus),
+fragments and encodings the service made under PII-005,
 detector hits under PII-006. PII-007 checks the other side: where the profile
 says a field is logged redacted, the event is logged and the field carries
 the marker.
+
+With the team's own collector pipeline in the run (profile key
+``telemetry.collector_config``), what left that pipeline is searched the same
+way (:class:`AfterPipeline`) and each finding of a channel the pipeline
+carries says which view it is in: at the service and still after the
+pipeline (a plain finding); at the service but not after the pipeline ("the
+service leaks, the collector removes it": a finding of its own, the
+requirement still fails: the service emits it, and any other path its
+telemetry takes keeps it); after the pipeline only (a processor added it:
+the finding blames the pipeline).
 
 Evidence never carries what was found: the channel, the location, the field
 path and a masked form (``j***@e***.net``, ``40***97``), and an excerpt in
@@ -76,7 +87,7 @@ from conformance.collect._canaries import (
     with_sent_forms,
 )
 from conformance.collect._scrape import Exposition
-from conformance.telemetry import HttpExchange, LogLine, Span
+from conformance.telemetry import HttpExchange, LogLine, OtlpLogRecord, OtlpMetricPoints, Span
 
 __all__ = [
     "CHANNELS",
@@ -87,6 +98,11 @@ __all__ = [
     "PII_005",
     "PII_006",
     "PII_007",
+    "VIEW_ADDED",
+    "VIEW_BOTH",
+    "VIEW_REMOVED",
+    "VIEW_SERVICE",
+    "AfterPipeline",
     "ChannelText",
     "Hit",
     "PiiScanner",
@@ -99,7 +115,9 @@ __all__ = [
     "exposition_lines",
     "exposition_texts",
     "handled_requests",
+    "log_record_texts",
     "log_texts",
+    "metric_point_texts",
     "prometheus_texts",
     "service_series",
     "span_texts",
@@ -149,10 +167,19 @@ PII_007 = requirement(
 CHANNELS: Mapping[str, str] = {
     "logs": "logs",
     "traces": "traces (spans)",
+    "log_records": "logs (OTLP log records)",
     "metrics": "metrics (/metrics exposition)",
+    "otlp_metrics": "metrics (OTLP metric points)",
     "prometheus": "Prometheus (series, label values API)",
 }
-_CANARY_REQUIREMENTS = {"logs": PII_001, "traces": PII_002, "metrics": PII_003, "prometheus": PII_004}
+_CANARY_REQUIREMENTS = {
+    "logs": PII_001,
+    "log_records": PII_001,
+    "traces": PII_002,
+    "metrics": PII_003,
+    "otlp_metrics": PII_003,
+    "prometheus": PII_004,
+}
 
 #: Channel text is scanned in blobs of about this many characters (texts joined by newlines).
 _BLOB_CHARS = 4 * 1024 * 1024
@@ -257,6 +284,68 @@ def span_texts(spans: Iterable[Span]) -> list[ChannelText]:
             for key, text, number in resource:
                 out.append(
                     ChannelText("traces", f"resource of {where}", text, f'resource["{key}"]', key, number)
+                )
+    return out
+
+
+def log_record_texts(records: Iterable[OtlpLogRecord]) -> list[ChannelText]:
+    """OTLP log records: body, attributes, and each distinct resource once."""
+    out: list[ChannelText] = []
+    resources: set[tuple[tuple[str, str, bool], ...]] = set()
+    for number, record in enumerate(records, 1):
+        where = f"OTLP log record {number}" + (f" in trace {record.trace_id}" if record.trace_id else "")
+        if record.body not in (None, ""):
+            out.append(
+                ChannelText(
+                    "log_records", where, _text_of(record.body), "body", "body", _is_number(record.body)
+                )
+            )
+        for key, value in record.attributes.items():
+            out.append(
+                ChannelText(
+                    "log_records", where, _text_of(value), f'attributes["{key}"]', key, _is_number(value)
+                )
+            )
+        resource = tuple(
+            sorted((str(k), _text_of(v), _is_number(v)) for k, v in record.resource_attributes.items())
+        )
+        if resource not in resources:
+            resources.add(resource)
+            for key, text, number_value in resource:
+                out.append(
+                    ChannelText(
+                        "log_records", f"resource of {where}", text, f'resource["{key}"]', key, number_value
+                    )
+                )
+    return out
+
+
+def metric_point_texts(points: Iterable[OtlpMetricPoints]) -> list[ChannelText]:
+    """OTLP metric points: each metric name once, each distinct attribute set, each resource once."""
+    out: list[ChannelText] = []
+    names: set[str] = set()
+    resources: set[tuple[tuple[str, str, bool], ...]] = set()
+    for point in points:
+        where = f"OTLP metric points of {point.name}"
+        if point.name not in names:
+            names.add(point.name)
+            out.append(ChannelText("otlp_metrics", where, point.name, "name", "name"))
+        for key, value in point.attributes.items():
+            out.append(
+                ChannelText(
+                    "otlp_metrics", where, _text_of(value), f'attributes["{key}"]', key, _is_number(value)
+                )
+            )
+        resource = tuple(
+            sorted((str(k), _text_of(v), _is_number(v)) for k, v in point.resource_attributes.items())
+        )
+        if resource not in resources:
+            resources.add(resource)
+            for key, text, number in resource:
+                out.append(
+                    ChannelText(
+                        "otlp_metrics", f"resource of {where}", text, f'resource["{key}"]', key, number
+                    )
                 )
     return out
 
@@ -1234,56 +1323,159 @@ def _times(count: int) -> str:
     return f" ({count} times)" if count > 1 else ""
 
 
-def check_canary_leaks(
-    hits: Iterable[Hit], channel: str, registry: CanaryRegistry | None = None
+@dataclass(frozen=True, slots=True)
+class AfterPipeline:
+    """What left the team's collector pipeline, searched with the same scanner as what
+    left the service: ``hits`` in its texts, which channels it carries (``processors``:
+    channel → the processors of its pipelines, in order), what was searched there
+    (``searched``: channel → "41 spans"), and the team's config file name (``config``)."""
+
+    config: str
+    processors: Mapping[str, Sequence[str]]
+    hits: Sequence[Hit] = ()
+    searched: Mapping[str, str] = dataclass_field(default_factory=dict)
+
+    def covers(self, channel: str) -> bool:
+        return channel in self.processors
+
+    def describe(self, channel: str) -> str:
+        processors = ", ".join(self.processors.get(channel, ())) or "none"
+        return f"the team's collector pipeline ({self.config}; processors: {processors})"
+
+
+#: ``view`` in the evidence of a finding made with a team pipeline in the run.
+VIEW_SERVICE = "at the service"
+VIEW_BOTH = "at the service and after the team's collector pipeline"
+VIEW_REMOVED = "at the service; removed by the team's collector pipeline"
+VIEW_ADDED = "after the team's collector pipeline only"
+
+
+def _who(hit: Hit) -> tuple[str, str]:
+    return hit.channel, hit.canary.id if hit.canary is not None else f"{hit.kind}:{hit.text}"
+
+
+def _findings(
+    hits: Iterable[Hit],
+    after: Iterable[Hit],
+    pipeline: AfterPipeline | None,
+    make: Callable[[Hit, int], Finding],
 ) -> list[Finding]:
-    """PII-001 … PII-004: a canary, whole (verbatim or reformatted), in ``channel``."""
+    """One finding per group of ``hits`` (at the service), placed in the team pipeline's
+    views when it carries the channel; then the groups found only after the pipeline.
+    ``after`` holds the after-pipeline hits the same check selects."""
+    if pipeline is None:
+        return [make(hit, count) for hit, count in _grouped(hits)]
+    after_by_who: dict[tuple[str, str], list[Hit]] = {}
+    for hit in after:
+        after_by_who.setdefault(_who(hit), []).append(hit)
+    findings: list[Finding] = []
+    seen: set[tuple[str, str]] = set()
+    for hit, count in _grouped(hits):
+        finding = make(hit, count)
+        who = _who(hit)
+        seen.add(who)
+        if not pipeline.covers(hit.channel):
+            findings.append(finding)
+            continue
+        still = after_by_who.get(who, [])
+        through = pipeline.describe(hit.channel)
+        if still:
+            first = still[0]
+            message = f"{finding.message}; still there after {through}"
+            after_evidence: dict[str, Any] = {
+                "found": first.masked,
+                "location": first.location,
+                "field": first.field,
+                "occurrences": len(still),
+            }
+            view = VIEW_BOTH
+        else:
+            message = f"{finding.message}; {through} removes it: the service leaks it, the collector hides it"
+            after_evidence = {
+                "found": None,
+                "searched": pipeline.searched.get(hit.channel, ""),
+                "processors": list(pipeline.processors[hit.channel]),
+            }
+            view = VIEW_REMOVED
+        evidence = {**finding.evidence, "view": view, "after_pipeline": after_evidence}
+        findings.append(Finding(finding.requirement_id, message, evidence))
+    added = [hit for who, group in after_by_who.items() if who not in seen for hit in group]
+    for hit, count in _grouped(added):
+        finding = make(hit, count)
+        channel = CHANNELS[hit.channel]
+        body = finding.message.removeprefix(f"{channel}: ")
+        message = (
+            f"{channel}: after {pipeline.describe(hit.channel)} only: {body}; the service does not emit it, "
+            "the pipeline adds it"
+        )
+        evidence = {**finding.evidence, "view": VIEW_ADDED, "config": pipeline.config}
+        findings.append(Finding(finding.requirement_id, message, evidence))
+    return findings
+
+
+def check_canary_leaks(
+    hits: Iterable[Hit],
+    channel: str,
+    registry: CanaryRegistry | None = None,
+    *,
+    pipeline: AfterPipeline | None = None,
+) -> list[Finding]:
+    """PII-001 … PII-004: a canary, whole (verbatim or reformatted), in ``channel``
+    (and, with ``pipeline``, in what left the team's collector pipeline)."""
     req = _CANARY_REQUIREMENTS[channel]
-    findings = []
-    for hit, count in _grouped(h for h in hits if h.channel == channel and h.full):
+
+    def make(hit: Hit, count: int) -> Finding:
         assert hit.canary is not None
-        findings.append(
-            Finding(
-                req.id,
-                f"{CHANNELS[channel]}: the {hit.kind} canary sent in {hit.canary.where()} appears "
-                f"{_describe_shape(hit)} in {hit.location} at {hit.field} as {hit.masked}{_times(count)}",
-                _evidence(hit, count, registry),
-            )
+        return Finding(
+            req.id,
+            f"{CHANNELS[channel]}: the {hit.kind} canary sent in {hit.canary.where()} appears "
+            f"{_describe_shape(hit)} in {hit.location} at {hit.field} as {hit.masked}{_times(count)}",
+            _evidence(hit, count, registry),
         )
-    return findings
+
+    def selected(found: Iterable[Hit]) -> list[Hit]:
+        return [h for h in found if h.channel == channel and h.full]
+
+    return _findings(selected(hits), selected(pipeline.hits if pipeline else ()), pipeline, make)
 
 
-def check_partial_leaks(hits: Iterable[Hit], registry: CanaryRegistry | None = None) -> list[Finding]:
+def check_partial_leaks(
+    hits: Iterable[Hit], registry: CanaryRegistry | None = None, *, pipeline: AfterPipeline | None = None
+) -> list[Finding]:
     """PII-005: a fragment or an encoding of a canary, in any channel."""
-    findings = []
-    for hit, count in _grouped(h for h in hits if h.canary is not None and not h.full):
+
+    def make(hit: Hit, count: int) -> Finding:
         assert hit.canary is not None
-        findings.append(
-            Finding(
-                PII_005.id,
-                f"{CHANNELS[hit.channel]}: {_describe_shape(hit)} of the {hit.kind} canary sent in "
-                f"{hit.canary.where()} appears in {hit.location} at {hit.field} as "
-                f"{hit.masked}{_times(count)}",
-                _evidence(hit, count, registry),
-            )
+        return Finding(
+            PII_005.id,
+            f"{CHANNELS[hit.channel]}: {_describe_shape(hit)} of the {hit.kind} canary sent in "
+            f"{hit.canary.where()} appears in {hit.location} at {hit.field} as "
+            f"{hit.masked}{_times(count)}",
+            _evidence(hit, count, registry),
         )
-    return findings
+
+    def selected(found: Iterable[Hit]) -> list[Hit]:
+        return [h for h in found if h.canary is not None and not h.full]
+
+    return _findings(selected(hits), selected(pipeline.hits if pipeline else ()), pipeline, make)
 
 
-def check_unknown_pii(hits: Iterable[Hit]) -> list[Finding]:
+def check_unknown_pii(hits: Iterable[Hit], *, pipeline: AfterPipeline | None = None) -> list[Finding]:
     """PII-006: a validated PII shape the harness did not send, in any channel."""
-    findings = []
-    for hit, count in _grouped(h for h in hits if h.canary is None):
-        findings.append(
-            Finding(
-                PII_006.id,
-                f"{CHANNELS[hit.channel]}: {_KIND_NAMES.get(hit.kind, hit.kind)} the harness did not send "
-                f"appears in {hit.location} at {hit.field} as "
-                f"{hit.masked}{_times(count)}",
-                _evidence(hit, count, None),
-            )
+
+    def make(hit: Hit, count: int) -> Finding:
+        return Finding(
+            PII_006.id,
+            f"{CHANNELS[hit.channel]}: {_KIND_NAMES.get(hit.kind, hit.kind)} the harness did not send "
+            f"appears in {hit.location} at {hit.field} as "
+            f"{hit.masked}{_times(count)}",
+            _evidence(hit, count, None),
         )
-    return findings
+
+    def selected(found: Iterable[Hit]) -> list[Hit]:
+        return [h for h in found if h.canary is None]
+
+    return _findings(selected(hits), selected(pipeline.hits if pipeline else ()), pipeline, make)
 
 
 _KIND_NAMES = {

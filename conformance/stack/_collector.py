@@ -24,6 +24,13 @@ exporter, and its own metrics on a free port instead of the fixed 8888.
 :func:`collector_pipeline_counts` reads those own metrics (accepted, refused,
 sent, failed items): both modes put them in the report's stack section, so a
 collector that refused or dropped telemetry is visible there.
+
+:func:`team_pipeline_config` turns the collector config a team runs in
+production (profile key ``telemetry.collector_config``) into one the harness
+can run: the team's processors and pipelines as written, its receivers
+replaced by one OTLP receiver on harness ports, its exporters by exporters to
+the stack. The harness's own collector fans the service's telemetry out to it
+(``team_grpc_port`` of :func:`collector_config`).
 """
 
 from __future__ import annotations
@@ -36,16 +43,21 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 __all__ = [
+    "AFTER_PIPELINE_EXPORTER",
     "COLLECTOR_HEALTH_PORT",
     "COLLECTOR_METRICS_EXPORTER_PORT",
     "COLLECTOR_OTLP_GRPC_PORT",
     "COLLECTOR_OTLP_HTTP_PORT",
     "COLLECTOR_TELEMETRY_PORT",
+    "OUR_BUILD",
     "CollectorListen",
+    "TeamConfigError",
     "collector_config",
     "collector_pipeline_counts",
     "collector_version",
     "render_collector_config",
+    "team_pipeline_config",
+    "team_pipeline_processors",
 ]
 
 COLLECTOR_OTLP_GRPC_PORT = 4317
@@ -90,6 +102,8 @@ def collector_config(
     renamed_exporters: bool = False,
     metrics_to_receiver: bool = False,
     debug: bool = True,
+    team_grpc_port: int | None = None,
+    team_signals: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """The configuration as a mapping (see the module docstring).
 
@@ -97,7 +111,10 @@ def collector_config(
     ``renamed_exporters`` uses the exporter names of v0.161.0 and later
     (``otlp_grpc``/``otlp_http``), which that release loads without a
     deprecation warning; ``metrics_to_receiver`` sends metric points to the
-    receiver as well as to the ``prometheus`` exporter.
+    receiver as well as to the ``prometheus`` exporter; ``team_grpc_port``
+    also sends the signals in ``team_signals`` (``traces``, ``metrics``,
+    ``logs``), as the service sent them, to the collector running the team's
+    pipeline (:func:`team_pipeline_config`) on that 127.0.0.1 port.
     """
     listen = listen or CollectorListen()
     grpc_exporter, http_exporter = ("otlp_grpc", "otlp_http") if renamed_exporters else ("otlp", "otlphttp")
@@ -128,6 +145,17 @@ def collector_config(
         *([receiver_exporter] if metrics_to_receiver else []),
         *debug_exporters,
     ]
+    logs_exporters = [receiver_exporter, *debug_exporters]
+    if team_grpc_port is not None:
+        team_exporter = f"{grpc_exporter}/team"
+        exporters[team_exporter] = {"endpoint": f"{listen.host}:{team_grpc_port}", "tls": {"insecure": True}}
+        for signal, names in (
+            ("traces", trace_exporters),
+            ("metrics", metrics_exporters),
+            ("logs", logs_exporters),
+        ):
+            if signal in team_signals:
+                names.append(team_exporter)
     telemetry: dict[str, Any] = (
         {"level": "none"}
         if listen.telemetry is None
@@ -156,11 +184,7 @@ def collector_config(
             "pipelines": {
                 "traces": {"receivers": ["otlp"], "processors": ["batch"], "exporters": trace_exporters},
                 "metrics": {"receivers": ["otlp"], "processors": ["batch"], "exporters": metrics_exporters},
-                "logs": {
-                    "receivers": ["otlp"],
-                    "processors": ["batch"],
-                    "exporters": [receiver_exporter, *debug_exporters],
-                },
+                "logs": {"receivers": ["otlp"], "processors": ["batch"], "exporters": logs_exporters},
             },
             "telemetry": {"metrics": telemetry},
         },
@@ -250,3 +274,222 @@ def collector_version(exposition: str) -> str:
     except ValueError:
         return ""
     return ""
+
+
+# --------------------------------------------------------------------------- the team's pipeline
+
+#: The component types our collector distribution carries (``tools/otelcol/components.go``),
+#: by kind; ``otlp_grpc``/``otlp_http`` are v0.161.0's names of ``otlp``/``otlphttp``.
+OUR_BUILD: dict[str, tuple[str, ...]] = {
+    "receivers": ("otlp",),
+    "processors": ("attributes", "batch", "filter", "memory_limiter", "redaction", "transform"),
+    "exporters": ("debug", "file", "otlp", "otlp_grpc", "otlp_http", "otlphttp", "prometheus"),
+    "connectors": ("span_metrics", "spanmetrics"),
+    "extensions": ("health_check",),
+}
+_SIGNALS = ("traces", "metrics", "logs")
+#: A batch processor's ``timeout`` is capped at this: batching changes when telemetry
+#: leaves, not what, and the harness waits for the pipeline's output.
+_TEAM_BATCH_TIMEOUT = "200ms"
+_TEAM_RECEIVER = "otlp"
+#: Ids of the exporters the harness puts in place of the team's (a ``/name`` no team config uses).
+AFTER_PIPELINE_EXPORTER = "otlp_grpc/obsconform_after_pipeline"
+_JAEGER_EXPORTER = "otlp_grpc/obsconform_jaeger"
+_PROMETHEUS_EXPORTER = "prometheus/obsconform"
+
+
+class TeamConfigError(ValueError):
+    """A team collector config the harness cannot run: ``path`` is where in the file
+    (``service.pipelines.traces.processors[1]``), ``problem`` what is wrong and the fix."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{path}: {problem}" if path else problem)
+
+
+def _component_type(component_id: str) -> str:
+    return component_id.partition("/")[0]
+
+
+def _mapping(value: Any, path: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TeamConfigError(path, f"must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _id_list(value: Any, path: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise TeamConfigError(path, "must be a list of component ids")
+    return value
+
+
+def _team_pipelines(team: Any) -> dict[str, dict[str, Any]]:
+    """``service.pipelines``, checked for shape: pipeline id → its mapping."""
+    if not isinstance(team, dict):
+        raise TeamConfigError("", f"a collector config is a mapping, got {type(team).__name__}")
+    service = _mapping(team.get("service"), "service")
+    pipelines = _mapping(service.get("pipelines"), "service.pipelines")
+    if not pipelines:
+        raise TeamConfigError(
+            "service.pipelines", "no pipeline: name at least one of traces, metrics, logs (e.g. traces/pii)"
+        )
+    out: dict[str, dict[str, Any]] = {}
+    for pipeline_id, pipeline in pipelines.items():
+        path = f"service.pipelines.{pipeline_id}"
+        signal = _component_type(str(pipeline_id))
+        if signal not in _SIGNALS:
+            raise TeamConfigError(
+                path, f"signal {signal!r} is not one the harness runs (traces, metrics, logs); remove it"
+            )
+        out[str(pipeline_id)] = _mapping(pipeline, path)
+    return out
+
+
+def _checked_component(team: dict[str, Any], kind: str, component_id: str, path: str, pipeline: str) -> Any:
+    """The team's config of ``component_id`` (a ``kind``: processors, connectors), checked."""
+    defined = _mapping(team.get(kind), kind)
+    if component_id not in defined:
+        raise TeamConfigError(
+            path,
+            f"pipeline {pipeline} names {kind[:-1]} {component_id!r}, which is not defined under {kind} "
+            f"(defined: {', '.join(defined) or 'none'})",
+        )
+    component_type = _component_type(component_id)
+    if component_type not in OUR_BUILD[kind]:
+        raise TeamConfigError(
+            path,
+            f"pipeline {pipeline} uses {kind[:-1]} {component_type!r} ({component_id}), which the harness's "
+            f"collector build does not contain; it has the {kind} {', '.join(OUR_BUILD[kind])} "
+            "(add the component to tools/otelcol/builder-config.yaml and rebuild, or leave it out of the "
+            "config given to the harness)",
+        )
+    return defined[component_id]
+
+
+def _capped_batch(config: Any) -> Any:
+    if not isinstance(config, dict):
+        return {"timeout": _TEAM_BATCH_TIMEOUT}
+    return {**config, "timeout": _TEAM_BATCH_TIMEOUT}
+
+
+def team_pipeline_processors(team: Any) -> dict[str, list[str]]:
+    """Each pipeline of a team config with its processor ids in order (shape-checked, pure)."""
+    return {
+        pipeline_id: _id_list(pipeline.get("processors"), f"service.pipelines.{pipeline_id}.processors")
+        for pipeline_id, pipeline in _team_pipelines(team).items()
+    }
+
+
+def team_pipeline_config(
+    team: Any,
+    *,
+    listen: CollectorListen,
+    to_receiver: str,
+    jaeger: str | None,
+    prometheus: bool = False,
+) -> dict[str, Any]:
+    """The collector config a team runs in production, made runnable by the harness (pure).
+
+    Kept as written: every pipeline, its processors (in order, with their
+    config) and the connectors between pipelines (``spanmetrics``). Replaced:
+    every receiver of a pipeline by one ``otlp`` receiver on ``listen``'s
+    ports (a pipeline fed by a connector only stays so); every exporter by
+    an OTLP/gRPC exporter to ``to_receiver`` (``host:port`` of the harness
+    receiver keeping the view "after the team's pipeline"), plus Jaeger
+    (``host:port``, OTLP/gRPC) for traces when ``jaeger`` is given and a
+    ``prometheus`` exporter on ``listen.prometheus_exporter`` for metrics when
+    ``prometheus``; a pipeline that only exports to connectors keeps doing
+    only that. Dropped: extensions (the harness's ``health_check`` on
+    ``listen.health`` replaces them) and the team's ``service.telemetry``.
+    A ``batch`` processor's timeout is capped at 200 ms.
+
+    Raises :class:`TeamConfigError` for a config of the wrong shape, a
+    pipeline naming an undefined processor or connector, or a component type
+    our build does not contain (which one, in which pipeline, what the build has).
+    """
+    pipelines = _team_pipelines(team)
+    processors: dict[str, Any] = {}
+    connectors: dict[str, Any] = {}
+    defined_connectors = _mapping(team.get("connectors"), "connectors")
+    out_pipelines: dict[str, Any] = {}
+    used_exporters: set[str] = set()
+    for pipeline_id, pipeline in pipelines.items():
+        signal = _component_type(pipeline_id)
+        base = f"service.pipelines.{pipeline_id}"
+        names = _id_list(pipeline.get("processors"), f"{base}.processors")
+        for i, name in enumerate(names):
+            found = _checked_component(team, "processors", name, f"{base}.processors[{i}]", pipeline_id)
+            processors[name] = _capped_batch(found) if _component_type(name) == "batch" else found
+        receivers: list[str] = []
+        for i, name in enumerate(_id_list(pipeline.get("receivers"), f"{base}.receivers")):
+            if name in defined_connectors:
+                connectors[name] = _checked_component(
+                    team, "connectors", name, f"{base}.receivers[{i}]", pipeline_id
+                )
+                receivers.append(name)
+            elif _TEAM_RECEIVER not in receivers:
+                receivers.append(_TEAM_RECEIVER)
+        if not receivers:
+            raise TeamConfigError(f"{base}.receivers", f"pipeline {pipeline_id} has no receiver; name one")
+        exporters: list[str] = []
+        replaced = False
+        for i, name in enumerate(_id_list(pipeline.get("exporters"), f"{base}.exporters")):
+            if name in defined_connectors:
+                connectors[name] = _checked_component(
+                    team, "connectors", name, f"{base}.exporters[{i}]", pipeline_id
+                )
+                exporters.append(name)
+            else:
+                replaced = True
+        if replaced or not exporters:
+            ours = [AFTER_PIPELINE_EXPORTER]
+            if signal == "traces" and jaeger:
+                ours.append(_JAEGER_EXPORTER)
+            if signal == "metrics" and prometheus:
+                ours.append(_PROMETHEUS_EXPORTER)
+            exporters += ours
+            used_exporters.update(ours)
+        out_pipelines[pipeline_id] = {"receivers": receivers, "processors": names, "exporters": exporters}
+    exporter_configs: dict[str, Any] = {
+        AFTER_PIPELINE_EXPORTER: {"endpoint": to_receiver, "tls": {"insecure": True}},
+        _JAEGER_EXPORTER: {"endpoint": jaeger, "tls": {"insecure": True}},
+        _PROMETHEUS_EXPORTER: {"endpoint": listen.endpoint(listen.prometheus_exporter)},
+    }
+    telemetry: dict[str, Any] = (
+        {"level": "none"}
+        if listen.telemetry is None
+        else {
+            "level": "basic",
+            "readers": [
+                {"pull": {"exporter": {"prometheus": {"host": listen.host, "port": listen.telemetry}}}}
+            ],
+        }
+    )
+    config: dict[str, Any] = {
+        "receivers": {
+            _TEAM_RECEIVER: {
+                "protocols": {
+                    "grpc": {"endpoint": listen.endpoint(listen.otlp_grpc)},
+                    "http": {"endpoint": listen.endpoint(listen.otlp_http)},
+                }
+            }
+        },
+        "processors": processors,
+        "exporters": {name: cfg for name, cfg in exporter_configs.items() if name in used_exporters},
+        "extensions": {"health_check": {"endpoint": listen.endpoint(listen.health)}},
+        "service": {
+            "extensions": ["health_check"],
+            "pipelines": out_pipelines,
+            "telemetry": {"metrics": telemetry},
+        },
+    }
+    if connectors:
+        config["connectors"] = connectors
+    if not processors:
+        del config["processors"]
+    return config

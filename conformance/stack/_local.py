@@ -36,7 +36,15 @@ from conformance.collect._prometheus_api import PrometheusClient
 from conformance.collect._traces import TraceStore
 from conformance.stack._otlp import OtlpReceiver
 from conformance.stack._prometheus import LocalPrometheus, ScrapeTarget
-from conformance.stack._telemetry import COLLECTOR_JOB, LocalTelemetry, TelemetryPlan, plan_local_telemetry
+from conformance.stack._telemetry import (
+    COLLECTOR_JOB,
+    AfterTeamPipeline,
+    LocalTelemetry,
+    TeamPipeline,
+    TelemetryPlan,
+    plan_local_telemetry,
+)
+from conformance.telemetry import OtlpLogRecord, OtlpMetricPoints
 
 __all__ = ["SERVICE_JOB", "LocalStack"]
 
@@ -82,6 +90,10 @@ class LocalStack:
         self.service_port = 0
         self.metrics_port = 0
         self._rejected_rule_files: dict[str, str] = {}
+        # telemetry.collector_config: the team's pipeline, and the receiver of what leaves it.
+        section = profile.sections.get("telemetry")
+        self._team = section.collector_config if section is not None else None
+        self.after_pipeline_receiver: OtlpReceiver | None = None
 
     # -- addresses -------------------------------------------------------
     @property
@@ -128,6 +140,8 @@ class LocalStack:
         try:
             self.workdir.mkdir(parents=True, exist_ok=True)
             self.receiver.start()
+            if self._team is not None and self.telemetry_plan.binaries is not None:
+                self.after_pipeline_receiver = OtlpReceiver().start()
             self._pick_ports()
             self._launch_telemetry()
             # Prometheus before the service: it needs ~5 s to hand a new target to its scraper
@@ -149,6 +163,10 @@ class LocalStack:
             ("otel-collector and jaeger", self.telemetry.stop if self.telemetry else None),
             ("jaeger query client", self._jaeger_http.close if self._jaeger_http else None),
             ("otlp-receiver", self.receiver.stop),
+            (
+                "otlp-receiver-after-pipeline",
+                self.after_pipeline_receiver.stop if self.after_pipeline_receiver else None,
+            ),
         ):
             if stop is None:
                 continue
@@ -203,6 +221,7 @@ class LocalStack:
             receiver_http_port=None
             if self.profile.telemetry.otlp_protocol == "grpc"
             else self.receiver.http_port,
+            team=self._team_pipeline(),
         )
         self.telemetry.launch_jaeger()
         self._jaeger_http = httpx.Client(timeout=5.0, trust_env=False)
@@ -210,6 +229,42 @@ class LocalStack:
         self._jaeger_store = JaegerTraceStore(
             self.telemetry.query_url, client=self._jaeger_http, all_services=True, limit=20_000, raw=True
         )
+
+    def _team_pipeline(self) -> TeamPipeline | None:
+        if self._team is None or self.after_pipeline_receiver is None:
+            return None
+        return TeamPipeline(
+            config_file=self._team.path,
+            config=self._team.config,
+            processors=self._team.processors,
+            signals=self._team.signals,
+            receiver_grpc_port=self.after_pipeline_receiver.grpc_port,
+        )
+
+    def otlp_log_records(self) -> list[OtlpLogRecord]:
+        """The OTLP log records the service exported, as the receiver holds them (raw: the
+        collector forwards them unchanged)."""
+        return self.receiver.log_records()
+
+    def otlp_metric_points(self) -> list[OtlpMetricPoints]:
+        """The distinct attribute sets of the metric points the service exported over OTLP
+        (raw, like :meth:`otlp_log_records`)."""
+        return self.receiver.metric_points()
+
+    @property
+    def team_pipeline(self) -> AfterTeamPipeline | None:
+        """What left the team's collector pipeline (``telemetry.collector_config``); ``None``
+        when the profile names none. Without the collector it says why it did not run."""
+        if self._team is None:
+            return None
+        if self.after_pipeline_receiver is None or self.telemetry is None:
+            return AfterTeamPipeline(
+                self._team.path,
+                self._team.processors,
+                reason="the team's collector pipeline did not run: the collector is not running "
+                f"({self.telemetry_plan.reason or 'the stack did not start'})",
+            )
+        return AfterTeamPipeline(self._team.path, self._team.processors, self.after_pipeline_receiver)
 
     def service_env(self) -> dict[str, str]:
         """The service's environment: ours, minus OTEL_* we did not set, plus the
@@ -350,7 +405,7 @@ class LocalStack:
                     "status": "not running",
                     "reason": self.telemetry_plan.reason,
                 }
-                for name in ("otel-collector", "jaeger")
+                for name in ("otel-collector", *(("otel-collector-team",) if self._team else ()), "jaeger")
             ]
         receiver: dict[str, Any] = {
             "name": "otlp-receiver",
@@ -364,6 +419,16 @@ class LocalStack:
         else:
             receiver["fed_by"] = "otel-collector (every signal, raw)"
         components.append(receiver)
+        if self.after_pipeline_receiver is not None:
+            components.append(
+                {
+                    "name": "otlp-receiver-after-pipeline",
+                    "kind": "embedded",
+                    "description": self.after_pipeline_receiver.describe(),
+                    "stats": self.after_pipeline_receiver.stats(),
+                    "fed_by": "otel-collector-team (what leaves the team's pipeline)",
+                }
+            )
         return {
             "mode": self.mode,
             "components": components,

@@ -56,7 +56,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from conformance._exceptions import StackError
 from conformance._ports import LOOPBACK
-from conformance.telemetry import OtlpLogRecord, Span, SpanEvent
+from conformance.telemetry import OtlpLogRecord, OtlpMetricPoints, Span, SpanEvent
 
 __all__ = [
     "DEFAULT_MAX_REQUEST_BYTES",
@@ -194,6 +194,33 @@ def _convert_logs_request(request: ExportLogsServiceRequest) -> list[OtlpLogReco
                     )
                 )
     return records
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for an attribute value (kvlists are dicts)."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, tuple | list):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def _metric_attribute_sets(request: ExportMetricsServiceRequest) -> dict[Any, OtlpMetricPoints]:
+    """Each distinct (metric name, point attributes, resource) of a request, with its point count."""
+    first: dict[Any, tuple[str, dict[str, Any], dict[str, Any]]] = {}
+    counts: Counter[Any] = Counter()
+    for resource_metrics in request.resource_metrics:
+        resource = _attributes(resource_metrics.resource.attributes)
+        resource_key = _frozen(resource)
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                data = metric.WhichOneof("data")
+                for point in getattr(metric, data).data_points if data else ():
+                    attributes = _attributes(point.attributes)
+                    key = (metric.name, _frozen(attributes), resource_key)
+                    counts[key] += 1
+                    first.setdefault(key, (metric.name, attributes, resource))
+    return {key: OtlpMetricPoints(*first[key], count) for key, count in counts.items()}
 
 
 def _convert_metrics_request(request: ExportMetricsServiceRequest) -> dict[str, int]:
@@ -638,7 +665,8 @@ _PROTOCOLS = ("http/protobuf", "http/json", "grpc")
 
 
 class OtlpReceiver:
-    """OTLP/HTTP and OTLP/gRPC on 127.0.0.1, keeping spans, log records and metric names.
+    """OTLP/HTTP and OTLP/gRPC on 127.0.0.1, keeping spans, log records, metric names and
+    the distinct attribute sets of metric points.
 
     Port 0 lets the OS pick (the default, and what tests should use). Storage is
     thread-safe and bounded: past ``max_stored_items`` spans (or log records) new
@@ -677,6 +705,7 @@ class OtlpReceiver:
         self._spans_by_trace: dict[str, list[Span]] = {}
         self._log_records: list[OtlpLogRecord] = []
         self._metric_points: dict[str, int] = {}
+        self._metric_sets: dict[Any, OtlpMetricPoints] = {}
         self._requests: Counter[str] = Counter(dict.fromkeys(_PROTOCOLS, 0))
         self._rejected: Counter[str] = Counter(dict.fromkeys(_REJECTION_REASONS, 0))
         self._counts: Counter[str] = Counter()
@@ -854,10 +883,19 @@ class OtlpReceiver:
         self, request: ExportMetricsServiceRequest, protocol: str
     ) -> ExportMetricsServiceResponse:
         points = _convert_metrics_request(request)
+        sets = _metric_attribute_sets(request)
         with self._lock:
             self._requests[protocol] += 1
             for name, count in points.items():
                 self._metric_points[name] = self._metric_points.get(name, 0) + count
+            for key, found in sets.items():
+                kept = self._metric_sets.get(key)
+                if kept is not None:
+                    self._metric_sets[key] = OtlpMetricPoints(
+                        found.name, found.attributes, found.resource_attributes, kept.count + found.count
+                    )
+                elif len(self._metric_sets) < self._max_stored:
+                    self._metric_sets[key] = found
             self._counts["metric_points_received"] += sum(points.values())
         return ExportMetricsServiceResponse()
 
@@ -877,6 +915,12 @@ class OtlpReceiver:
     def log_records(self) -> list[OtlpLogRecord]:
         with self._lock:
             return list(self._log_records)
+
+    def metric_points(self) -> list[OtlpMetricPoints]:
+        """Each distinct metric name, point attributes and resource received so far, in
+        arrival order (at most ``max_stored_items`` of them), with how many points had them."""
+        with self._lock:
+            return list(self._metric_sets.values())
 
     def metric_names(self) -> list[str]:
         """Names of the metrics received so far, sorted."""

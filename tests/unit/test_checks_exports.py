@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from conformance.checks.exports import (
     check_metrics_scraped,
+    check_server_spans_after_pipeline,
     check_server_spans_exported,
     route_key,
     span_route,
@@ -102,3 +104,26 @@ def test_met_001(
     else:
         assert findings and all(f.requirement_id == "MET-001" for f in findings)
         assert message in findings[0].message or message in findings[-1].message
+
+
+def test_spans_the_team_pipeline_drops_are_a_finding_of_their_own() -> None:
+    exchanges = [exchange(), exchange(trace_id=TRACE_B)]
+    at_service = check(exchanges, [span(), replace(span(trace_id=TRACE_B), span_id="2" * 16)])
+    assert at_service == []
+    after = check(exchanges, [])
+    (finding,) = check_server_spans_after_pipeline(at_service, after, pipeline="the team's pipeline (filter)")
+    assert finding.requirement_id == "TRC-001"
+    assert finding.message == (
+        "GET /items/{id}: the service exported the SERVER span of 2 answered request(s) that "
+        "the team's pipeline (filter) drops; they have none after it"
+    )
+    assert finding.evidence["dropped_by_pipeline"] == 2
+    assert finding.evidence["view"] == "after the team's collector pipeline"
+
+
+def test_spans_missing_at_the_service_are_not_blamed_on_the_pipeline() -> None:
+    exchanges = [exchange(), exchange(trace_id=TRACE_B)]
+    at_service = check(exchanges, [span()])
+    assert check_server_spans_after_pipeline(at_service, check(exchanges, [span()]), pipeline="p") == []
+    (finding,) = check_server_spans_after_pipeline(at_service, check(exchanges, []), pipeline="p")
+    assert finding.evidence["dropped_by_pipeline"] == 1

@@ -36,7 +36,7 @@ from conformance.collect._canaries import (
     with_sent_forms,
 )
 from conformance.collect._scrape import Exposition
-from conformance.telemetry import HttpExchange, LogLine, Span, SpanEvent
+from conformance.telemetry import HttpExchange, LogLine, OtlpLogRecord, OtlpMetricPoints, Span, SpanEvent
 
 REPO = Path(__file__).resolve().parents[2]
 DETECTOR_CASES = yaml.safe_load((REPO / "tests/data/pii_detector_cases.yaml").read_text())
@@ -355,6 +355,8 @@ class TestCanaryLeaks:
         texts = [
             *pii.log_texts(log({"e": email.value})),
             *pii.span_texts([span({"e": email.value})]),
+            *pii.log_record_texts([OtlpLogRecord(1, "INFO", f"login by {email.value}")]),
+            *pii.metric_point_texts([OtlpMetricPoints("logins", {"user": email.value})]),
             *pii.exposition_texts(exposition(f'x{{e="{email.value}"}} 1\n')),
             *pii.prometheus_texts([{"e": email.value}], {}),
         ]
@@ -362,7 +364,9 @@ class TestCanaryLeaks:
         ids = {ch: [f.requirement_id for f in pii.check_canary_leaks(hits, ch)] for ch in pii.CHANNELS}
         assert ids == {
             "logs": ["PII-001"],
+            "log_records": ["PII-001"],
             "traces": ["PII-002"],
+            "otlp_metrics": ["PII-003"],
             "metrics": ["PII-003"],
             "prometheus": ["PII-004"],
         }

@@ -17,7 +17,7 @@ from conformance._sections.pii import DetectorConfig
 from conformance.checks import pii
 from conformance.collect._canaries import CANARY_KINDS, CanaryGenerator
 from conformance.collect._scrape import Exposition
-from conformance.telemetry import LogLine, Span, SpanEvent
+from conformance.telemetry import LogLine, OtlpLogRecord, OtlpMetricPoints, Span, SpanEvent
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS: list[dict[str, Any]] = yaml.safe_load(
@@ -35,6 +35,14 @@ def channel_texts(entry: dict[str, Any]) -> list[pii.ChannelText]:
         return pii.exposition_texts(exposition)
     if channel == "traces":
         return pii.span_texts(span(i, s) for i, s in enumerate(entry["spans"]))
+    if channel == "otlp_metrics":
+        return pii.metric_point_texts(
+            OtlpMetricPoints(p["name"], p["attributes"], p["resource"]) for p in entry["points"]
+        )
+    if channel == "log_records":
+        return pii.log_record_texts(
+            OtlpLogRecord(1, "INFO", r["body"], r["attributes"], r["resource"]) for r in entry["records"]
+        )
     assert channel == "prometheus", channel
     series = entry["series"]
     values: dict[str, list[str]] = {}
