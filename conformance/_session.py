@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from conformance._exceptions import HarnessError, WaitTimeout
+from conformance._exceptions import HarnessError, LimitExceeded, WaitTimeout
+from conformance._mask import excerpt
 from conformance._plan import ProbeContext, ProbeRunner, implements
 from conformance._process import RUN_ID, reap_leftovers
 from conformance._profile import Profile
@@ -26,7 +27,7 @@ from conformance._sections.traces import KEY as TRACES_KEY
 from conformance._wait import wait_until
 from conformance.checks.exports import check_server_spans_exported
 from conformance.checks.logs import ParsedLogLine, ProvokedWindow, attribute_provoked, parse_log_lines
-from conformance.collect._logs import read_log_lines
+from conformance.collect._logs import log_limit_exceeded, read_log_lines
 from conformance.collect._prometheus_api import PrometheusClient, wait_for_target_up
 from conformance.collect._propagation import CORRELATION, malformed_correlation_probes, send_probes
 from conformance.collect._scrape import Exposition, scrape_metrics
@@ -176,8 +177,20 @@ class ConformanceSession:
         return {ep.name for ep in self.profile.endpoints if ep.traced}
 
     def log_lines(self, stream: str | None = None) -> list[LogLine]:
-        """Every complete line the service has written to its log stream (or ``stream``) so far."""
+        """Every complete line the service has written to its log stream (or ``stream``) so far.
+
+        Raises :class:`LimitExceeded` once the stream has passed ``logs.max_bytes``: a
+        capture that lost its tail is no evidence for a verdict on the stream.
+        """
         stream = stream or self.profile.logs.stream
+        # Only local mode captures the streams itself (containers keep their own logs).
+        overflow_of = getattr(self.stack, "log_overflow", None)
+        overflow = overflow_of(stream) if overflow_of is not None else None
+        if overflow is not None:
+            raise log_limit_exceeded(stream, overflow)
+        return self._read_lines(stream)
+
+    def _read_lines(self, stream: str) -> list[LogLine]:
         return read_log_lines(
             self.stack.log_path(stream),
             stream=stream,
@@ -207,7 +220,7 @@ class ConformanceSession:
         """
 
         def counts() -> tuple[int, int]:
-            return len(self.log_lines("stdout")), len(self.log_lines("stderr"))
+            return len(self._read_lines("stdout")), len(self._read_lines("stderr"))
 
         before = counts()
         yield
@@ -298,7 +311,36 @@ class ConformanceSession:
         return self.stack.prometheus_client(self._api_http)
 
     def scrape(self, *, openmetrics: bool = False) -> Exposition:
-        return scrape_metrics(self.stack.metrics_url, client=self._api_http, accept_openmetrics=openmetrics)
+        """The harness's own scrape of /metrics, under the profile's Prometheus limits
+        (:class:`LimitExceeded`, with Prometheus's own scrape error when it has one)."""
+        prom = self.profile.prometheus
+        try:
+            return scrape_metrics(
+                self.stack.metrics_url,
+                client=self._api_http,
+                accept_openmetrics=openmetrics,
+                timeout=prom.scrape_timeout,
+                max_bytes=prom.body_size_limit,
+                sample_limit=prom.sample_limit,
+                limits_raise=True,
+            )
+        except LimitExceeded as exc:
+            said = self._prometheus_last_error()
+            detail = f"Prometheus's own scrape failed too: {excerpt(said, 300)}" if said else ""
+            raise exc.amended(detail=detail, after=self._run_seconds()) from None
+
+    def _run_seconds(self) -> float:
+        return time.monotonic() - self._traffic_started
+
+    def _prometheus_last_error(self) -> str:
+        """Prometheus's ``lastError`` for the service's target, or "" (no Prometheus, or healthy)."""
+        try:
+            for target in self.prometheus.targets():
+                if target.get("labels", {}).get("job") == self.profile.prometheus.job:
+                    return str(target.get("lastError") or "")
+        except Exception:  # a detail for a message; the limit is the error
+            return ""
+        return ""
 
     def prometheus_target(self) -> dict[str, Any] | None:
         """Prometheus's view of the service target after a scrape newer than the traffic."""

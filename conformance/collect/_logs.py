@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conformance._exceptions import LimitExceeded
+from conformance._process import CaptureOverflow
 from conformance.telemetry import LogLine
 
-__all__ = ["read_log_lines"]
+__all__ = ["log_limit_exceeded", "read_log_lines"]
 
 _CHUNK = 1024 * 1024
 
@@ -48,3 +50,19 @@ def read_log_lines(path: Path, *, stream: str, max_line_bytes: int, final: bool)
     if (current or truncated) and final:
         lines.append(LogLine(number + 1, bytes(current), stream, truncated))
     return lines
+
+
+def log_limit_exceeded(stream: str, overflow: CaptureOverflow) -> LimitExceeded:
+    """The error for a stream whose capture passed ``logs.max_bytes`` (what was kept, what dropped)."""
+    return LimitExceeded(
+        f"log stream {stream}",
+        limit_key="logs.max_bytes",
+        limit=_mib(overflow.limit),
+        seen=f"{_mib(overflow.dropped)} more written and dropped, the first {_mib(overflow.limit)} kept",
+        after=overflow.after,
+        fix="fix the flood",
+    )
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1024 * 1024):g} MiB" if n >= 1024 * 1024 else f"{n} bytes"

@@ -28,7 +28,7 @@ import httpx
 from conformance._exceptions import ServiceStartError, StackError
 from conformance._mask import mask_secrets
 from conformance._ports import LOOPBACK, free_port
-from conformance._process import ManagedProcess
+from conformance._process import CaptureOverflow, ManagedProcess
 from conformance._profile import Profile
 from conformance._readiness import wait_answering
 from conformance.collect._jaeger import JaegerTraceStore
@@ -71,7 +71,7 @@ class LocalStack:
     ) -> None:
         self.profile = profile
         self.workdir = workdir
-        self.receiver = OtlpReceiver()
+        self.receiver = OtlpReceiver(max_request_bytes=profile.telemetry.max_request_body_size)
         self.service: ManagedProcess | None = None
         self.prometheus: LocalPrometheus | None = None
         self.telemetry_plan = telemetry if telemetry is not None else plan_local_telemetry()
@@ -111,6 +111,10 @@ class LocalStack:
         if self.service is None:
             raise StackError("the service was never started")
         return self.service.stdout_path if stream == "stdout" else self.service.stderr_path
+
+    def log_overflow(self, stream: str) -> CaptureOverflow | None:
+        """How the service's ``stream`` passed ``logs.max_bytes``, or None."""
+        return self.service.overflow(stream) if self.service else None
 
     def service_exit_code(self) -> int | None:
         return self.service.poll() if self.service else None
@@ -252,6 +256,7 @@ class LocalStack:
             stderr_path=logs / "stderr.log",
             env=self.service_env(),
             cwd=svc.cwd or self.profile.directory,
+            max_output_bytes=self.profile.logs.max_bytes,
         )
         try:
             self.service.start()
@@ -288,8 +293,14 @@ class LocalStack:
 
     def _start_prometheus(self) -> None:
         met = self.profile.metrics
+        prom = self.profile.prometheus
         target = ScrapeTarget(
-            job=self.profile.prometheus.job, address=f"{LOOPBACK}:{self.metrics_port}", metrics_path=met.path
+            job=prom.job,
+            address=f"{LOOPBACK}:{self.metrics_port}",
+            metrics_path=met.path,
+            sample_limit=prom.sample_limit,
+            body_size_limit=prom.body_size_limit,
+            scrape_timeout=prom.scrape_timeout,
         )
         targets = [target] if met.exposed else []  # a service without metrics is not scraped
         if self.telemetry is not None:
