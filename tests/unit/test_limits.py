@@ -161,3 +161,48 @@ def test_stop_kills_children_that_left_the_group(tmp_path: Path) -> None:
     assert len(token_holders(proc.token)) == 2
     proc.stop(timeout=2)
     assert token_holders(proc.token) == []
+
+
+def _write_minimal(report_dir: Path) -> dict[str, object]:
+    from conformance.report import write_reports
+
+    return write_reports(
+        report_dir,
+        profile=None,
+        results={},
+        stack={"mode": "local", "components": []},
+        started_at=1.0,
+        finished_at=2.0,
+        profile_path="p.yaml",
+        stack_error="the service exited with code 3 during start-up",
+    )
+
+
+def test_reports_are_written_atomically_and_an_unwritable_one_is_named(tmp_path: Path) -> None:
+    from conformance.report import HTML_NAME, JUNIT_NAME, MARKDOWN_NAME, REPORT_NAME, ReportNotWritten
+
+    _write_minimal(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [REPORT_NAME, HTML_NAME, JUNIT_NAME, MARKDOWN_NAME]
+    )  # no temporary file left behind
+    (tmp_path / JUNIT_NAME).unlink()
+    (tmp_path / JUNIT_NAME).mkdir()  # a rename over a directory fails
+    with pytest.raises(ReportNotWritten, match=JUNIT_NAME) as info:
+        _write_minimal(tmp_path)
+    assert list(info.value.failures) == [JUNIT_NAME]
+    assert info.value.report["summary"]  # the summary can still be printed
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ["\x1b[2J\x1b[31mred", "nul\x00byte", "bidi\u202eevil", "c1\x9bcontrol", "lone\udcffsurrogate"],
+)
+def test_excerpt_shows_control_characters_never_obeys_them(hostile: str) -> None:
+    from conformance._mask import excerpt
+    from conformance.report._html import _e
+
+    for shown in (excerpt(hostile), _e(hostile)):
+        assert shown.isprintable()
+        assert "\\x" in shown
+    assert "&lt;script&gt;" in _e("<script>alert(1)</script>")
