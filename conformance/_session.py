@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ConformanceSession"]
 
+#: Seconds Prometheus may take after its start to list a static scrape target.
+_TARGET_DISCOVERY = 5.0
+
 
 class ConformanceSession:
     """Start with :meth:`open`; always :meth:`close` (it stops the stack)."""
@@ -58,6 +61,7 @@ class ConformanceSession:
         self.throttled: list[tuple[float, str]] = []
         self._traffic_started = time.monotonic()
         self._spans_seen: bool | None = None
+        self._prometheus_error: str | None = None
         self._malformed: dict[str, HttpExchange] | None = None
         self.started_at = time.time()
         self.stack_description: dict[str, Any] = {"mode": stack.mode, "components": []}
@@ -325,22 +329,45 @@ class ConformanceSession:
                 limits_raise=True,
             )
         except LimitExceeded as exc:
+            after = self._run_seconds()
             said = self._prometheus_last_error()
             detail = f"Prometheus's own scrape failed too: {excerpt(said, 300)}" if said else ""
-            raise exc.amended(detail=detail, after=self._run_seconds()) from None
+            raise exc.amended(detail=detail, after=after) from None
 
     def _run_seconds(self) -> float:
         return time.monotonic() - self._traffic_started
 
     def _prometheus_last_error(self) -> str:
-        """Prometheus's ``lastError`` for the service's target, or "" (no Prometheus, or healthy)."""
+        """Prometheus's ``lastError`` for the service's target once it has one (it enforces the
+        same limits), or "" (no Prometheus, or none within one scrape's time); waited for once
+        per run."""
+        if self._prometheus_error is not None:
+            return self._prometheus_error
+        prom = self.profile.prometheus
+        job = prom.job
+
+        def last_error() -> tuple[str | None, str]:
+            try:
+                targets = self.prometheus.targets()
+            except Exception:  # a detail for a message; the limit is the error
+                return "", "Prometheus not answering"
+            for target in targets:
+                if target.get("labels", {}).get("job") == job and target.get("lastError"):
+                    return str(target["lastError"]), "an error"
+            return None, "no scrape error yet"
+
         try:
-            for target in self.prometheus.targets():
-                if target.get("labels", {}).get("job") == self.profile.prometheus.job:
-                    return str(target.get("lastError") or "")
-        except Exception:  # a detail for a message; the limit is the error
-            return ""
-        return ""
+            self._prometheus_error = wait_until(
+                last_error,
+                awaited="Prometheus's scrape error",
+                # Prometheus finds a static target up to ~5 s after it starts, then scrapes it.
+                timeout=_TARGET_DISCOVERY
+                + min(prom.scrape_timeout, prom.scrape_interval)
+                + 2 * prom.scrape_interval,
+            )
+        except WaitTimeout:
+            self._prometheus_error = ""
+        return self._prometheus_error
 
     def prometheus_target(self) -> dict[str, Any] | None:
         """Prometheus's view of the service target after a scrape newer than the traffic."""

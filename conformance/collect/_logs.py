@@ -65,4 +65,4 @@ def log_limit_exceeded(stream: str, overflow: CaptureOverflow) -> LimitExceeded:
 
 
 def _mib(n: int) -> str:
-    return f"{n / (1024 * 1024):g} MiB" if n >= 1024 * 1024 else f"{n} bytes"
+    return f"{n / (1024 * 1024):.1f}".removesuffix(".0") + " MiB" if n >= 1024 * 1024 else f"{n} bytes"

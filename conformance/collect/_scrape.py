@@ -193,7 +193,7 @@ class _Deadline(Exception):
 
 
 def _size(n: int) -> str:
-    return f"{n / (1024 * 1024):.1f} MiB" if n >= 1024 * 1024 else f"{n} bytes"
+    return f"{n / (1024 * 1024):.1f}".removesuffix(".0") + " MiB" if n >= 1024 * 1024 else f"{n} bytes"
 
 
 def _scrape_timeout(url: str, timeout: float, elapsed: float, seen: str) -> LimitExceeded:
