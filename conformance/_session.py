@@ -333,6 +333,23 @@ class ConformanceSession:
             said = self._prometheus_last_error()
             detail = f"Prometheus's own scrape failed too: {excerpt(said, 300)}" if said else ""
             raise exc.amended(detail=detail, after=after) from None
+        except HarnessError as exc:
+            code = self._exit_code_soon()
+            if code is None:
+                raise
+            raise HarnessError(f"the service exited with code {code} during the run; {exc}") from None
+
+    def _exit_code_soon(self, within: float = 0.5) -> int | None:
+        """The service's exit code if it exits within ``within`` seconds (a connection it
+        dropped may be the first sign of its exit), else None."""
+        try:
+            return wait_until(
+                lambda: (self.stack.service_exit_code(), "running"),
+                awaited="the service's exit",
+                timeout=within,
+            )
+        except WaitTimeout:
+            return None
 
     def _run_seconds(self) -> float:
         return time.monotonic() - self._traffic_started

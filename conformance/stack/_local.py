@@ -116,6 +116,25 @@ class LocalStack:
         """How the service's ``stream`` passed ``logs.max_bytes``, or None."""
         return self.service.overflow(stream) if self.service else None
 
+    def _service_outcome(self) -> dict[str, Any]:
+        """Whether the service exited on its own (asked before it is stopped), and what of its
+        output was kept: ``logs.max_bytes`` per stream, the rest counted."""
+        if self.service is None:
+            return {}
+        outcome: dict[str, Any] = {}
+        code = self.service.poll()
+        if code is not None:
+            outcome["exited_during_run"] = code
+        for stream in ("stdout", "stderr"):
+            overflow = self.service.overflow(stream)
+            if overflow is not None:
+                outcome.setdefault("output_dropped", {})[stream] = {
+                    "kept_bytes": overflow.limit,
+                    "dropped_bytes": overflow.dropped,
+                    "limit_hit_after_seconds": round(overflow.after, 1),
+                }
+        return outcome
+
     def service_exit_code(self) -> int | None:
         return self.service.poll() if self.service else None
 
@@ -346,6 +365,7 @@ class LocalStack:
                 if self.service
                 else "",
                 "otlp_protocol": self.profile.telemetry.otlp_protocol,
+                **self._service_outcome(),
             },
         ]
         if self.prometheus is not None:
