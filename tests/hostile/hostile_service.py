@@ -192,8 +192,17 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def flood() -> None:
-    line = (json.dumps({"timestamp": "2026-01-01T00:00:00Z", "level": "INFO", "logger": "flood",
-                        "message": "flood " + "f" * 400}) + "\n").encode()
+    line = (
+        json.dumps(
+            {
+                "timestamp": "2026-01-01T00:00:00Z",
+                "level": "INFO",
+                "logger": "flood",
+                "message": "flood " + "f" * 400,
+            }
+        )
+        + "\n"
+    ).encode()
     block = line * (256 * 1024 // len(line))
     while True:
         sys.stdout.buffer.write(block)
@@ -217,6 +226,7 @@ def fork_children() -> None:
             if os.fork() == 0:  # the grandchild, reparented away from the service
                 if MODE == "ignore-sigterm":
                     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                log("orphan", pid=os.getpid())
                 time.sleep(3600)
             os._exit(0)
 
