@@ -300,7 +300,24 @@ class ConformanceSession:
                     )
                 except WaitTimeout:
                     self._spans_seen = False
+        if not self._spans_seen:
+            refused = self._otlp_refused_too_large()
+            if refused:
+                raise LimitExceeded(
+                    "OTLP requests to the harness's receiver",
+                    limit_key="telemetry.max_request_body_size",
+                    limit=f"{self.profile.telemetry.max_request_body_size} bytes after decompression",
+                    seen=f"{refused} request(s) refused, and no span arrived otherwise",
+                    fix="export smaller batches (the SDK's max_export_batch_size)",
+                )
         return self._spans_seen
+
+    def _otlp_refused_too_large(self) -> int:
+        """OTLP/HTTP requests the embedded receiver refused as too large (local mode)."""
+        receiver = getattr(self.stack, "receiver", None)
+        if receiver is None or not hasattr(receiver, "stats"):
+            return 0
+        return int(receiver.stats()["rejected"].get("too_large", 0))
 
     def no_spans_reason(self) -> str:
         if not self.profile.telemetry.spans:

@@ -19,6 +19,8 @@ Modes:
                       log lines, headers and label values
   fork-orphans        forks children that leave its process group (setsid) and outlive it
   ignore-sigterm      ignores SIGTERM, and so do the children it forks
+  otlp-payloads       behaves; its profile only sizes the harness's receiver for the hostile
+                      OTLP payloads of test_hostile_otlp.py
 """
 
 from __future__ import annotations
