@@ -62,6 +62,7 @@ class ConformanceSession:
         self._traffic_started = time.monotonic()
         self._spans_seen: bool | None = None
         self._prometheus_error: str | None = None
+        self._scrape_limit: LimitExceeded | None = None
         self._malformed: dict[str, HttpExchange] | None = None
         self.started_at = time.time()
         self.stack_description: dict[str, Any] = {"mode": stack.mode, "components": []}
@@ -335,6 +336,8 @@ class ConformanceSession:
         """The harness's own scrape of /metrics, under the profile's Prometheus limits
         (:class:`LimitExceeded`, with Prometheus's own scrape error when it has one)."""
         prom = self.profile.prometheus
+        if self._scrape_limit is not None:
+            raise self._scrape_limit  # hit once, reported for the whole run: no re-reading 50 MiB
         try:
             return scrape_metrics(
                 self.stack.metrics_url,
@@ -349,7 +352,8 @@ class ConformanceSession:
             after = self._run_seconds()
             said = self._prometheus_last_error()
             detail = f"Prometheus's own scrape failed too: {excerpt(said, 300)}" if said else ""
-            raise exc.amended(detail=detail, after=after) from None
+            self._scrape_limit = exc.amended(detail=detail, after=after)
+            raise self._scrape_limit from None
         except HarnessError as exc:
             code = self._exit_code_soon()
             if code is None:

@@ -209,7 +209,7 @@ def _scrape_timeout(url: str, timeout: float, elapsed: float, seen: str) -> Limi
 
 def _read_capped(
     response: httpx.Response, max_bytes: int, deadline: float = float("inf"), sample_limit: int = 0
-) -> tuple[bytes, str]:
+) -> tuple[bytearray, str]:
     """Up to ``max_bytes`` of the body, and why reading stopped early: ``""`` (it did not),
     ``"bytes"`` (there was more) or ``"samples"`` (more than ``sample_limit`` sample lines).
 
@@ -217,24 +217,23 @@ def _read_capped(
     lines that are neither comments nor empty, chunk by chunk, so a body of millions of
     series stops being read as soon as it passes the limit, without parsing it.
     """
-    chunks: list[bytes] = []
-    size = 0
+    # One growing buffer, not a list joined at the end: a body at the cap is held once, not twice.
+    body = bytearray()
     samples = 0
     previous = b"\n"
     for chunk in response.iter_bytes():
         if time.monotonic() > deadline:
-            raise _Deadline(size)
-        room = max_bytes - size
+            raise _Deadline(len(body))
+        room = max_bytes - len(body)
         if len(chunk) > room:
-            chunks.append(chunk[:room])
-            return b"".join(chunks), "bytes"
-        chunks.append(chunk)
-        size += len(chunk)
+            body += chunk[:room]
+            return body, "bytes"
+        body += chunk
         if sample_limit:
             joined = previous + chunk
             # Line starts in this chunk, minus those that start a comment or an empty line.
             samples += joined.count(b"\n", 0, len(joined) - 1) - joined.count(b"\n#") - joined.count(b"\n\n")
             previous = chunk[-1:]
             if samples > sample_limit:
-                return b"".join(chunks), "samples"
-    return b"".join(chunks), ""
+                return body, "samples"
+    return body, ""
