@@ -40,6 +40,7 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 CASES = {
     "log-flood": "test_logs",
     "huge-line": "test_logs",
+    "log-burst": "test_logs",
     "metrics-series": "test_metrics_are_scraped_by_prometheus",
     "metrics-huge": "test_metrics_are_scraped_by_prometheus",
     "metrics-endless": "test_metrics_are_scraped_by_prometheus",
@@ -105,6 +106,8 @@ def _profile(case: str, directory: Path, corpus_limits: bool) -> Path:
         for section, keys in LIMIT_KEYS.items():
             for key in keys:
                 data.get(section, {}).pop(key, None)
+        if case == "log-burst":  # just under the default logs.max_bytes, not the corpus's 8 MiB
+            data["service"]["env"]["HOSTILE_BURST_MIB"] = "60"
     path = directory / f"{case}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

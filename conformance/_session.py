@@ -27,7 +27,7 @@ from conformance._sections.traces import KEY as TRACES_KEY
 from conformance._wait import wait_until
 from conformance.checks.exports import check_server_spans_exported
 from conformance.checks.logs import ParsedLogLine, ProvokedWindow, attribute_provoked, parse_log_lines
-from conformance.collect._logs import log_limit_exceeded, read_log_lines
+from conformance.collect._logs import count_log_lines, log_limit_exceeded, read_log_lines
 from conformance.collect._prometheus_api import PrometheusClient, wait_for_target_up
 from conformance.collect._propagation import CORRELATION, malformed_correlation_probes, send_probes
 from conformance.collect._scrape import Exposition, scrape_metrics
@@ -225,7 +225,9 @@ class ConformanceSession:
         """
 
         def counts() -> tuple[int, int]:
-            return len(self._read_lines("stdout")), len(self._read_lines("stderr"))
+            final = self.stack.service_exit_code() is not None
+            out = count_log_lines(self.stack.log_path("stdout"), final=final)
+            return out, count_log_lines(self.stack.log_path("stderr"), final=final)
 
         before = counts()
         yield

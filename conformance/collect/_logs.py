@@ -8,7 +8,7 @@ from conformance._exceptions import LimitExceeded
 from conformance._process import CaptureOverflow
 from conformance.telemetry import LogLine
 
-__all__ = ["log_limit_exceeded", "read_log_lines"]
+__all__ = ["count_log_lines", "log_limit_exceeded", "read_log_lines"]
 
 _CHUNK = 1024 * 1024
 
@@ -50,6 +50,23 @@ def read_log_lines(path: Path, *, stream: str, max_line_bytes: int, final: bool)
     if (current or truncated) and final:
         lines.append(LogLine(number + 1, bytes(current), stream, truncated))
     return lines
+
+
+def count_log_lines(path: Path, *, final: bool) -> int:
+    """``len(read_log_lines(path, ..., final=final))`` without building the lines: a newline
+    count at C speed, for callers that poll a growing stream (the capture holds up to
+    ``logs.max_bytes``, and re-parsing that many lines 20 times a second would be the run)."""
+    count = 0
+    last = b"\n"
+    try:
+        f = path.open("rb")
+    except FileNotFoundError:
+        return 0
+    with f:
+        while chunk := f.read(_CHUNK):
+            count += chunk.count(b"\n")
+            last = chunk[-1:]
+    return count + (1 if final and last != b"\n" else 0)
 
 
 def log_limit_exceeded(stream: str, overflow: CaptureOverflow) -> LimitExceeded:

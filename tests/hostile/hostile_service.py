@@ -8,6 +8,8 @@ It is a test subject for tests/hostile/test_hostile.py, not a model of anything.
 Modes:
   log-flood           writes ~8 MB/s of log lines to stdout (hundreds of MB per minute)
   huge-line           writes one 50 MB log line to stdout, then behaves
+  log-burst           writes $HOSTILE_BURST_MIB (60) MiB of short, valid log lines at once, just
+                      under the default logs.max_bytes, then behaves
   metrics-series      /metrics: millions of series, generated lazily as the body streams
   metrics-huge        /metrics: a 200 MB body
   metrics-endless     /metrics: headers, then a body that trickles and never finishes
@@ -220,6 +222,20 @@ def huge_line() -> None:
     sys.stdout.flush()
 
 
+def burst() -> None:
+    line = (
+        json.dumps(
+            {"timestamp": "2026-01-01T00:00:00Z", "level": "INFO", "logger": "burst", "message": "burst"}
+        )
+        + "\n"
+    ).encode()
+    total = int(os.environ.get("HOSTILE_BURST_MIB", "60")) * MB
+    block = line * (MB // len(line))
+    for _ in range(total // len(block)):
+        sys.stdout.buffer.write(block)
+    sys.stdout.flush()
+
+
 def fork_children() -> None:
     """Two children that leave the process group (setsid) and sleep; they outlive the parent."""
     for _ in range(2):
@@ -242,6 +258,8 @@ def main() -> None:
         threading.Thread(target=flood, daemon=True).start()
     if MODE == "huge-line":
         huge_line()
+    if MODE == "log-burst":
+        burst()
     server = ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
     server.daemon_threads = True
     log("started", mode=MODE)

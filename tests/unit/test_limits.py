@@ -206,3 +206,14 @@ def test_excerpt_shows_control_characters_never_obeys_them(hostile: str) -> None
         assert shown.isprintable()
         assert "\\x" in shown
     assert "&lt;script&gt;" in _e("<script>alert(1)</script>")
+
+
+@pytest.mark.parametrize("final", [False, True])
+@pytest.mark.parametrize("content", [b"", b"a\n", b"a\nb", b"a\n\nb\n", b"x" * 3000 + b"\n" + b"y" * 10])
+def test_count_log_lines_agrees_with_read_log_lines(tmp_path: Path, content: bytes, final: bool) -> None:
+    from conformance.collect._logs import count_log_lines, read_log_lines
+
+    path = tmp_path / "stdout.log"
+    path.write_bytes(content)
+    lines = read_log_lines(path, stream="stdout", max_line_bytes=1024, final=final)
+    assert count_log_lines(path, final=final) == len(lines)
