@@ -62,6 +62,8 @@ DEFAULT_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MiB = 1024 * 1024
 #: Default limits, named as Prometheus and the Collector name theirs (README "Guarantees").
 DEFAULT_LOGS_MAX_BYTES = 64 * MiB
+#: A parsed record costs ~1 KiB: lines, not bytes, bound the memory short lines take.
+DEFAULT_LOGS_MAX_LINES = 100_000
 DEFAULT_MAX_LINE_BYTES = 1 * MiB
 DEFAULT_SAMPLE_LIMIT = 200_000
 DEFAULT_BODY_SIZE_LIMIT = 50 * MiB
@@ -195,6 +197,8 @@ class LogContract:
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     #: Most bytes of each captured stream kept; the rest is counted and dropped.
     max_bytes: int = DEFAULT_LOGS_MAX_BYTES
+    #: Most lines of a stream the log requirements parse.
+    max_lines: int = DEFAULT_LOGS_MAX_LINES
     #: trace_id values meaning "no active trace" (lines outside a request): never a
     #: malformed id, never joined to a request.
     no_trace_values: frozenset[str] = DEFAULT_NO_TRACE_VALUES
@@ -586,6 +590,7 @@ def _build_logs(base: Path, display: str, logs: dict[str, Any]) -> LogContract:
         request_completed_message=logs.get("request_completed_message", "request_completed"),
         max_line_bytes=int(logs.get("max_line_bytes", DEFAULT_MAX_LINE_BYTES)),
         max_bytes=parse_byte_size(logs.get("max_bytes", DEFAULT_LOGS_MAX_BYTES)),
+        max_lines=int(logs.get("max_lines", DEFAULT_LOGS_MAX_LINES)),
         no_trace_values=DEFAULT_NO_TRACE_VALUES | frozenset(logs.get("no_trace_values", ())),
     )
 

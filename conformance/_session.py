@@ -27,7 +27,7 @@ from conformance._sections.traces import KEY as TRACES_KEY
 from conformance._wait import wait_until
 from conformance.checks.exports import check_server_spans_exported
 from conformance.checks.logs import ParsedLogLine, ProvokedWindow, attribute_provoked, parse_log_lines
-from conformance.collect._logs import count_log_lines, log_limit_exceeded, read_log_lines
+from conformance.collect._logs import count_log_lines, log_limit_exceeded, log_lines_exceeded, read_log_lines
 from conformance.collect._prometheus_api import PrometheusClient, wait_for_target_up
 from conformance.collect._propagation import CORRELATION, malformed_correlation_probes, send_probes
 from conformance.collect._scrape import Exposition, scrape_metrics
@@ -193,6 +193,10 @@ class ConformanceSession:
         overflow = overflow_of(stream) if overflow_of is not None else None
         if overflow is not None:
             raise log_limit_exceeded(stream, overflow)
+        path = self.stack.log_path(stream)
+        lines = count_log_lines(path, final=False)
+        if lines > self.profile.logs.max_lines:
+            raise log_lines_exceeded(stream, self.profile.logs.max_lines, lines, path.stat().st_size)
         return self._read_lines(stream)
 
     def _read_lines(self, stream: str) -> list[LogLine]:

@@ -8,7 +8,7 @@ from conformance._exceptions import LimitExceeded
 from conformance._process import CaptureOverflow
 from conformance.telemetry import LogLine
 
-__all__ = ["count_log_lines", "log_limit_exceeded", "read_log_lines"]
+__all__ = ["count_log_lines", "log_limit_exceeded", "log_lines_exceeded", "read_log_lines"]
 
 _CHUNK = 1024 * 1024
 
@@ -78,6 +78,18 @@ def log_limit_exceeded(stream: str, overflow: CaptureOverflow) -> LimitExceeded:
         seen=f"{_mib(overflow.dropped)} more written and dropped, the first {_mib(overflow.limit)} kept",
         after=overflow.after,
         fix="fix the flood",
+    )
+
+
+def log_lines_exceeded(stream: str, limit: int, lines: int, size: int) -> LimitExceeded:
+    """The error for a stream with more lines than ``logs.max_lines`` (parsing them all would
+    cost ~1 KiB each)."""
+    return LimitExceeded(
+        f"log stream {stream}",
+        limit_key="logs.max_lines",
+        limit=f"{limit} lines",
+        seen=f"{lines} lines in {_mib(size)}",
+        fix="log less per request",
     )
 
 

@@ -8,8 +8,8 @@ It is a test subject for tests/hostile/test_hostile.py, not a model of anything.
 Modes:
   log-flood           writes ~8 MB/s of log lines to stdout (hundreds of MB per minute)
   huge-line           writes one 50 MB log line to stdout, then behaves
-  log-burst           writes $HOSTILE_BURST_MIB (60) MiB of short, valid log lines at once, just
-                      under the default logs.max_bytes, then behaves
+  log-burst           writes $HOSTILE_BURST_MIB (60) MiB of short, valid log lines at once
+                      (~11,000 lines per MiB), then behaves
   metrics-series      /metrics: millions of series, generated lazily as the body streams
   metrics-huge        /metrics: a 200 MB body
   metrics-endless     /metrics: headers, then a body that trickles and never finishes

@@ -30,6 +30,7 @@ def test_defaults(tmp_path: Path) -> None:
     profile = load_profile(_profile(tmp_path))
     assert profile.logs.max_bytes == 64 * MIB
     assert profile.logs.max_line_bytes == MIB
+    assert profile.logs.max_lines == 100_000
     assert profile.prometheus.sample_limit == 200_000
     assert profile.prometheus.body_size_limit == 50 * MIB
     assert profile.prometheus.scrape_timeout == 10.0
@@ -56,6 +57,7 @@ def test_sizes_with_units(tmp_path: Path) -> None:
     [
         ("logs: {max_bytes: lots}\n", "logs.max_bytes"),
         ("logs: {max_bytes: 0}\n", "logs.max_bytes"),
+        ("logs: {max_lines: 0}\n", "logs.max_lines"),
         ("prometheus: {sample_limit: -1}\n", "prometheus.sample_limit"),
         ("prometheus: {body_size_limit: 5 parsecs}\n", "prometheus.body_size_limit"),
         ("prometheus: {scrape_timeout: 0}\n", "prometheus.scrape_timeout"),
@@ -217,3 +219,13 @@ def test_count_log_lines_agrees_with_read_log_lines(tmp_path: Path, content: byt
     path.write_bytes(content)
     lines = read_log_lines(path, stream="stdout", max_line_bytes=1024, final=final)
     assert count_log_lines(path, final=final) == len(lines)
+
+
+def test_line_limit_message() -> None:
+    from conformance.collect._logs import log_lines_exceeded
+
+    message = str(log_lines_exceeded("stdout", 100_000, 669_300, 60 * MIB))
+    assert message == (
+        "log stream stdout exceeded 100000 lines (669300 lines in 60 MiB); "
+        "raise logs.max_lines or log less per request"
+    )
