@@ -149,3 +149,15 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+@pytest.mark.timeout(120)
+def test_a_report_that_cannot_be_written_exits_3_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "report/junit.xml").mkdir(parents=True)  # renaming a file over a directory fails
+    run = _run(tmp_path, next(c for c in CASES if c.mode == "fork-orphans"))
+    assert run.returncode == 3
+    assert "report(s) not written" in run.stderr
+    assert "junit.xml" in run.last_stderr_line
+    # The others were written, complete.
+    assert run.report["summary"]["verdict"]
+    HTMLParser().feed((run.report_dir / "conformance-report.html").read_text(encoding="utf-8"))
