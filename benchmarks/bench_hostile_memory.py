@@ -49,8 +49,8 @@ CASES = {
     "stop-answering": "test_metrics_are_scraped_by_prometheus",
     "exit-mid-run": "test_metrics_are_scraped_by_prometheus",
     "hostile-text": "test_logs",
-    "fork-orphans": "test_metrics_are_scraped_by_prometheus",
-    "ignore-sigterm": "test_metrics_are_scraped_by_prometheus",
+    "fork-orphans": "test_logs",
+    "ignore-sigterm": "test_logs",
 }
 LIMIT_KEYS = {
     "logs": ("max_bytes", "max_line_bytes"),

@@ -366,7 +366,7 @@ class ConformanceSession:
                 raise
             raise HarnessError(f"the service exited with code {code} during the run; {exc}") from None
 
-    def _exit_code_soon(self, within: float = 0.5) -> int | None:
+    def _exit_code_soon(self, within: float = 1.0) -> int | None:
         """The service's exit code if it exits within ``within`` seconds (a connection it
         dropped may be the first sign of its exit), else None."""
         try:
