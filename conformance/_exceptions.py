@@ -7,6 +7,7 @@
     │   └── ProfileError             a profile that fails to load or validate (exit 2)
     ├── HarnessError                 our infrastructure broke; a check could not run (exit 3)
     │   ├── NoEvidence               a check had nothing to examine (never a pass)
+    │   ├── LimitExceeded            the service's output hit one of the profile's limits
     │   ├── StackError               a stack component would not start or died
     │   │   └── ServiceStartError    the service under test crashed or never got ready
     │   └── WaitTimeout              a bounded wait ran out (what, last seen, hint)
@@ -27,6 +28,7 @@ __all__ = [
     "ConformanceError",
     "Failure",
     "HarnessError",
+    "LimitExceeded",
     "NoEvidence",
     "ProfileError",
     "ServiceStartError",
@@ -73,6 +75,54 @@ class NoEvidence(HarnessError):
     The message says what was missing and the hint how to get it ("no JSON
     record on stdout; set logs.stream").
     """
+
+
+class LimitExceeded(HarnessError):
+    """The service's output hit one of the profile's limits, so what depends on it is ``error``.
+
+    The message names the limit, the value seen, when in the run it was hit and
+    the fix: "log stream stdout exceeded 64 MiB after 40 s; raise
+    logs.max_bytes or fix the flood". ``detail`` adds what the enforcing tool
+    said (Prometheus's scrape error).
+    """
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        limit_key: str,
+        limit: str,
+        seen: str = "",
+        after: float | None = None,
+        fix: str = "",
+        detail: str = "",
+    ) -> None:
+        self.what = what
+        self.limit_key = limit_key
+        self.limit = limit
+        self.seen = seen
+        self.after = after
+        self.fix = fix
+        self.detail = detail
+        when = f" after {after:.0f} s" if after is not None else ""
+        seen_text = f" ({seen})" if seen else ""
+        fix_text = f" or {fix}" if fix else ""
+        message = f"{what} exceeded {limit}{seen_text}{when}; raise {limit_key}{fix_text}"
+        if detail:
+            message += f"; {detail}"
+        super().__init__(message)
+
+    def amended(self, *, detail: str = "", after: float | None = None) -> LimitExceeded:
+        """The same limit, with the enforcing tool's word and the time in the run filled in."""
+        return LimitExceeded(
+            self.what,
+            limit_key=self.limit_key,
+            limit=self.limit,
+            seen=self.seen,
+            after=self.after if self.after is not None else after,
+            fix=self.fix,
+            detail=detail or self.detail,
+        )
 
 
 class StackError(HarnessError):

@@ -19,6 +19,7 @@ __all__ = [
     "mask_secrets",
     "mask_text",
     "mask_value",
+    "visible",
 ]
 
 # Deliberately broad local part (RFC 5322 allows most printable characters there).
@@ -122,8 +123,20 @@ def mask_secrets(text: str, secrets: Iterable[str]) -> str:
 
 
 def excerpt(text: str, limit: int = 160) -> str:
-    """A masked, single-line, bounded quote of service output."""
+    """A masked, single-line, bounded quote of service output.
+
+    Control characters (NUL, ANSI escape sequences' ESC, C1 controls) and
+    bidirectional-text controls are shown as ``\\xNN``, never passed on to a
+    terminal or a report, so a hostile log line cannot recolour the console or
+    reorder what a reader sees.
+    """
     flat = text.replace("\r", "\\r").replace("\n", "\\n")
-    if len(flat) > limit:
-        flat = flat[:limit] + f"… (+{len(flat) - limit} chars)"
-    return mask_text(flat)
+    more = f"… (+{len(flat) - limit} chars)" if len(flat) > limit else ""
+    return mask_text(visible(flat[:limit]) + more)
+
+
+def visible(text: str) -> str:
+    """``text`` with every non-printable character but tab written as ``\\xNN``."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == "\t" else f"\\x{ord(ch):02x}" for ch in text)

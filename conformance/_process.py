@@ -7,7 +7,16 @@ turns SIGTERM/SIGHUP into ``KeyboardInterrupt`` so the normal ``finally``
 clean-up paths also run when CI cancels a job.
 
 Each child gets ``OBSCONFORM_RUN_ID`` in its environment, so leftovers of a
-harness that was SIGKILLed (which no handler sees) can be found by run id.
+harness that was SIGKILLed (which no handler sees) can be found by run id,
+and ``OBSCONFORM_PROCESS``, a token of its own: :meth:`ManagedProcess.stop`
+also kills descendants that left its process group (``setsid``, double fork)
+by finding that token in ``/proc/*/environ``.
+
+With ``max_output_bytes`` a child's stdout and stderr go through pipes that a
+thread per stream drains into the files: at most that many bytes are kept, the
+rest is read and counted (never left to block the child), and
+:meth:`ManagedProcess.overflow` says when the limit was passed and how much
+was dropped.
 """
 
 from __future__ import annotations
@@ -27,8 +36,10 @@ from types import FrameType
 
 __all__ = [
     "HARNESS_ENV",
+    "PROCESS_TOKEN_ENV",
     "RUN_ID",
     "RUN_ID_ENV",
+    "CaptureOverflow",
     "Leftover",
     "ManagedProcess",
     "find_leftovers",
@@ -48,8 +59,70 @@ RUN_ID = uuid.uuid4().hex[:12]
 #: harness is gone (pid dead, or reused by another process) is a leftover.
 HARNESS_ENV = "OBSCONFORM_HARNESS"
 
+#: A token of one started process, inherited by everything it starts: how descendants that
+#: escaped its process group are found when it stops.
+PROCESS_TOKEN_ENV = "OBSCONFORM_PROCESS"  # noqa: S105 - a variable name, not a secret
+
+_DRAIN_CHUNK = 64 * 1024
+
 _live: set[ManagedProcess] = set()
 _live_lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureOverflow:
+    """A captured stream that passed its byte limit: kept ``limit`` bytes, dropped ``dropped``
+    (so far), first passed ``after`` seconds after the process started."""
+
+    stream: str
+    limit: int
+    dropped: int
+    after: float
+
+
+class _StreamCapture:
+    """Drains one pipe into a file, keeping at most ``limit`` bytes and counting the rest."""
+
+    def __init__(self, stream: str, fd: int, path: Path, limit: int, started: float) -> None:
+        self.stream = stream
+        self.limit = limit
+        self.kept = 0
+        self.dropped = 0
+        self.overflow_at: float | None = None
+        self._fd = fd
+        self._path = path
+        self._started = started
+        self._thread = threading.Thread(target=self._drain, name=f"capture-{stream}", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        with self._path.open("ab") as out:
+            while True:
+                try:
+                    chunk = os.read(self._fd, _DRAIN_CHUNK)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                room = self.limit - self.kept
+                if room > 0:
+                    out.write(chunk[:room])
+                    out.flush()
+                    self.kept += min(room, len(chunk))
+                if len(chunk) > room:
+                    if self.overflow_at is None:
+                        self.overflow_at = time.monotonic() - self._started
+                    self.dropped += len(chunk) - max(room, 0)
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+
+    def overflow(self) -> CaptureOverflow | None:
+        if self.overflow_at is None:
+            return None
+        return CaptureOverflow(self.stream, self.limit, self.dropped, self.overflow_at)
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
 
 
 class ManagedProcess:
@@ -64,6 +137,7 @@ class ManagedProcess:
         stderr_path: Path,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        max_output_bytes: int | None = None,
     ) -> None:
         self.name = name
         self.argv = list(argv)
@@ -72,8 +146,12 @@ class ManagedProcess:
         self.env = dict(os.environ if env is None else env)
         self.env[RUN_ID_ENV] = RUN_ID
         self.env[HARNESS_ENV] = _harness_identity(os.getpid())
+        self.token = uuid.uuid4().hex
+        self.env[PROCESS_TOKEN_ENV] = self.token
         self.cwd = cwd
+        self.max_output_bytes = max_output_bytes
         self._popen: subprocess.Popen[bytes] | None = None
+        self._captures: dict[str, _StreamCapture] = {}
 
     def __repr__(self) -> str:
         return f"<ManagedProcess {self.name} pid={self.pid}>"
@@ -84,18 +162,52 @@ class ManagedProcess:
 
     def start(self) -> None:
         self.stdout_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
+        if self.max_output_bytes is not None:
+            self._start_captured(self.max_output_bytes)
+        else:
+            with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
+                self._popen = subprocess.Popen(
+                    self.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    env=self.env,
+                    cwd=self.cwd,
+                    start_new_session=True,
+                )
+        with _live_lock:
+            _live.add(self)
+
+    def _start_captured(self, limit: int) -> None:
+        # Raw pipe ends, not Popen's file objects: the drain threads own and close them.
+        pipes = [os.pipe(), os.pipe()]
+        try:
             self._popen = subprocess.Popen(
                 self.argv,
                 stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
+                stdout=pipes[0][1],
+                stderr=pipes[1][1],
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,
             )
-        with _live_lock:
-            _live.add(self)
+        except BaseException:
+            for read_end, write_end in pipes:
+                os.close(read_end)
+                os.close(write_end)
+            raise
+        started = time.monotonic()
+        for (read_end, write_end), stream, path in zip(
+            pipes, ("stdout", "stderr"), (self.stdout_path, self.stderr_path), strict=True
+        ):
+            os.close(write_end)
+            path.write_bytes(b"")
+            self._captures[stream] = _StreamCapture(stream, read_end, path, limit, started)
+
+    def overflow(self, stream: str) -> CaptureOverflow | None:
+        """How ``stream`` passed ``max_output_bytes``, or None (within it, or not capped)."""
+        capture = self._captures.get(stream)
+        return capture.overflow() if capture else None
 
     def poll(self) -> int | None:
         """The exit code, or ``None`` while running (or never started)."""
@@ -125,17 +237,56 @@ class ManagedProcess:
                 except subprocess.TimeoutExpired:
                     _signal_group(popen.pid, signal.SIGKILL)
                     popen.wait(timeout=5)
-            # The leader may be gone while children it forked linger in the group.
+            # The leader may be gone while children it forked linger in the group, or
+            # outside it (setsid, double fork): those still carry the token.
             _signal_group(popen.pid, signal.SIGKILL)
+            kill_token_holders(self.token)
         finally:
             with _live_lock:
                 _live.discard(self)
+            for capture in self._captures.values():
+                capture.join(timeout=2.0)
         return popen.returncode
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def token_holders(token: str) -> list[int]:
+    """Pids of live processes whose environment carries ``PROCESS_TOKEN_ENV=token``."""
+    marker = f"{PROCESS_TOKEN_ENV}={token}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker in environ.split(b"\0") and _state(int(entry.name)) not in ("Z", None):
+            found.append(int(entry.name))
+    return found
+
+
+def kill_token_holders(token: str, timeout: float = 5.0) -> list[int]:
+    """SIGKILL every process carrying ``token`` (each in its own group too) until none is left."""
+    killed: list[int] = []
+    deadline = time.monotonic() + timeout
+    while holders := token_holders(token):
+        own_group = os.getpgid(0)
+        for pid in holders:
+            if _pgid(pid) != own_group:
+                _signal_group(_pgid(pid), signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+            if pid not in killed:
+                killed.append(pid)
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    return killed
 
 
 def _tail(path: Path, max_bytes: int) -> str:

@@ -36,6 +36,7 @@ __all__ = [
     "PrometheusConfig",
     "ServiceConfig",
     "load_profile",
+    "parse_byte_size",
     "schema_path",
 ]
 
@@ -57,6 +58,31 @@ CANONICAL_LOG_FIELDS = (
 )
 
 DEFAULT_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+MiB = 1024 * 1024
+#: Default limits, named as Prometheus and the Collector name theirs (README "Guarantees").
+DEFAULT_LOGS_MAX_BYTES = 64 * MiB
+#: A parsed record costs ~1 KiB: lines, not bytes, bound the memory short lines take.
+DEFAULT_LOGS_MAX_LINES = 100_000
+DEFAULT_MAX_LINE_BYTES = 1 * MiB
+DEFAULT_SAMPLE_LIMIT = 200_000
+DEFAULT_BODY_SIZE_LIMIT = 50 * MiB
+DEFAULT_SCRAPE_TIMEOUT = 10.0
+DEFAULT_MAX_REQUEST_BODY_SIZE = 4 * MiB
+
+# Base 2 throughout, as Prometheus reads body_size_limit (alecthomas/units Base2Bytes: 1KB = 1024B).
+_SIZE_UNITS = {"B": 1, "KB": 1024, "KiB": 1024, "MB": MiB, "MiB": MiB, "GB": 1024 * MiB, "GiB": 1024 * MiB}
+_SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)")
+
+
+def parse_byte_size(value: int | str) -> int:
+    """``52428800``, ``"50MB"`` or ``"64MiB"`` → bytes (the schema has checked the form)."""
+    if isinstance(value, int):
+        return value
+    match = _SIZE.fullmatch(value.strip())
+    if match is None:
+        raise ValueError(f"not a byte size: {value!r}")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
 
 
 def schema_path(name: str) -> Path:
@@ -132,6 +158,8 @@ class TelemetryConfig:
     timeout: float = 15.0
     #: False when the profile declares that the service exports no spans.
     spans: bool = True
+    #: Largest OTLP request the harness's own receiver accepts, after decompression.
+    max_request_body_size: int = DEFAULT_MAX_REQUEST_BODY_SIZE
 
 
 #: Requirements about exported spans alone; ``telemetry.spans: false`` makes them not
@@ -169,7 +197,11 @@ class LogContract:
     level_case: str = "upper"
     trace_id_format: str = "w3c-hex"
     request_completed_message: str = "request_completed"
-    max_line_bytes: int = 1024 * 1024
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    #: Most bytes of each captured stream kept; the rest is counted and dropped.
+    max_bytes: int = DEFAULT_LOGS_MAX_BYTES
+    #: Most lines of a stream the log requirements parse.
+    max_lines: int = DEFAULT_LOGS_MAX_LINES
     #: trace_id values meaning "no active trace" (lines outside a request): never a
     #: malformed id, never joined to a request.
     no_trace_values: frozenset[str] = DEFAULT_NO_TRACE_VALUES
@@ -204,6 +236,12 @@ class PrometheusConfig:
     rule_tests: tuple[Path, ...] = ()
     #: Job name of the service's scrape target (rules select ``up{job=...}``).
     job: str = "service"
+    #: Samples one scrape of the service may carry (0: no limit).
+    sample_limit: int = DEFAULT_SAMPLE_LIMIT
+    #: Bytes one scrape of the service may carry (uncompressed).
+    body_size_limit: int = DEFAULT_BODY_SIZE_LIMIT
+    #: Deadline of one scrape of the service, headers to last byte.
+    scrape_timeout: float = DEFAULT_SCRAPE_TIMEOUT
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,6 +505,9 @@ def _build(path: Path, display: str, data: dict[str, Any]) -> Profile:
         service_name=tel.get("service_name", service.name),
         timeout=float(tel.get("timeout", 15.0)),
         spans=bool(tel.get("spans", True)),
+        max_request_body_size=parse_byte_size(
+            tel.get("max_request_body_size", DEFAULT_MAX_REQUEST_BODY_SIZE)
+        ),
     )
     logs = _build_logs(base, display, data.get("logs", {}))
 
@@ -502,6 +543,9 @@ def _build(path: Path, display: str, data: dict[str, Any]) -> Profile:
         scrape_interval=float(prom.get("scrape_interval", 1.0)),
         evaluation_interval=float(prom.get("evaluation_interval", 1.0)),
         job=str(prom.get("job", "service")),
+        sample_limit=int(prom.get("sample_limit", DEFAULT_SAMPLE_LIMIT)),
+        body_size_limit=parse_byte_size(prom.get("body_size_limit", DEFAULT_BODY_SIZE_LIMIT)),
+        scrape_timeout=float(prom.get("scrape_timeout", DEFAULT_SCRAPE_TIMEOUT)),
         rule_files=tuple(
             _existing_file(base, f, display, f"prometheus.rule_files[{i}]")
             for i, f in enumerate(prom.get("rule_files", []))
@@ -547,7 +591,9 @@ def _build_logs(base: Path, display: str, logs: dict[str, Any]) -> LogContract:
         level_case=logs.get("level_case", "upper"),
         trace_id_format=logs.get("trace_id_format", "w3c-hex"),
         request_completed_message=logs.get("request_completed_message", "request_completed"),
-        max_line_bytes=int(logs.get("max_line_bytes", 1024 * 1024)),
+        max_line_bytes=int(logs.get("max_line_bytes", DEFAULT_MAX_LINE_BYTES)),
+        max_bytes=parse_byte_size(logs.get("max_bytes", DEFAULT_LOGS_MAX_BYTES)),
+        max_lines=int(logs.get("max_lines", DEFAULT_LOGS_MAX_LINES)),
         no_trace_values=DEFAULT_NO_TRACE_VALUES | frozenset(logs.get("no_trace_values", ())),
     )
 

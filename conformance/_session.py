@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from conformance._exceptions import HarnessError, WaitTimeout
+from conformance._exceptions import HarnessError, LimitExceeded, WaitTimeout
+from conformance._mask import excerpt
 from conformance._plan import ProbeContext, ProbeRunner, implements
 from conformance._process import RUN_ID, reap_leftovers
 from conformance._profile import Profile
@@ -26,7 +27,7 @@ from conformance._sections.traces import KEY as TRACES_KEY
 from conformance._wait import wait_until
 from conformance.checks.exports import check_server_spans_exported
 from conformance.checks.logs import ParsedLogLine, ProvokedWindow, attribute_provoked, parse_log_lines
-from conformance.collect._logs import read_log_lines
+from conformance.collect._logs import count_log_lines, log_limit_exceeded, log_lines_exceeded, read_log_lines
 from conformance.collect._prometheus_api import PrometheusClient, wait_for_target_up
 from conformance.collect._propagation import CORRELATION, malformed_correlation_probes, send_probes
 from conformance.collect._scrape import Exposition, scrape_metrics
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
     from conformance.stack._telemetry import TelemetryPlan
 
 __all__ = ["ConformanceSession"]
+
+#: Seconds Prometheus may take after its start to list a static scrape target.
+_TARGET_DISCOVERY = 5.0
 
 
 class ConformanceSession:
@@ -57,6 +61,8 @@ class ConformanceSession:
         self.throttled: list[tuple[float, str]] = []
         self._traffic_started = time.monotonic()
         self._spans_seen: bool | None = None
+        self._prometheus_error: str | None = None
+        self._scrape_limit: LimitExceeded | None = None
         self._malformed: dict[str, HttpExchange] | None = None
         self.started_at = time.time()
         self.stack_description: dict[str, Any] = {"mode": stack.mode, "components": []}
@@ -176,8 +182,24 @@ class ConformanceSession:
         return {ep.name for ep in self.profile.endpoints if ep.traced}
 
     def log_lines(self, stream: str | None = None) -> list[LogLine]:
-        """Every complete line the service has written to its log stream (or ``stream``) so far."""
+        """Every complete line the service has written to its log stream (or ``stream``) so far.
+
+        Raises :class:`LimitExceeded` once the stream has passed ``logs.max_bytes``: a
+        capture that lost its tail is no evidence for a verdict on the stream.
+        """
         stream = stream or self.profile.logs.stream
+        # Only local mode captures the streams itself (containers keep their own logs).
+        overflow_of = getattr(self.stack, "log_overflow", None)
+        overflow = overflow_of(stream) if overflow_of is not None else None
+        if overflow is not None:
+            raise log_limit_exceeded(stream, overflow)
+        path = self.stack.log_path(stream)
+        lines = count_log_lines(path, final=False)
+        if lines > self.profile.logs.max_lines:
+            raise log_lines_exceeded(stream, self.profile.logs.max_lines, lines, path.stat().st_size)
+        return self._read_lines(stream)
+
+    def _read_lines(self, stream: str) -> list[LogLine]:
         return read_log_lines(
             self.stack.log_path(stream),
             stream=stream,
@@ -207,7 +229,9 @@ class ConformanceSession:
         """
 
         def counts() -> tuple[int, int]:
-            return len(self.log_lines("stdout")), len(self.log_lines("stderr"))
+            final = self.stack.service_exit_code() is not None
+            out = count_log_lines(self.stack.log_path("stdout"), final=final)
+            return out, count_log_lines(self.stack.log_path("stderr"), final=final)
 
         before = counts()
         yield
@@ -283,7 +307,24 @@ class ConformanceSession:
                     )
                 except WaitTimeout:
                     self._spans_seen = False
+        if not self._spans_seen:
+            refused = self._otlp_refused_too_large()
+            if refused:
+                raise LimitExceeded(
+                    "OTLP requests to the harness's receiver",
+                    limit_key="telemetry.max_request_body_size",
+                    limit=f"{self.profile.telemetry.max_request_body_size} bytes after decompression",
+                    seen=f"{refused} request(s) refused, and no span arrived otherwise",
+                    fix="export smaller batches (the SDK's max_export_batch_size)",
+                )
         return self._spans_seen
+
+    def _otlp_refused_too_large(self) -> int:
+        """OTLP/HTTP requests the embedded receiver refused as too large (local mode)."""
+        receiver = getattr(self.stack, "receiver", None)
+        if receiver is None or not hasattr(receiver, "stats"):
+            return 0
+        return int(receiver.stats()["rejected"].get("too_large", 0))
 
     def no_spans_reason(self) -> str:
         if not self.profile.telemetry.spans:
@@ -298,7 +339,79 @@ class ConformanceSession:
         return self.stack.prometheus_client(self._api_http)
 
     def scrape(self, *, openmetrics: bool = False) -> Exposition:
-        return scrape_metrics(self.stack.metrics_url, client=self._api_http, accept_openmetrics=openmetrics)
+        """The harness's own scrape of /metrics, under the profile's Prometheus limits
+        (:class:`LimitExceeded`, with Prometheus's own scrape error when it has one)."""
+        prom = self.profile.prometheus
+        if self._scrape_limit is not None:
+            raise self._scrape_limit  # hit once, reported for the whole run: no re-reading 50 MiB
+        try:
+            return scrape_metrics(
+                self.stack.metrics_url,
+                client=self._api_http,
+                accept_openmetrics=openmetrics,
+                timeout=prom.scrape_timeout,
+                max_bytes=prom.body_size_limit,
+                sample_limit=prom.sample_limit,
+                limits_raise=True,
+            )
+        except LimitExceeded as exc:
+            after = self._run_seconds()
+            said = self._prometheus_last_error()
+            detail = f"Prometheus's own scrape failed too: {excerpt(said, 300)}" if said else ""
+            self._scrape_limit = exc.amended(detail=detail, after=after)
+            raise self._scrape_limit from None
+        except HarnessError as exc:
+            code = self._exit_code_soon()
+            if code is None:
+                raise
+            raise HarnessError(f"the service exited with code {code} during the run; {exc}") from None
+
+    def _exit_code_soon(self, within: float = 1.0) -> int | None:
+        """The service's exit code if it exits within ``within`` seconds (a connection it
+        dropped may be the first sign of its exit), else None."""
+        try:
+            return wait_until(
+                lambda: (self.stack.service_exit_code(), "running"),
+                awaited="the service's exit",
+                timeout=within,
+            )
+        except WaitTimeout:
+            return None
+
+    def _run_seconds(self) -> float:
+        return time.monotonic() - self._traffic_started
+
+    def _prometheus_last_error(self) -> str:
+        """Prometheus's ``lastError`` for the service's target once it has one (it enforces the
+        same limits), or "" (no Prometheus, or none within one scrape's time); waited for once
+        per run."""
+        if self._prometheus_error is not None:
+            return self._prometheus_error
+        prom = self.profile.prometheus
+        job = prom.job
+
+        def last_error() -> tuple[str | None, str]:
+            try:
+                targets = self.prometheus.targets()
+            except Exception:  # a detail for a message; the limit is the error
+                return "", "Prometheus not answering"
+            for target in targets:
+                if target.get("labels", {}).get("job") == job and target.get("lastError"):
+                    return str(target["lastError"]), "an error"
+            return None, "no scrape error yet"
+
+        try:
+            self._prometheus_error = wait_until(
+                last_error,
+                awaited="Prometheus's scrape error",
+                # Prometheus finds a static target up to ~5 s after it starts, then scrapes it.
+                timeout=_TARGET_DISCOVERY
+                + min(prom.scrape_timeout, prom.scrape_interval)
+                + 2 * prom.scrape_interval,
+            )
+        except WaitTimeout:
+            self._prometheus_error = ""
+        return self._prometheus_error
 
     def prometheus_target(self) -> dict[str, Any] | None:
         """Prometheus's view of the service target after a scrape newer than the traffic."""

@@ -26,7 +26,7 @@ from conformance._exceptions import HarnessError, UsageError
 from conformance._process import RUN_ID, ignore_termination_signals, install_termination_handlers, stop_all
 from conformance._profile import Profile, load_profile
 from conformance._requirements import all_requirements
-from conformance.report import EXIT_HARNESS_ERROR, EXIT_USAGE, REPORT_NAME, write_reports
+from conformance.report import EXIT_HARNESS_ERROR, EXIT_USAGE, REPORT_NAME, ReportNotWritten, write_reports
 
 __all__ = ["main"]
 
@@ -196,8 +196,11 @@ def _run(args: argparse.Namespace) -> int:
     try:
         session = ConformanceSession.open(profile, report_dir / "work", mode=mode, telemetry=telemetry)
     except HarnessError as exc:
-        _write(report_dir, profile, {}, {"mode": mode, "components": []}, started, stack_error=str(exc))
-        print(f"conformance: error: {exc}", file=sys.stderr)
+        try:
+            _write(report_dir, profile, {}, {"mode": mode, "components": []}, started, stack_error=str(exc))
+        except ReportNotWritten as unwritten:
+            print(f"conformance: error: {_printable(str(unwritten))}", file=sys.stderr)
+        print(f"conformance: error: {_printable(str(exc))}", file=sys.stderr)
         return EXIT_HARNESS_ERROR
     except KeyboardInterrupt:
         ignore_termination_signals()
@@ -219,16 +222,34 @@ def _run(args: argparse.Namespace) -> int:
         except HarnessError as exc:
             print(f"conformance: warning: {exc}", file=sys.stderr)
     results = provided.state.results if provided.state is not None else {}
-    report = _write(report_dir, profile, results, session.stack_description, started)
+    not_written: ReportNotWritten | None = None
+    try:
+        report = _write(report_dir, profile, results, session.stack_description, started)
+    except ReportNotWritten as exc:
+        report, not_written = dict(exc.report), exc
     _print_summary(report, report_dir)
+    missing = _allure_missing(report_dir) if results else ""
     if interrupted:
         print(
             "conformance: interrupted; partial report written, everything started was stopped",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    if not_written is not None or missing:
+        for problem in (str(not_written) if not_written else "", missing):
+            if problem:
+                print(f"conformance: error: {_printable(problem)}", file=sys.stderr)
+        return EXIT_HARNESS_ERROR
     code: int = report["summary"]["exit_code"]
     return code
+
+
+def _allure_missing(report_dir: Path) -> str:
+    """Why the Allure results (written by allure-pytest during the run) are missing, or ""."""
+    results = report_dir / "allure-results"
+    if any(results.glob("*-result.json")):
+        return ""
+    return f"report not written: {results} holds no Allure result"
 
 
 def _print_plan(profile: Any, sequential: bool) -> int:
@@ -327,6 +348,11 @@ def _print_summary(report: dict[str, Any], report_dir: Path) -> None:
         f"{c['failed'] - baselined} failed{known}, "
         f"{c['error']} error, {c['skipped']} skipped; report: {report_dir / REPORT_NAME}"
     )
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters (ANSI escapes, NUL, bidi controls) shown, not obeyed."""
+    return "".join(ch if ch.isprintable() or ch == "\n" else f"\\x{ord(ch):02x}" for ch in text)
 
 
 def _one_line(text: str, limit: int = 160) -> str:

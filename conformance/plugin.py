@@ -12,6 +12,7 @@ from the level.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -365,13 +366,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         or state.profile is None
     ):
         return
-    from conformance.report import write_reports
+    from conformance.report import ReportNotWritten, write_reports
 
-    write_reports(
-        state.report_dir,
-        profile=state.profile,
-        results=state.results,
-        stack=state.stack,
-        started_at=state.started_at,
-        finished_at=time.time(),
-    )
+    try:
+        write_reports(
+            state.report_dir,
+            profile=state.profile,
+            results=state.results,
+            stack=state.stack,
+            started_at=state.started_at,
+            finished_at=time.time(),
+        )
+    except ReportNotWritten as exc:
+        # Said once, at the end; the run exits 3 (pytest's INTERNAL_ERROR, the harness-error code).
+        sys.stderr.write(f"conformance: error: {exc}\n")
+        session.exitstatus = pytest.ExitCode.INTERNAL_ERROR

@@ -26,7 +26,6 @@ from conformance.collect._canaries import (
     inject_canaries,
     plan_injection,
 )
-from conformance.collect._logs import read_log_lines
 from conformance.plugin import Verdict
 from conformance.stack._telemetry import AfterTeamPipeline
 from conformance.telemetry import LogLine, OtlpLogRecord, OtlpMetricPoints
@@ -188,12 +187,7 @@ def _all_log_lines(session: ConformanceSession) -> list[LogLine]:
     """Both streams: the profile's log stream and the other one (plain start-up text, tracebacks)."""
     stream = session.profile.logs.stream
     other = "stderr" if stream == "stdout" else "stdout"
-    return session.log_lines() + read_log_lines(
-        session.stack.log_path(other),
-        stream=other,
-        max_line_bytes=session.profile.logs.max_line_bytes,
-        final=session.stack.service_exit_code() is not None,
-    )
+    return session.log_lines() + session.log_lines(other)
 
 
 @implements("pii-canaries")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conformance._exceptions import LimitExceeded
+from conformance._process import CaptureOverflow
 from conformance.telemetry import LogLine
 
-__all__ = ["read_log_lines"]
+__all__ = ["count_log_lines", "log_limit_exceeded", "log_lines_exceeded", "read_log_lines"]
 
 _CHUNK = 1024 * 1024
 
@@ -48,3 +50,48 @@ def read_log_lines(path: Path, *, stream: str, max_line_bytes: int, final: bool)
     if (current or truncated) and final:
         lines.append(LogLine(number + 1, bytes(current), stream, truncated))
     return lines
+
+
+def count_log_lines(path: Path, *, final: bool) -> int:
+    """``len(read_log_lines(path, ..., final=final))`` without building the lines: a newline
+    count at C speed, for callers that poll a growing stream (the capture holds up to
+    ``logs.max_bytes``, and re-parsing that many lines 20 times a second would be the run)."""
+    count = 0
+    last = b"\n"
+    try:
+        f = path.open("rb")
+    except FileNotFoundError:
+        return 0
+    with f:
+        while chunk := f.read(_CHUNK):
+            count += chunk.count(b"\n")
+            last = chunk[-1:]
+    return count + (1 if final and last != b"\n" else 0)
+
+
+def log_limit_exceeded(stream: str, overflow: CaptureOverflow) -> LimitExceeded:
+    """The error for a stream whose capture passed ``logs.max_bytes`` (what was kept, what dropped)."""
+    return LimitExceeded(
+        f"log stream {stream}",
+        limit_key="logs.max_bytes",
+        limit=_mib(overflow.limit),
+        seen=f"{_mib(overflow.dropped)} more written and dropped, the first {_mib(overflow.limit)} kept",
+        after=overflow.after,
+        fix="fix the flood",
+    )
+
+
+def log_lines_exceeded(stream: str, limit: int, lines: int, size: int) -> LimitExceeded:
+    """The error for a stream with more lines than ``logs.max_lines`` (parsing them all would
+    cost ~1 KiB each)."""
+    return LimitExceeded(
+        f"log stream {stream}",
+        limit_key="logs.max_lines",
+        limit=f"{limit} lines",
+        seen=f"{lines} lines in {_mib(size)}",
+        fix="log less per request",
+    )
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f}".removesuffix(".0") + " MiB" if n >= 1024 * 1024 else f"{n} bytes"

@@ -12,6 +12,7 @@ refused, DNS, timeout) raises :class:`~conformance._exceptions.HarnessError`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, cast
@@ -21,7 +22,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import parser as openmetrics_parser
 from prometheus_client.parser import text_string_to_metric_families as _parse_prometheus_text
 
-from conformance._exceptions import HarnessError
+from conformance._exceptions import HarnessError, LimitExceeded
 
 __all__ = [
     "ACCEPT_OPENMETRICS",
@@ -114,20 +115,33 @@ def scrape_metrics(
     accept_openmetrics: bool = False,
     timeout: float = 5.0,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    sample_limit: int = 0,
+    limits_raise: bool = False,
 ) -> Exposition:
     """GET ``url`` and parse the exposition it serves.
 
     The body is streamed and reading stops after ``max_bytes``, so a runaway
     endpoint cannot exhaust memory; such a body is kept (truncated) in ``text``
-    but not parsed. Raises :class:`HarnessError` naming ``url`` only when the
-    endpoint cannot be reached or the transfer fails.
+    but not parsed. ``timeout`` bounds the whole transfer, headers to last
+    byte, as Prometheus's ``scrape_timeout`` does, so an endpoint that trickles
+    its body forever cannot hold the run. Raises :class:`HarnessError` naming
+    ``url`` when the endpoint cannot be reached or the transfer fails, and
+    :class:`LimitExceeded` when it runs out of time; with ``limits_raise`` also
+    when the body passes ``max_bytes`` or (``sample_limit`` > 0) carries more
+    samples than that, the way Prometheus fails such a scrape.
     """
     accept = ACCEPT_OPENMETRICS if accept_openmetrics else ACCEPT_PROMETHEUS_TEXT
+    started = time.monotonic()
     try:
         with client.stream("GET", url, headers={"Accept": accept}, timeout=timeout) as response:
-            body, oversized = _read_capped(response, max_bytes)
+            body, overflow = _read_capped(response, max_bytes, started + timeout, sample_limit)
             status = response.status_code
             content_type = response.headers.get("content-type", "")
+    except httpx.TimeoutException as exc:
+        raise _scrape_timeout(url, timeout, time.monotonic() - started, f"{type(exc).__name__}") from exc
+    except _Deadline as exc:
+        elapsed = time.monotonic() - started
+        raise _scrape_timeout(url, timeout, elapsed, f"{exc.received} bytes received") from None
     except httpx.HTTPError as exc:
         raise HarnessError(
             f"could not scrape {url}: {type(exc).__name__}: {exc}",
@@ -144,6 +158,23 @@ def scrape_metrics(
     fmt: ExpositionFormat = (
         "openmetrics" if _media_type(content_type) == _OPENMETRICS_MEDIA_TYPE else "prometheus-text"
     )
+    oversized = overflow == "bytes"
+    if status == 200 and overflow and limits_raise:
+        if oversized:
+            raise LimitExceeded(
+                f"/metrics at {url}",
+                limit_key="prometheus.body_size_limit",
+                limit=_size(max_bytes),
+                seen=f"read stopped at {_size(len(body))}",
+                fix="reduce what the endpoint serves",
+            )
+        raise LimitExceeded(
+            f"/metrics at {url}",
+            limit_key="prometheus.sample_limit",
+            limit=f"{sample_limit} samples",
+            seen=f"more than {sample_limit} sample lines in the first {_size(len(body))}",
+            fix="reduce the series the service exposes",
+        )
     if status != 200:
         error = f"HTTP {status} from {url}"
     elif oversized:
@@ -156,15 +187,53 @@ def scrape_metrics(
     return Exposition(url, status, content_type, text, (), fmt, error)
 
 
-def _read_capped(response: httpx.Response, max_bytes: int) -> tuple[bytes, bool]:
-    """Up to ``max_bytes`` of the body, and whether there was more."""
-    chunks: list[bytes] = []
-    size = 0
+class _Deadline(Exception):
+    def __init__(self, received: int) -> None:
+        self.received = received
+
+
+def _size(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f}".removesuffix(".0") + " MiB" if n >= 1024 * 1024 else f"{n} bytes"
+
+
+def _scrape_timeout(url: str, timeout: float, elapsed: float, seen: str) -> LimitExceeded:
+    return LimitExceeded(
+        f"scrape of {url}",
+        limit_key="prometheus.scrape_timeout",
+        limit=f"its {timeout:g} s deadline",
+        seen=seen,
+        after=elapsed,
+        fix="make the endpoint answer in time",
+    )
+
+
+def _read_capped(
+    response: httpx.Response, max_bytes: int, deadline: float = float("inf"), sample_limit: int = 0
+) -> tuple[bytearray, str]:
+    """Up to ``max_bytes`` of the body, and why reading stopped early: ``""`` (it did not),
+    ``"bytes"`` (there was more) or ``"samples"`` (more than ``sample_limit`` sample lines).
+
+    Raises ``_Deadline`` once ``deadline`` (monotonic) passes. Sample lines are counted as
+    lines that are neither comments nor empty, chunk by chunk, so a body of millions of
+    series stops being read as soon as it passes the limit, without parsing it.
+    """
+    # One growing buffer, not a list joined at the end: a body at the cap is held once, not twice.
+    body = bytearray()
+    samples = 0
+    previous = b"\n"
     for chunk in response.iter_bytes():
-        room = max_bytes - size
+        if time.monotonic() > deadline:
+            raise _Deadline(len(body))
+        room = max_bytes - len(body)
         if len(chunk) > room:
-            chunks.append(chunk[:room])
-            return b"".join(chunks), True
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks), False
+            body += chunk[:room]
+            return body, "bytes"
+        body += chunk
+        if sample_limit:
+            joined = previous + chunk
+            # Line starts in this chunk, minus those that start a comment or an empty line.
+            samples += joined.count(b"\n", 0, len(joined) - 1) - joined.count(b"\n#") - joined.count(b"\n\n")
+            previous = chunk[-1:]
+            if samples > sample_limit:
+                return body, "samples"
+    return body, ""

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import platform
+import tempfile
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Mapping
@@ -24,6 +26,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from conformance._exceptions import HarnessError
 from conformance._mask import mask_secrets
 from conformance._model import Level, RequirementResult, Status
 from conformance._process import RUN_ID
@@ -46,6 +49,7 @@ __all__ = [
     "REPORT_NAME",
     "RUN_KINDS",
     "ReportDiff",
+    "ReportNotWritten",
     "build_report",
     "complete_results",
     "diff_reports",
@@ -385,20 +389,78 @@ def write_reports(
     if profile is not None:
         secrets = [profile.service.env[k] for k in profile.service.secret_env]
         report = _mask_tree(report, secrets)
-    report_dir.mkdir(parents=True, exist_ok=True)
-    (report_dir / REPORT_NAME).write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
-    write_renderings(report_dir, report)
+    failures: dict[str, str] = {}
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        _write_atomically(report_dir / REPORT_NAME, json.dumps(report, indent=2, default=str) + "\n")
+    except (OSError, ValueError) as exc:
+        failures[REPORT_NAME] = _why(exc)
+    try:
+        write_renderings(report_dir, report)
+    except ReportNotWritten as exc:
+        failures.update(exc.failures)
+    if failures:
+        raise ReportNotWritten(report_dir, failures, report)
     return report
 
 
+class ReportNotWritten(HarnessError):
+    """One or more reports could not be written (the others were); the run exits 3.
+
+    ``failures`` maps each report's file name to why; ``report`` is the JSON
+    report as built, so the caller can still print its summary.
+    """
+
+    def __init__(self, report_dir: Path, failures: Mapping[str, str], report: Mapping[str, Any]) -> None:
+        self.failures = dict(failures)
+        self.report = report
+        named = "; ".join(f"{name}: {why}" for name, why in self.failures.items())
+        super().__init__(
+            f"report(s) not written in {report_dir}: {named}",
+            hint="check the report directory's free space and permissions",
+        )
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``:
+    a reader (or a run killed half-way) sees the old file or the complete new one."""
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
 def write_renderings(report_dir: Path, report: Mapping[str, Any]) -> list[Path]:
-    """HTML, JUnit and Markdown from a JSON report (also used by ``conformance report``)."""
+    """HTML, JUnit and Markdown from a JSON report (also used by ``conformance report``).
+
+    Each is written atomically; one that cannot be written does not stop the
+    others, and :class:`ReportNotWritten` then names every one that is missing.
+    """
     written = []
+    failures: dict[str, str] = {}
     renderers = ((HTML_NAME, _html_or_apology), (JUNIT_NAME, render_junit), (MARKDOWN_NAME, render_markdown))
     for name, render in renderers:
         path = report_dir / name
-        path.write_text(render(report), encoding="utf-8")
+        try:
+            _write_atomically(path, render(report))
+        except (OSError, ValueError) as exc:
+            failures[name] = _why(exc)
+            continue
         written.append(path)
+    if failures:
+        raise ReportNotWritten(report_dir, failures, report)
     return written
 
 

@@ -147,7 +147,11 @@ footer{color:var(--mute);font-size:12px;margin-top:30px;border-top:1px solid var
 
 
 def _e(value: Any) -> str:
-    return escape(str(value), quote=True)
+    """HTML-escaped, with control and bidi characters (from service output) shown as ``\\xNN``."""
+    text = str(value)
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() or ch in "\n\t" else f"\\x{ord(ch):02x}" for ch in text)
+    return escape(text, quote=True)
 
 
 def _anchor(text: str) -> str:

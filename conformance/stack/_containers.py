@@ -675,6 +675,9 @@ class ContainerStack:
                 job=self.profile.prometheus.job,
                 address=f"service:{svc.scrape_port}",
                 metrics_path=self.profile.metrics.path,
+                sample_limit=self.profile.prometheus.sample_limit,
+                body_size_limit=self.profile.prometheus.body_size_limit,
+                scrape_timeout=self.profile.prometheus.scrape_timeout,
             )
         ] if self.profile.metrics.exposed else []  # fmt: skip
         if collector:

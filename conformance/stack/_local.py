@@ -28,7 +28,7 @@ import httpx
 from conformance._exceptions import ServiceStartError, StackError
 from conformance._mask import mask_secrets
 from conformance._ports import LOOPBACK, free_port
-from conformance._process import ManagedProcess
+from conformance._process import CaptureOverflow, ManagedProcess
 from conformance._profile import Profile
 from conformance._readiness import wait_answering
 from conformance.collect._jaeger import JaegerTraceStore
@@ -79,7 +79,7 @@ class LocalStack:
     ) -> None:
         self.profile = profile
         self.workdir = workdir
-        self.receiver = OtlpReceiver()
+        self.receiver = OtlpReceiver(max_request_bytes=profile.telemetry.max_request_body_size)
         self.service: ManagedProcess | None = None
         self.prometheus: LocalPrometheus | None = None
         self.telemetry_plan = telemetry if telemetry is not None else plan_local_telemetry()
@@ -123,6 +123,29 @@ class LocalStack:
         if self.service is None:
             raise StackError("the service was never started")
         return self.service.stdout_path if stream == "stdout" else self.service.stderr_path
+
+    def log_overflow(self, stream: str) -> CaptureOverflow | None:
+        """How the service's ``stream`` passed ``logs.max_bytes``, or None."""
+        return self.service.overflow(stream) if self.service else None
+
+    def _service_outcome(self) -> dict[str, Any]:
+        """Whether the service exited on its own (asked before it is stopped), and what of its
+        output was kept: ``logs.max_bytes`` per stream, the rest counted."""
+        if self.service is None:
+            return {}
+        outcome: dict[str, Any] = {}
+        code = self.service.poll()
+        if code is not None:
+            outcome["exited_during_run"] = code
+        for stream in ("stdout", "stderr"):
+            overflow = self.service.overflow(stream)
+            if overflow is not None:
+                outcome.setdefault("output_dropped", {})[stream] = {
+                    "kept_bytes": overflow.limit,
+                    "dropped_bytes": overflow.dropped,
+                    "limit_hit_after_seconds": round(overflow.after, 1),
+                }
+        return outcome
 
     def service_exit_code(self) -> int | None:
         return self.service.poll() if self.service else None
@@ -307,6 +330,7 @@ class LocalStack:
             stderr_path=logs / "stderr.log",
             env=self.service_env(),
             cwd=svc.cwd or self.profile.directory,
+            max_output_bytes=self.profile.logs.max_bytes,
         )
         try:
             self.service.start()
@@ -343,8 +367,14 @@ class LocalStack:
 
     def _start_prometheus(self) -> None:
         met = self.profile.metrics
+        prom = self.profile.prometheus
         target = ScrapeTarget(
-            job=self.profile.prometheus.job, address=f"{LOOPBACK}:{self.metrics_port}", metrics_path=met.path
+            job=prom.job,
+            address=f"{LOOPBACK}:{self.metrics_port}",
+            metrics_path=met.path,
+            sample_limit=prom.sample_limit,
+            body_size_limit=prom.body_size_limit,
+            scrape_timeout=prom.scrape_timeout,
         )
         targets = [target] if met.exposed else []  # a service without metrics is not scraped
         if self.telemetry is not None:
@@ -390,6 +420,7 @@ class LocalStack:
                 if self.service
                 else "",
                 "otlp_protocol": self.profile.telemetry.otlp_protocol,
+                **self._service_outcome(),
             },
         ]
         if self.prometheus is not None:

@@ -115,6 +115,11 @@ class ScrapeTarget:
     params: Mapping[str, Sequence[str]] = field(default_factory=dict)
     bearer_token: str | None = field(default=None, repr=False)
     labels: Mapping[str, str] = field(default_factory=dict)
+    #: Prometheus's per-job limits (0 / None: Prometheus's defaults): samples per scrape,
+    #: uncompressed body bytes, and the scrape deadline (capped at the scrape interval).
+    sample_limit: int = 0
+    body_size_limit: int = 0
+    scrape_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if not self.job:
@@ -169,6 +174,12 @@ def render_config(
             "metrics_path": target.metrics_path,
             "scheme": target.scheme,
         }
+        if target.scrape_timeout is not None:
+            job["scrape_timeout"] = _duration(min(target.scrape_timeout, scrape_interval), "scrape_timeout")
+        if target.sample_limit:
+            job["sample_limit"] = target.sample_limit
+        if target.body_size_limit:
+            job["body_size_limit"] = f"{target.body_size_limit}B"
         if target.params:
             job["params"] = {k: list(v) for k, v in target.params.items()}
         if target.bearer_token:
