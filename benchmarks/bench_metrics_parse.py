@@ -1,19 +1,21 @@
-"""Parse and lint a generated exposition of N series; compare with the parser alone and promtool.
+"""Parse and lint a generated exposition of N series; compare with the parsers alone and promtool.
 
     python benchmarks/bench_metrics_parse.py [--series 1000000] [--no-promtool]
 
-Generates a Prometheus text exposition of ``--series`` series (counters,
-gauges and histograms with realistic labels, plus a few lint problems), then
-times, on the same text:
+Generates a lint-clean Prometheus text exposition of ``--series`` series
+(counters, gauges and histograms with realistic labels), then times, on the
+same text:
 
 * ``prometheus-client parser``: ``text_string_to_metric_families`` alone;
-* ``obsconform MET (one scrape)``: that parse plus what the MET suite does
-  with one scrape: the Prometheus-name view, the promlint port, and the
+* ``obsconform parser``: ``parse_prometheus_text`` alone (the same families);
+* ``obsconform MET (one scrape)``: what the MET suite does with one scrape:
+  that parse, the Prometheus-name view, the promlint port, and the
   series-per-metric snapshot used by the cardinality checks;
-* ``promtool check metrics --extended``: the local promtool (lint plus its
-  cardinality table), when one is found.
+* ``promtool check metrics`` and ``promtool check metrics --extended``: the
+  local promtool (lint; lint plus its cardinality table), when one is found.
 
-Prints one table; nothing is asserted (speed is never a test).
+Prints one table and the ratio of promtool's time to ours (above 1: we are
+faster); nothing is asserted (speed is never a test).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from conformance._exceptions import StackError
 from conformance.checks.metrics import lint_exposition, snapshot_from_view
 from conformance.collect._promtool import LocalPromtool
+from conformance.collect._textformat import parse_prometheus_text
 
 _ROUTES = ("/health", "/users/{user_id}", "/auth/login", "/chat/completions", "/models", "/settings")
 _METHODS = ("GET", "POST")
@@ -109,38 +112,52 @@ def main() -> int:
     rows: list[tuple[str, float, str]] = []
     seconds, families = timed(lambda: list(text_string_to_metric_families(text)))
     rows.append(("prometheus-client parser", seconds, f"{len(families)} families"))
-    del families
+    seconds, ours_families = timed(lambda: parse_prometheus_text(text))
+    same = "the same" if repr(ours_families) == repr(families) else "DIFFERENT"
+    rows.append(("obsconform parser", seconds, f"{len(ours_families)} families, {same} as prometheus-client"))
+    del families, ours_families
 
     def ours() -> tuple[int, int]:
-        parsed = list(text_string_to_metric_families(text))
+        parsed = parse_prometheus_text(text)
         linted = lint_exposition("bench", parsed, text, "prometheus-text")
         snapshot = snapshot_from_view(linted.view, source="/metrics", moment="bench")
         return len(linted.problems), snapshot.total
 
-    seconds, (problems, counted) = timed(ours)
+    ours_seconds, (problems, counted) = timed(ours)
     rows.append(
-        ("obsconform MET (one scrape)", seconds, f"{problems} lint problems, {counted:,} series counted")
+        ("obsconform MET (one scrape)", ours_seconds, f"{problems} lint problems, {counted:,} series counted")
     )
 
+    ratios: list[str] = []
     if not args.no_promtool:
         try:
             runner = LocalPromtool.discover(timeout=600)
         except StackError as exc:
-            rows.append(("promtool check metrics --extended", float("nan"), f"not available: {exc}"))
+            rows.append(("promtool check metrics", float("nan"), f"not available: {exc}"))
         else:
             described = runner.describe()
+            seconds, result = timed(lambda: runner.check_metrics(text))
+            rows.append(
+                (f"promtool check metrics ({described['kind']} {described['version']})", seconds,
+                 f"{len(result.problems)} lint problems")
+            )  # fmt: skip
+            ratios.append(f"promtool check metrics / obsconform MET = {seconds / ours_seconds:.2f}x")
             seconds, result = timed(lambda: runner.check_metrics(text, extended=True))
             total = sum(row[1] for row in result.cardinality)
             rows.append(
-                (f"promtool check metrics --extended ({described['kind']} {described['version']})", seconds,
+                ("promtool check metrics --extended", seconds,
                  f"{len(result.problems)} lint problems, {total:,} series in its own count")
             )  # fmt: skip
+            ratio = seconds / ours_seconds
+            ratios.append(f"promtool check metrics --extended / obsconform MET = {ratio:.2f}x")
 
     width = max(len(r[0]) for r in rows)
     print(f"{'tool':<{width}}  {'seconds':>8}  {'series/s':>10}  result")
     for name, seconds, note in rows:
         rate = f"{args.series / seconds:,.0f}" if seconds == seconds and seconds > 0 else "-"
         print(f"{name:<{width}}  {seconds:>8.2f}  {rate:>10}  {note}")
+    for ratio in ratios:
+        print(ratio)
     return 0
 
 
