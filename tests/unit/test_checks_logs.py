@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conformance._profile import LogContract, schema_path
 from conformance.checks import logs
@@ -345,3 +347,36 @@ def test_every_log_requirement_is_declared() -> None:
             logs.LOG_008,
         )
     } == {f"LOG-00{i}" for i in range(1, 9)}
+
+
+# -- the fast field mapping is _canonical's, key order included ----------------
+_RAW_KEYS = st.sampled_from(
+    ["timestamp", "level", "severity", "message", "event", "msg", "trace_id", "traceId", "span_id", "x", "y"]
+)
+_CONTRACTS = [
+    LogContract(),
+    LogContract(
+        fields={**LogContract().fields, "message": "event", "level": "severity", "trace_id": "traceId"}
+    ),
+    LogContract(fields={**LogContract().fields, "message": "msg", "span_id": "x"}),
+    LogContract(fields={**LogContract().fields, "trace_id": "ctx.trace"}),  # a dotted name: _canonical itself
+]
+
+
+@pytest.mark.parametrize("contract", _CONTRACTS)
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    records=st.lists(
+        st.dictionaries(
+            _RAW_KEYS, st.one_of(st.none(), st.sampled_from(["0", "00", "a", "0af7"]), st.integers())
+        )
+        | st.just({"ctx": {"trace": "abc"}, "message": "m"}),
+        max_size=6,
+    )
+)
+def test_parsed_records_are_canonical_records(contract: LogContract, records: list[dict[str, Any]]) -> None:
+    parsed = logs.parse_log_lines(lines(*records), contract)
+    for p, raw in zip(parsed, records, strict=True):
+        expected, no_trace = logs._canonical(raw, contract)
+        assert p.record is not None and list(p.record.items()) == list(expected.items())
+        assert p.no_trace == no_trace
