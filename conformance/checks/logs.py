@@ -250,6 +250,9 @@ def _parse_log_lines(lines: Iterable[LogLine], contract: LogContract) -> list[Pa
     # Field names without a dot are literal keys (get_field), so a record's canonical keys
     # follow from its keys alone: computed once per key order (_KeyOrder) and cached.
     plain = all("." not in n for n in mapped_names)
+    # Every field under its canonical name: the canonical record has the raw record's keys and
+    # values (in the raw order), so the raw dict itself serves, unless an id must be dropped.
+    identity = plain and all(canonical == name for canonical, name in contract.fields.items())
     orders: dict[tuple[str, ...], _KeyOrder] = {}
     scan = _scan_json
     w3c = contract.trace_id_format != "gcp-resource"
@@ -265,17 +268,17 @@ def _parse_log_lines(lines: Iterable[LogLine], contract: LogContract) -> list[Pa
         except UnicodeDecodeError as exc:
             parsed.append(ParsedLogLine(line, None, None, f"invalid UTF-8 at byte {exc.start}"))
             continue
-        if not text or text.isspace():
-            parsed.append(ParsedLogLine(line, None, None, "empty line"))
-            continue
         try:
             # json.loads(text), skipping its wrapper when the line is one JSON value from its
             # first character to its last; json.loads decides (and words the error) otherwise.
             try:
                 value, end = scan(text, 0)
-            except StopIteration:
+            except StopIteration:  # nothing to decode at the first character
                 end = -1
             if end != len(text):
+                if not text or text.isspace():
+                    parsed.append(ParsedLogLine(line, None, None, "empty line"))
+                    continue
                 value = json.loads(text)
         except json.JSONDecodeError as exc:
             parsed.append(ParsedLogLine(line, None, None, f"not JSON ({exc.msg} at column {exc.colno})"))
@@ -290,18 +293,23 @@ def _parse_log_lines(lines: Iterable[LogLine], contract: LogContract) -> list[Pa
             record, no_trace = _canonical(value, contract, mapped_names)
             parsed.append(ParsedLogLine(line, value, record, "", no_trace))
             continue
-        keys = tuple(value)
-        order = orders.get(keys)
-        if order is None:
-            order = _KeyOrder(keys, contract.fields, mapped_names)
-            if len(orders) < _KEY_ORDERS_KEPT:
-                orders[keys] = order
-        record = dict(zip(order.record_keys, order.values(value), strict=True))
+        if identity:
+            record = value
+        else:
+            keys = tuple(value)
+            order = orders.get(keys)
+            if order is None:
+                order = _KeyOrder(keys, contract.fields, mapped_names)
+                if len(orders) < _KEY_ORDERS_KEPT:
+                    orders[keys] = order
+            record = dict(zip(order.record_keys, order.values(value), strict=True))
         trace_id = record.get("trace_id")
         # _drop_no_trace, skipped for the usual case: a trace id that is no placeholder.
         if type(trace_id) is str and w3c and trace_id.strip() not in no_trace_values:
             no_trace = False
         else:
+            if record is value:
+                record = dict(value)  # the raw record keeps its ids
             no_trace = _drop_no_trace(record, contract)
         parsed.append(ParsedLogLine(line, value, record, "", no_trace))
     return parsed

@@ -69,6 +69,9 @@ class TestJsonLines:
             (b'"just a string"', "JSON str, not an object"),
             (b"\xff\xfe{}", "invalid UTF-8"),
             (b"", "empty line"),
+            (b" \t ", "empty line"),
+            (b'{"a": 1} trailing', "not JSON (Extra data at column 10)"),
+            (b'{"a": tru}', "not JSON (Expecting value at column 7)"),
             (b'{"a": ' * 100_000, "nested too deeply"),
         ],
     )
@@ -77,6 +80,10 @@ class TestJsonLines:
         assert ids(findings) == {"LOG-001"}
         assert findings[0].evidence["line"] == 2
         assert problem in findings[0].message
+
+    def test_whitespace_around_a_record_is_json_s_business(self) -> None:
+        (parsed,) = logs.parse_log_lines(lines(b' \t{"message": "m"} '), LogContract())
+        assert parsed.record == {"message": "m"} and not parsed.problem
 
     def test_truncated_line_is_a_finding_not_a_crash(self) -> None:
         parsed = logs.parse_log_lines([LogLine(1, b'{"x": "' + b"a" * 100, truncated=True)], LogContract())
@@ -349,7 +356,7 @@ def test_every_log_requirement_is_declared() -> None:
     } == {f"LOG-00{i}" for i in range(1, 9)}
 
 
-# -- the fast field mapping is _canonical's, key order included ----------------
+# -- the fast field mapping is _canonical's -----------------------------------
 _RAW_KEYS = st.sampled_from(
     ["timestamp", "level", "severity", "message", "event", "msg", "trace_id", "traceId", "span_id", "x", "y"]
 )
@@ -378,5 +385,7 @@ def test_parsed_records_are_canonical_records(contract: LogContract, records: li
     parsed = logs.parse_log_lines(lines(*records), contract)
     for p, raw in zip(parsed, records, strict=True):
         expected, no_trace = logs._canonical(raw, contract)
-        assert p.record is not None and list(p.record.items()) == list(expected.items())
-        assert p.no_trace == no_trace
+        assert p.record == expected and p.no_trace == no_trace
+        assert p.raw_record == raw  # a dropped placeholder id stays in the raw record
+        if contract.fields != LogContract().fields:  # renamed fields: in _canonical's order too
+            assert p.record is not None and list(p.record) == list(expected)
