@@ -471,6 +471,11 @@ def snapshot_from_view(view: MetricsView, *, source: str, moment: str) -> Series
     grouped: dict[str, list[Mapping[str, str]]] = defaultdict(list)
     with cyclic_gc_paused():
         for family in view.families:
+            names = {sample.name for sample in family.samples}
+            if len({owners.get(name, family.name) for name in names}) == 1:  # the usual case
+                owner = owners.get(next(iter(names)), family.name)
+                grouped[owner] += [{"__name__": s.name, **s.labels} for s in family.samples]
+                continue
             for sample in family.samples:
                 owner = owners.get(sample.name, family.name)
                 grouped[owner].append({"__name__": sample.name, **sample.labels})
