@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
@@ -40,6 +41,7 @@ _TYPES = {
     "gaugehistogram": "gauge_histogram",
 }
 _DECLARATION = re.compile(r"^#[ \t]+(HELP|TYPE)[ \t]+(\S+)(?:[ \t]+(\S+))?", re.MULTILINE)
+_LABELS = itemgetter(1)  # Sample.labels
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +58,7 @@ class ExposedFamily:
     samples: tuple[Sample, ...]
 
     def label_names(self) -> set[str]:
-        return {name for sample in self.samples for name in sample.labels}
+        return set().union(*map(_LABELS, self.samples))
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +128,7 @@ def view_exposition(families: Iterable[Metric], text: str, fmt: str) -> MetricsV
     declared: dict[str, str] = {}
     duplicates: set[str] = set()
     previous: re.Match[str] | None = None
-    for match in _DECLARATION.finditer(text):
+    for match in _declarations(text):
         kind, name = match.group(1), match.group(2).strip('"')
         if kind == "HELP":
             helps[name] += 1
@@ -163,6 +165,18 @@ def view_exposition(families: Iterable[Metric], text: str, fmt: str) -> MetricsV
         existing.merge(family)
     names = {_declared_name(n, declared, openmetrics) for n in duplicates}
     return MetricsView(fmt, tuple(b.freeze() for b in built.values()), tuple(sorted(names)))
+
+
+def _declarations(text: str) -> Iterator[re.Match[str]]:
+    """``_DECLARATION.finditer(text)``, found faster: only a ``#`` at the start of a line is
+    tried (``str.find`` skips a 100 MB exposition's sample lines in C)."""
+    at = text.find("#")
+    while at >= 0:
+        if at == 0 or text[at - 1] == "\n":
+            match = _DECLARATION.match(text, at)
+            if match is not None:
+                yield match
+        at = text.find("#", at + 1)
 
 
 class _Building:

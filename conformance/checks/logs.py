@@ -11,17 +11,20 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import jsonschema
 
+from conformance._gc import cyclic_gc_paused
 from conformance._mask import excerpt
 from conformance._model import Finding, Level
 from conformance._profile import LogContract
 from conformance._requirements import requirement
+from conformance.checks._schemafast import compile_passes
 from conformance.telemetry import HttpExchange, LogLine, trace_hex
 
 __all__ = [
@@ -195,21 +198,33 @@ def get_field(record: Mapping[str, Any], name: str) -> Any:
     return node
 
 
-def _canonical(raw: Mapping[str, Any], contract: LogContract) -> tuple[dict[str, Any], bool]:
-    """The record in canonical names, and whether its trace id said "no active trace"."""
+def _canonical(
+    raw: Mapping[str, Any], contract: LogContract, mapped_names: frozenset[str] | None = None
+) -> tuple[dict[str, Any], bool]:
+    """The record in canonical names, and whether its trace id said "no active trace".
+
+    ``mapped_names`` (``frozenset(contract.fields.values())``) when the caller
+    maps many records with one contract.
+    """
     fields = contract.fields
-    mapped_names = set(fields.values())
+    if mapped_names is None:
+        mapped_names = frozenset(fields.values())
     record = {k: v for k, v in raw.items() if k not in mapped_names}
     for canonical, name in fields.items():
         value = get_field(raw, name)
         if value is not None or name in raw:
             record[canonical] = value
+    return record, _drop_no_trace(record, contract)
+
+
+def _drop_no_trace(record: dict[str, Any], contract: LogContract) -> bool:
+    """Take a "no active trace" placeholder id out of ``record``; whether there was one."""
     no_trace = "trace_id" in record and _is_no_trace(record["trace_id"], contract)
     if no_trace:
         del record["trace_id"]
         if "span_id" in record and _is_no_trace(record["span_id"], contract):
             del record["span_id"]
-    return record, no_trace
+    return no_trace
 
 
 def _is_no_trace(value: Any, contract: LogContract) -> bool:
@@ -225,7 +240,23 @@ def _is_no_trace(value: Any, contract: LogContract) -> bool:
 
 def parse_log_lines(lines: Iterable[LogLine], contract: LogContract) -> list[ParsedLogLine]:
     """Decode every line; a line that is not a JSON object keeps the reason."""
+    with cyclic_gc_paused():  # every record built here stays alive: no garbage to look for
+        return _parse_log_lines(lines, contract)
+
+
+def _parse_log_lines(lines: Iterable[LogLine], contract: LogContract) -> list[ParsedLogLine]:
     parsed: list[ParsedLogLine] = []
+    mapped_names = frozenset(contract.fields.values())
+    # Field names without a dot are literal keys (get_field), so a record's canonical keys
+    # follow from its keys alone: computed once per key order (_KeyOrder) and cached.
+    plain = all("." not in n for n in mapped_names)
+    # Every field under its canonical name: the canonical record has the raw record's keys and
+    # values (in the raw order), so the raw dict itself serves, unless an id must be dropped.
+    identity = plain and all(canonical == name for canonical, name in contract.fields.items())
+    orders: dict[tuple[str, ...], _KeyOrder] = {}
+    scan = _scan_json
+    w3c = contract.trace_id_format != "gcp-resource"
+    no_trace_values = contract.no_trace_values
     for line in lines:
         if line.truncated:
             parsed.append(
@@ -237,11 +268,18 @@ def parse_log_lines(lines: Iterable[LogLine], contract: LogContract) -> list[Par
         except UnicodeDecodeError as exc:
             parsed.append(ParsedLogLine(line, None, None, f"invalid UTF-8 at byte {exc.start}"))
             continue
-        if not text.strip():
-            parsed.append(ParsedLogLine(line, None, None, "empty line"))
-            continue
         try:
-            value = json.loads(text)
+            # json.loads(text), skipping its wrapper when the line is one JSON value from its
+            # first character to its last; json.loads decides (and words the error) otherwise.
+            try:
+                value, end = scan(text, 0)
+            except StopIteration:  # nothing to decode at the first character
+                end = -1
+            if end != len(text):
+                if not text or text.isspace():
+                    parsed.append(ParsedLogLine(line, None, None, "empty line"))
+                    continue
+                value = json.loads(text)
         except json.JSONDecodeError as exc:
             parsed.append(ParsedLogLine(line, None, None, f"not JSON ({exc.msg} at column {exc.colno})"))
             continue
@@ -251,9 +289,57 @@ def parse_log_lines(lines: Iterable[LogLine], contract: LogContract) -> list[Par
         if not isinstance(value, dict):
             parsed.append(ParsedLogLine(line, None, None, f"JSON {type(value).__name__}, not an object"))
             continue
-        record, no_trace = _canonical(value, contract)
-        parsed.append(ParsedLogLine(line, value, record, no_trace=no_trace))
+        if not plain:
+            record, no_trace = _canonical(value, contract, mapped_names)
+            parsed.append(ParsedLogLine(line, value, record, "", no_trace))
+            continue
+        if identity:
+            record = value
+        else:
+            keys = tuple(value)
+            order = orders.get(keys)
+            if order is None:
+                order = _KeyOrder(keys, contract.fields, mapped_names)
+                if len(orders) < _KEY_ORDERS_KEPT:
+                    orders[keys] = order
+            record = dict(zip(order.record_keys, order.values(value), strict=True))
+        trace_id = record.get("trace_id")
+        # _drop_no_trace, skipped for the usual case: a trace id that is no placeholder.
+        if type(trace_id) is str and w3c and trace_id.strip() not in no_trace_values:
+            no_trace = False
+        else:
+            if record is value:
+                record = dict(value)  # the raw record keeps its ids
+            no_trace = _drop_no_trace(record, contract)
+        parsed.append(ParsedLogLine(line, value, record, "", no_trace))
     return parsed
+
+
+#: Distinct key orders remembered per parse; a log with more (keys made of data) still parses.
+_KEY_ORDERS_KEPT = 1024
+
+
+class _KeyOrder:
+    """How :func:`_canonical` maps a record with keys ``keys`` (in that order) when every
+    field name is a literal key: the record's keys, in order, and which raw key each takes
+    its value from. A canonical key that is also an unmapped raw key appears twice; ``dict``
+    keeps the first position and the last value, as :func:`_canonical`'s assignments do."""
+
+    __slots__ = ("record_keys", "values")
+
+    def __init__(self, keys: tuple[str, ...], fields: Mapping[str, str], mapped: frozenset[str]) -> None:
+        present = set(keys)
+        pairs = [(k, k) for k in keys if k not in mapped]
+        pairs += [(canonical, name) for canonical, name in fields.items() if name in present]
+        self.record_keys = [k for k, _ in pairs]
+        sources = [name for _, name in pairs]
+        if len(sources) >= 2:
+            self.values: Callable[[Mapping[str, Any]], Iterable[Any]] = itemgetter(*sources)
+        else:
+            self.values = lambda raw: [raw[name] for name in sources]
+
+
+_scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def _records(parsed: Iterable[ParsedLogLine]) -> Iterable[tuple[ParsedLogLine, Mapping[str, Any]]]:
@@ -301,8 +387,14 @@ def check_provoked_lines(provoked: Sequence[ParsedLogLine]) -> list[Finding]:
 
 
 def _validation_findings(
-    req_id: str, p: ParsedLogLine, instance: Mapping[str, Any], validator: jsonschema.protocols.Validator
+    req_id: str,
+    p: ParsedLogLine,
+    instance: Mapping[str, Any],
+    validator: jsonschema.protocols.Validator,
+    passes: Callable[[Any], bool] | None,
 ) -> list[Finding]:
+    if passes is not None and passes(instance):
+        return []  # valid by the precompiled test (_schemafast); jsonschema judges every other record
     out = []
     for error in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
         where = "/".join(map(str, error.absolute_path)) or "(record)"
@@ -320,10 +412,13 @@ def check_record_schema(
     if contract.schema is None:
         schema = {**schema, "required": list(contract.required_fields)}
     validator = jsonschema.Draft202012Validator(schema)
+    passes = compile_passes(schema) or _never
+    raw = contract.schema is not None
     findings: list[Finding] = []
-    for p, record in _records(parsed):
-        instance = p.raw_record if contract.schema is not None and p.raw_record is not None else record
-        findings += _validation_findings(LOG_002.id, p, instance, validator)
+    for p in parsed:
+        instance = p.raw_record if raw and p.raw_record is not None else p.record
+        if instance is not None and not passes(instance):
+            findings += _validation_findings(LOG_002.id, p, instance, validator, None)
     return findings
 
 
@@ -333,13 +428,22 @@ def check_request_completed(
     """LOG-003: the built-in schema on the canonical record, or the profile's
     own (``logs.request_completed_schema``) on the raw record."""
     validator = jsonschema.Draft202012Validator(schema)
+    passes = compile_passes(schema) or _never
     raw = contract.request_completed_schema is not None
+    message = contract.request_completed_message
     findings: list[Finding] = []
-    for p, record in _records(parsed):
-        if _is_request_completed(record, contract):
+    for p in parsed:
+        record = p.record
+        if record is not None and record.get("message") == message:  # _is_request_completed
             instance = p.raw_record if raw and p.raw_record is not None else record
-            findings += _validation_findings(LOG_003.id, p, instance, validator)
+            if not passes(instance):
+                findings += _validation_findings(LOG_003.id, p, instance, validator, None)
     return findings
+
+
+def _never(instance: Any) -> bool:
+    """The fast test of a schema :func:`compile_passes` cannot compile: ask jsonschema."""
+    return False
 
 
 def rfc3339_problem(value: Any) -> str:

@@ -35,6 +35,7 @@ from typing import Any
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 
+from conformance._gc import cyclic_gc_paused
 from conformance._mask import excerpt
 from conformance._model import Finding, Level
 from conformance._requirements import requirement
@@ -223,8 +224,9 @@ def lint_exposition(
     """Parse-result in (``Exposition.families``, ``.text``, ``.format``, ``.parse_error``), lint out."""
     if parse_error:
         return LintedExposition(source, fmt, parse_error, MetricsView(fmt, ()), ())
-    view = view_exposition(families, text, fmt)
-    return LintedExposition(source, fmt, "", view, tuple(lint_view(view)))
+    with cyclic_gc_paused():
+        view = view_exposition(families, text, fmt)
+        return LintedExposition(source, fmt, "", view, tuple(lint_view(view)))
 
 
 def _lint_findings(linted: Sequence[LintedExposition], requirement_id: str, *, units: bool) -> list[Finding]:
@@ -467,10 +469,17 @@ def snapshot_from_view(view: MetricsView, *, source: str, moment: str) -> Series
     """The series of one scrape, grouped by metric (``_created`` series with their metric)."""
     owners = view.sample_owners()
     grouped: dict[str, list[Mapping[str, str]]] = defaultdict(list)
-    for family in view.families:
-        for sample in family.samples:
-            grouped[owners.get(sample.name, family.name)].append({"__name__": sample.name, **sample.labels})
-    return SeriesSnapshot(source, moment, {k: tuple(v) for k, v in grouped.items()})
+    with cyclic_gc_paused():
+        for family in view.families:
+            names = {sample.name for sample in family.samples}
+            if len({owners.get(name, family.name) for name in names}) == 1:  # the usual case
+                owner = owners.get(next(iter(names)), family.name)
+                grouped[owner] += [{"__name__": s.name, **s.labels} for s in family.samples]
+                continue
+            for sample in family.samples:
+                owner = owners.get(sample.name, family.name)
+                grouped[owner].append({"__name__": sample.name, **sample.labels})
+        return SeriesSnapshot(source, moment, {k: tuple(v) for k, v in grouped.items()})
 
 
 def snapshot_from_prometheus(

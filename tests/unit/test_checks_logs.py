@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conformance._profile import LogContract, schema_path
 from conformance.checks import logs
@@ -67,6 +69,9 @@ class TestJsonLines:
             (b'"just a string"', "JSON str, not an object"),
             (b"\xff\xfe{}", "invalid UTF-8"),
             (b"", "empty line"),
+            (b" \t ", "empty line"),
+            (b'{"a": 1} trailing', "not JSON (Extra data at column 10)"),
+            (b'{"a": tru}', "not JSON (Expecting value at column 7)"),
             (b'{"a": ' * 100_000, "nested too deeply"),
         ],
     )
@@ -75,6 +80,10 @@ class TestJsonLines:
         assert ids(findings) == {"LOG-001"}
         assert findings[0].evidence["line"] == 2
         assert problem in findings[0].message
+
+    def test_whitespace_around_a_record_is_json_s_business(self) -> None:
+        (parsed,) = logs.parse_log_lines(lines(b' \t{"message": "m"} '), LogContract())
+        assert parsed.record == {"message": "m"} and not parsed.problem
 
     def test_truncated_line_is_a_finding_not_a_crash(self) -> None:
         parsed = logs.parse_log_lines([LogLine(1, b'{"x": "' + b"a" * 100, truncated=True)], LogContract())
@@ -345,3 +354,38 @@ def test_every_log_requirement_is_declared() -> None:
             logs.LOG_008,
         )
     } == {f"LOG-00{i}" for i in range(1, 9)}
+
+
+# -- the fast field mapping is _canonical's -----------------------------------
+_RAW_KEYS = st.sampled_from(
+    ["timestamp", "level", "severity", "message", "event", "msg", "trace_id", "traceId", "span_id", "x", "y"]
+)
+_CONTRACTS = [
+    LogContract(),
+    LogContract(
+        fields={**LogContract().fields, "message": "event", "level": "severity", "trace_id": "traceId"}
+    ),
+    LogContract(fields={**LogContract().fields, "message": "msg", "span_id": "x"}),
+    LogContract(fields={**LogContract().fields, "trace_id": "ctx.trace"}),  # a dotted name: _canonical itself
+]
+
+
+@pytest.mark.parametrize("contract", _CONTRACTS)
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    records=st.lists(
+        st.dictionaries(
+            _RAW_KEYS, st.one_of(st.none(), st.sampled_from(["0", "00", "a", "0af7"]), st.integers())
+        )
+        | st.just({"ctx": {"trace": "abc"}, "message": "m"}),
+        max_size=6,
+    )
+)
+def test_parsed_records_are_canonical_records(contract: LogContract, records: list[dict[str, Any]]) -> None:
+    parsed = logs.parse_log_lines(lines(*records), contract)
+    for p, raw in zip(parsed, records, strict=True):
+        expected, no_trace = logs._canonical(raw, contract)
+        assert p.record == expected and p.no_trace == no_trace
+        assert p.raw_record == raw  # a dropped placeholder id stays in the raw record
+        if contract.fields != LogContract().fields:  # renamed fields: in _canonical's order too
+            assert p.record is not None and list(p.record) == list(expected)
