@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import pkgutil
 import sys
 import time
@@ -107,6 +108,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # gRPC's C core writes its own shutdown races (an epoll_wait on a descriptor closed when a
+    # signal stops the run) straight to stderr, even ahead of the run's first line; the OTLP
+    # receiver reports what it refuses itself, so that noise is off unless the user asks for it.
+    # Set before anything imports grpc (the stack modules do, on first use).
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     args = _parser().parse_args(argv)
     try:
         if args.command == "validate":

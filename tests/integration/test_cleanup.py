@@ -61,10 +61,15 @@ def _wait_for_phase(proc: subprocess.Popen[str], marker: Callable[[], bool], pha
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_signal_at_each_phase_leaves_nothing(tmp_path: Path, phase: str, sig: signal.Signals) -> None:
     proc, report_dir = start_cli_run(tmp_path)
-    run_id = _read_run_id(proc)
-    _wait_for_phase(proc, _phase_markers(report_dir)[phase], phase)
-    proc.send_signal(sig)
-    out, err = proc.communicate(timeout=60)
+    try:
+        run_id = _read_run_id(proc)
+        _wait_for_phase(proc, _phase_markers(report_dir)[phase], phase)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:  # a failed step must not leave the run behind for the next test to trip over
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=60)
     if sig == signal.SIGKILL:
         # No handler sees SIGKILL: whatever survived is reaped by `conformance clean` (and by the next run).
         clean = subprocess.run(
