@@ -261,37 +261,51 @@ def _is_number(value: Any) -> bool:
 def span_texts(spans: Iterable[Span]) -> list[ChannelText]:
     """Span names, attributes, event names and attributes, and each distinct resource once."""
     out: list[ChannelText] = []
-    resources: set[tuple[tuple[str, str, bool], ...]] = set()
+    resources: set[_Resource] = set()
     for span in spans:
         where = f"{span.kind} span {span.span_id} in trace {span.trace_id}"
         out.append(ChannelText("traces", where, span.name, "name", "name"))
         if span.status_message:
             out.append(ChannelText("traces", where, span.status_message, "status.message", "status.message"))
-        for key, value in span.attributes.items():
-            out.append(
-                ChannelText("traces", where, _text_of(value), f'attributes["{key}"]', key, _is_number(value))
-            )
+        out += _attribute_texts("traces", where, span.attributes)
         for i, event in enumerate(span.events):
             out.append(ChannelText("traces", where, event.name, f"events[{i}].name", "name"))
             for key, value in event.attributes.items():
                 field = f'events[{i}].attributes["{key}"]'
                 out.append(ChannelText("traces", where, _text_of(value), field, key, _is_number(value)))
-        resource = tuple(
-            sorted((str(k), _text_of(v), _is_number(v)) for k, v in span.resource_attributes.items())
-        )
-        if resource not in resources:
-            resources.add(resource)
-            for key, text, number in resource:
-                out.append(
-                    ChannelText("traces", f"resource of {where}", text, f'resource["{key}"]', key, number)
-                )
+        out += _resource_texts("traces", where, span.resource_attributes, resources)
     return out
+
+
+_Resource = tuple[tuple[str, str, bool], ...]
+
+
+def _attribute_texts(channel: str, where: str, attributes: Mapping[str, Any]) -> list[ChannelText]:
+    return [
+        ChannelText(channel, where, _text_of(value), f'attributes["{key}"]', key, _is_number(value))
+        for key, value in attributes.items()
+    ]
+
+
+def _resource_texts(
+    channel: str, where: str, attributes: Mapping[str, Any], seen: set[_Resource]
+) -> list[ChannelText]:
+    """A resource's attributes, the first time this resource is seen (a resource repeats on
+    every span, record or point of one process)."""
+    resource = tuple(sorted((str(k), _text_of(v), _is_number(v)) for k, v in attributes.items()))
+    if resource in seen:
+        return []
+    seen.add(resource)
+    return [
+        ChannelText(channel, f"resource of {where}", text, f'resource["{key}"]', key, number)
+        for key, text, number in resource
+    ]
 
 
 def log_record_texts(records: Iterable[OtlpLogRecord]) -> list[ChannelText]:
     """OTLP log records: body, attributes, and each distinct resource once."""
     out: list[ChannelText] = []
-    resources: set[tuple[tuple[str, str, bool], ...]] = set()
+    resources: set[_Resource] = set()
     for number, record in enumerate(records, 1):
         where = f"OTLP log record {number}" + (f" in trace {record.trace_id}" if record.trace_id else "")
         if record.body not in (None, ""):
@@ -300,23 +314,8 @@ def log_record_texts(records: Iterable[OtlpLogRecord]) -> list[ChannelText]:
                     "log_records", where, _text_of(record.body), "body", "body", _is_number(record.body)
                 )
             )
-        for key, value in record.attributes.items():
-            out.append(
-                ChannelText(
-                    "log_records", where, _text_of(value), f'attributes["{key}"]', key, _is_number(value)
-                )
-            )
-        resource = tuple(
-            sorted((str(k), _text_of(v), _is_number(v)) for k, v in record.resource_attributes.items())
-        )
-        if resource not in resources:
-            resources.add(resource)
-            for key, text, number_value in resource:
-                out.append(
-                    ChannelText(
-                        "log_records", f"resource of {where}", text, f'resource["{key}"]', key, number_value
-                    )
-                )
+        out += _attribute_texts("log_records", where, record.attributes)
+        out += _resource_texts("log_records", where, record.resource_attributes, resources)
     return out
 
 
@@ -324,29 +323,14 @@ def metric_point_texts(points: Iterable[OtlpMetricPoints]) -> list[ChannelText]:
     """OTLP metric points: each metric name once, each distinct attribute set, each resource once."""
     out: list[ChannelText] = []
     names: set[str] = set()
-    resources: set[tuple[tuple[str, str, bool], ...]] = set()
+    resources: set[_Resource] = set()
     for point in points:
         where = f"OTLP metric points of {point.name}"
         if point.name not in names:
             names.add(point.name)
             out.append(ChannelText("otlp_metrics", where, point.name, "name", "name"))
-        for key, value in point.attributes.items():
-            out.append(
-                ChannelText(
-                    "otlp_metrics", where, _text_of(value), f'attributes["{key}"]', key, _is_number(value)
-                )
-            )
-        resource = tuple(
-            sorted((str(k), _text_of(v), _is_number(v)) for k, v in point.resource_attributes.items())
-        )
-        if resource not in resources:
-            resources.add(resource)
-            for key, text, number in resource:
-                out.append(
-                    ChannelText(
-                        "otlp_metrics", f"resource of {where}", text, f'resource["{key}"]', key, number
-                    )
-                )
+        out += _attribute_texts("otlp_metrics", where, point.attributes)
+        out += _resource_texts("otlp_metrics", where, point.resource_attributes, resources)
     return out
 
 
