@@ -170,8 +170,9 @@ SPAN_ONLY_REQUIREMENTS = (
 )
 NO_SPANS_REASON = "the profile declares that the service exports no spans (telemetry.spans: false)"
 #: Requirements about a scraped Prometheus exposition; ``metrics.exposed: false`` makes them
-#: not applicable (and Prometheus is not pointed at the service).
-METRICS_ONLY_REQUIREMENTS = (*(f"MET-{n:03d}" for n in range(1, 12)), "PII-003", "PII-004", "RL-008")
+#: not applicable (and Prometheus is not pointed at the service). PII-003 is not among them:
+#: it searches the metric points a service pushes over OTLP as well as the exposition.
+METRICS_ONLY_REQUIREMENTS = (*(f"MET-{n:03d}" for n in range(1, 12)), "PII-004", "RL-008")
 NO_METRICS_REASON = (
     "the profile declares that the service serves no Prometheus metrics (metrics.exposed: false)"
 )

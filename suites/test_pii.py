@@ -305,19 +305,28 @@ def test_no_canary_in_spans(pii_run: PiiRun, verdict: Verdict) -> None:
 @pytest.mark.requirement("PII-003")
 def test_no_canary_in_metrics(pii_run: PiiRun, verdict: Verdict) -> None:
     exposition = pii_run.channels.exposition
-    if exposition.status_code != 200:
-        none_because = f"{exposition.url} answered {exposition.status_code}"
+    hint = "see MET-001; metrics.path and metrics.port say where the exposition is"
+    if not exposition.url:  # metrics.exposed: false
+        none_because = "the profile declares no /metrics (metrics.exposed: false) and no metric point "
+        hint = (
+            "a service that pushes metrics over OTLP is searched here once its points arrive (its export "
+            "interval, e.g. OTEL_METRIC_EXPORT_INTERVAL, must be shorter than the run); a service with no "
+            "metrics at all declares PII-003 in requirements.not_applicable"
+        )
+    elif exposition.status_code != 200:
+        none_because = f"{exposition.url} answered {exposition.status_code}: no exposition, and no point "
     else:
         none_because = (
-            f"{exposition.url} answered 200 with no exposition line ({exposition.parse_error or 'empty'})"
+            f"{exposition.url} answered 200 with no exposition line ({exposition.parse_error or 'empty'}) "
+            "and no point "
         )
     verdict.examined(
         metric_families=len(exposition.families),
         exposition_lines=pii_run.exposition_lines,
         # Only where the service exported any over OTLP (local mode's receiver).
         **({"otlp_metric_points": len(pii_run.metric_points)} if pii_run.metric_points else {}),
-        none_because=f"{none_because}: there is no scrapeable exposition to search",
-        hint="see MET-001; metrics.path and metrics.port say where the exposition is",
+        none_because=none_because + "arrived over OTLP: no metric to search",
+        hint=hint,
     )
     verdict.note(
         **pii_run.notes("metrics"), exposition=exposition.url, parse_error=exposition.parse_error or None
@@ -330,7 +339,8 @@ def test_no_canary_in_metrics(pii_run: PiiRun, verdict: Verdict) -> None:
         )
     ]
     points = f" and {len(pii_run.metric_points)} OTLP metric attribute sets" if pii_run.metric_points else ""
-    verdict.check(findings, what=f"the exposition at {exposition.url}{points}")
+    searched = f"the exposition at {exposition.url}" if exposition.url else "no exposition"
+    verdict.check(findings, what=f"{searched}{points}")
 
 
 @pytest.mark.requirement("PII-004")

@@ -1496,6 +1496,8 @@ def _not_applicable(found: ServiceFindings, logs: LogGuess | None) -> list[tuple
             "http_server_request_duration* family, no metric over OTLP); remove this line once the "
             "service exports http.server.request.duration",
         ))  # fmt: skip
+    if not found.metrics_path and not found.otlp.get("metrics"):
+        out.append(("PII-003", "no /metrics exposition and no metric over OTLP: no metric label to search"))
     no_spans = found.otlp_observed and not found.otlp.get("spans")
     if no_spans and logs is not None and "trace_id" not in logs.fields:
         why = "no span arrived and no log line carries a trace id: the service does not take part in tracing"

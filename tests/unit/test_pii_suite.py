@@ -112,7 +112,7 @@ class TestEvidence:
         v = verdict("PII-003")
         suite.test_no_canary_in_metrics(pii_run(), v)
         assert v.counts == {"metric_families": 0, "exposition_lines": 2}
-        with pytest.raises(NoEvidence, match=r"/metrics answered 404: there is no scrapeable exposition"):
+        with pytest.raises(NoEvidence, match=r"/metrics answered 404: no exposition, and no point arrived"):
             suite.test_no_canary_in_metrics(pii_run(metrics=exposition(404, "not found")), verdict("PII-003"))
 
     def test_pii_003_errors_on_a_body_that_is_no_exposition(self) -> None:

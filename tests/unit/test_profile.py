@@ -143,9 +143,8 @@ def test_a_service_without_metrics_makes_the_exposition_requirements_not_applica
     text = MINIMAL + "metrics: {exposed: false}\nrequirements: {not_applicable: {MET-004: our own reason}}\n"
     profile = load_profile(write(tmp_path, text))
     assert not profile.metrics.exposed
-    assert {f"MET-{n:03d}" for n in range(1, 12)} | {"PII-003", "PII-004", "RL-008"} == set(
-        profile.not_applicable
-    )
+    # PII-003 stays: it searches the metric points a service pushes over OTLP too.
+    assert {f"MET-{n:03d}" for n in range(1, 12)} | {"PII-004", "RL-008"} == set(profile.not_applicable)
     assert profile.not_applicable["MET-004"] == "our own reason"  # the profile's own words win
     assert "metrics.exposed: false" in profile.not_applicable["MET-001"]
 
