@@ -91,6 +91,16 @@ class CollectorListen:
         return f"{self.host}:{port}"
 
 
+def _own_telemetry(listen: CollectorListen) -> dict[str, Any]:
+    """``service.telemetry.metrics``: a pull reader on ``listen.telemetry``, or off."""
+    if listen.telemetry is None:
+        return {"level": "none"}
+    return {
+        "level": "basic",
+        "readers": [{"pull": {"exporter": {"prometheus": {"host": listen.host, "port": listen.telemetry}}}}],
+    }
+
+
 def collector_config(
     *,
     receiver_host: str,
@@ -156,16 +166,7 @@ def collector_config(
         ):
             if signal in team_signals:
                 names.append(team_exporter)
-    telemetry: dict[str, Any] = (
-        {"level": "none"}
-        if listen.telemetry is None
-        else {
-            "level": "basic",
-            "readers": [
-                {"pull": {"exporter": {"prometheus": {"host": listen.host, "port": listen.telemetry}}}}
-            ],
-        }
-    )
+    telemetry = _own_telemetry(listen)
     return {
         "receivers": {
             "otlp": {
@@ -460,16 +461,7 @@ def team_pipeline_config(
         _JAEGER_EXPORTER: {"endpoint": jaeger, "tls": {"insecure": True}},
         _PROMETHEUS_EXPORTER: {"endpoint": listen.endpoint(listen.prometheus_exporter)},
     }
-    telemetry: dict[str, Any] = (
-        {"level": "none"}
-        if listen.telemetry is None
-        else {
-            "level": "basic",
-            "readers": [
-                {"pull": {"exporter": {"prometheus": {"host": listen.host, "port": listen.telemetry}}}}
-            ],
-        }
-    )
+    telemetry = _own_telemetry(listen)
     config: dict[str, Any] = {
         "receivers": {
             _TEAM_RECEIVER: {
