@@ -29,7 +29,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -46,6 +46,7 @@ __all__ = [
     "ignore_termination_signals",
     "install_termination_handlers",
     "reap_leftovers",
+    "signals_deferred",
     "stop_all",
 ]
 
@@ -162,21 +163,25 @@ class ManagedProcess:
 
     def start(self) -> None:
         self.stdout_path.parent.mkdir(parents=True, exist_ok=True)
-        if self.max_output_bytes is not None:
-            self._start_captured(self.max_output_bytes)
-        else:
-            with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
-                self._popen = subprocess.Popen(
-                    self.argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=err,
-                    env=self.env,
-                    cwd=self.cwd,
-                    start_new_session=True,
-                )
-        with _live_lock:
-            _live.add(self)
+        # A SIGTERM raised as KeyboardInterrupt between fork and registration would leave a
+        # child nobody stops (Popen does not kill what it forked when interrupted): the
+        # signal waits until the child is registered, then unwinds as usual.
+        with signals_deferred():
+            if self.max_output_bytes is not None:
+                self._start_captured(self.max_output_bytes)
+            else:
+                with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
+                    self._popen = subprocess.Popen(
+                        self.argv,
+                        stdin=subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=err,
+                        env=self.env,
+                        cwd=self.cwd,
+                        start_new_session=True,
+                    )
+            with _live_lock:
+                _live.add(self)
 
     def _start_captured(self, limit: int) -> None:
         # Raw pipe ends, not Popen's file objects: the drain threads own and close them.
@@ -312,13 +317,46 @@ atexit.register(stop_all)
 
 _handlers_installed = False
 
+#: Depth of :func:`signals_deferred` blocks in the main thread, and the signal that arrived
+#: inside one (raised when the outermost block ends).
+_deferring = 0
+_deferred: int | None = None
+
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    global _deferred
+    if _deferring:
+        _deferred = signum
+        return
     raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
 
 
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold the handlers' KeyboardInterrupt until the block ends.
+
+    For the few steps that must not be cut in half: a child forked but not yet
+    registered for :func:`stop_all`. Python runs signal handlers in the main
+    thread only, so elsewhere this changes nothing. (Blocking the signal with
+    ``pthread_sigmask`` instead would be inherited by the child across exec.)
+    """
+    global _deferring, _deferred
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+        if not _deferring and _deferred is not None:
+            signum, _deferred = _deferred, None
+            raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+
+
 def install_termination_handlers() -> None:
-    """Make SIGTERM and SIGHUP unwind like Ctrl-C so clean-up code runs.
+    """Make SIGTERM and SIGHUP unwind like Ctrl-C so clean-up code runs, and let
+    :func:`signals_deferred` hold all three (SIGINT's default handler included).
 
     Only possible from the main thread; elsewhere it is a no-op (the atexit
     hook still stops the children on a normal exit).
@@ -329,6 +367,8 @@ def install_termination_handlers() -> None:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(sig) in (signal.SIG_DFL, None):
             signal.signal(sig, _raise_interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _raise_interrupt)
     _handlers_installed = True
 
 

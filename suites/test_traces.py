@@ -202,11 +202,12 @@ def _observe(s: ConformanceSession, _: ProbeContext) -> TraceProbes:
     )
 
     def observe(lines: Sequence[ParsedLogLine]) -> dict[str, Observed]:
+        shared = traces.shared_correlation_ids(lines, s.profile.logs.request_completed_message)
         return {
             name: traces.observe(name, x, spans, lines, correlation_header=header,
                                  continued=continued.get(name), supplied_correlation_id=supplied.get(name),
                                  suspects=suspects.get(name, ()), claimed=claimed,
-                                 route=s.templates.get(x.path, x.path))
+                                 route=s.templates.get(x.path, x.path), shared=shared)
             for name, x in exchanges.items()
         }  # fmt: skip
 

@@ -281,6 +281,25 @@ def vector_expectation(
 # --------------------------------------------------------------------------- the join
 
 
+def shared_correlation_ids(lines: Sequence[ParsedLogLine], completed_message: str) -> dict[str, int]:
+    """Correlation ids on more than one ``completed_message`` record, with their count.
+
+    Such an id names several requests (a recycled id, TRC-009's finding), so it
+    cannot join a request to its log lines: the lines of the other requests
+    that got it would be blamed on this one, and their (correct) trace ids read
+    as this request's wrong ones. A service that leaks trace context between
+    requests keeps its correlation ids unique, so that bug is still caught.
+    """
+    counts = Counter(
+        str(p.record["correlation_id"])
+        for p in lines
+        if p.record is not None
+        and p.record.get("message") == completed_message
+        and p.record.get("correlation_id")
+    )
+    return {cid: n for cid, n in counts.items() if n > 1}
+
+
 def _located(
     exchange: HttpExchange,
     spans: Sequence[Span],
@@ -353,6 +372,7 @@ def observe(
     suspects: Collection[str] = (),
     route: str = "",
     claimed: Collection[str] = (),
+    shared: Mapping[str, int] | None = None,
 ) -> Observed:
     """Join one request to its SERVER span, that span's trace, and its log lines.
 
@@ -362,12 +382,16 @@ def observe(
     ``supplied_correlation_id`` the correlation header value the harness sent;
     ``route`` the request's route template and ``claimed`` the trace ids any
     probe sent, for the last resort: the one SERVER span of the route that
-    started while the request was in flight.
+    started while the request was in flight; ``shared`` the correlation ids
+    that several requests got (see :func:`shared_correlation_ids`): lines are
+    joined to the request by its trace id alone when its id is one of them.
     """
     response_id = exchange.response_header(correlation_header)
     correlation_ids = {response_id} if response_id else set()
     if not correlation_ids and supplied_correlation_id:
         correlation_ids = {supplied_correlation_id}
+    recycled = {cid: n for cid, n in (shared or {}).items() if cid in correlation_ids}
+    correlation_ids -= recycled.keys()
     server, located_by = _located(
         exchange, spans, continued, lines, correlation_ids, suspects, route=route, claimed=claimed
     )
@@ -385,6 +409,9 @@ def observe(
     ]
     joined = {p.line.number: p for p in [*by_correlation, *by_trace]}
     how = [label for label, found in (("correlation id", by_correlation), ("trace id", by_trace)) if found]
+    if recycled and how:
+        cid, n = next(iter(recycled.items()))
+        how[-1] += f" (not its correlation id {cid}: {n} requests logged it)"
     return Observed(
         name=name,
         exchange=exchange,

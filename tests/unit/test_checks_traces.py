@@ -122,10 +122,11 @@ def observed(
     x: HttpExchange | None = None, spans: list[Span] | None = None, lines: list[ParsedLogLine] | None = None,
     *, continued: tuple[str, str] | None = None, supplied: str | None = None, name: str = "GET /models",
 ) -> Observed:  # fmt: skip
+    lines = lines if lines is not None else log_lines(record())
     return traces.observe(
-        name, x or exchange(), spans if spans is not None else [span()],
-        lines if lines is not None else log_lines(record()), correlation_header=HEADER,
+        name, x or exchange(), spans if spans is not None else [span()], lines, correlation_header=HEADER,
         continued=continued, supplied_correlation_id=supplied,
+        shared=traces.shared_correlation_ids(lines, "request_completed"),
     )  # fmt: skip
 
 
@@ -416,6 +417,21 @@ class TestLogJoin:
 
     def test_no_span(self) -> None:
         assert ids(self.check(observed(spans=[]))) == {"TRC-004"}
+
+    def test_a_recycled_correlation_id_does_not_blame_another_requests_lines(self) -> None:
+        # The service gave this request's correlation id to another request too (TRC-009's
+        # finding); that request's lines carry its own, correct, trace id.
+        other = record(trace_id="f" * 32, span_id="9" * 16)
+        o = observed(lines=log_lines(record(), other, record(message="other step", trace_id="f" * 32)))
+        assert [p.line.number for p in o.lines] == [1]
+        assert o.lines_by == f"trace id (not its correlation id {CID}: 2 requests logged it)"
+        assert self.check(o) == []
+
+    def test_a_context_leak_under_a_unique_correlation_id_is_still_caught(self) -> None:
+        # One completed line per correlation id: the id is the request's, and the line's
+        # trace id (another request's context, leaked) is TRC-004's finding.
+        o = observed(lines=log_lines(record(message="step", trace_id="f" * 32), record()))
+        assert len(o.lines) == 2 and ids(self.check(o)) == {"TRC-004"}
 
 
 class TestCorrelationJoin:

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from conformance._process import RUN_ID, RUN_ID_ENV, ManagedProcess, stop_all
+import pytest
+
+from conformance import _process
+from conformance._process import RUN_ID, RUN_ID_ENV, ManagedProcess, signals_deferred, stop_all
 from conformance._wait import wait_until
 
 
@@ -104,3 +111,56 @@ def test_leftovers_of_dead_harness_are_found_and_reaped(tmp_path: Path) -> None:
     finally:
         live.stop()
         dead.kill()
+
+
+@pytest.fixture
+def sigterm_raises() -> Iterator[None]:
+    """SIGTERM handled as the CLI handles it (KeyboardInterrupt), for this test only."""
+    previous = signal.signal(signal.SIGTERM, _process._raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.usefixtures("sigterm_raises")
+def test_sigterm_right_after_fork_still_leaves_the_child_registered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The signal lands the moment Popen has forked, before ManagedProcess registered the child:
+    # without deferral the KeyboardInterrupt leaves a child that stop_all does not know.
+    real_popen = subprocess.Popen
+
+    def popen_then_sigterm(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        child = real_popen(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return child
+
+    monkeypatch.setattr(subprocess, "Popen", popen_then_sigterm)
+    proc = ManagedProcess(
+        "sleeper", [sys.executable, "-c", "import time; time.sleep(600)"],
+        stdout_path=tmp_path / "o", stderr_path=tmp_path / "e",
+    )  # fmt: skip
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+        proc.start()
+    assert proc.pid is not None and alive(proc.pid)
+    stop_all()
+    assert not proc.running
+
+
+@pytest.mark.usefixtures("sigterm_raises")
+def test_signals_deferred_raises_once_at_the_end_of_the_outermost_block() -> None:
+    reached = []
+
+    def nested() -> None:
+        with signals_deferred():
+            with signals_deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                reached.append("inner")
+            reached.append("outer")
+
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+        nested()
+    assert reached == ["inner", "outer"]
+    with signals_deferred():
+        pass  # nothing pending any more
