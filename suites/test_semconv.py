@@ -11,16 +11,19 @@ the metric names the harness's receiver got over OTLP.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from conformance._exceptions import ConformanceError, WaitTimeout
+from conformance._model import Finding
 from conformance._session import ConformanceSession
 from conformance._wait import wait_until
 from conformance.checks import semconv
 from conformance.plugin import Verdict
-from conformance.stack._telemetry import COLLECTOR_JOB
+from conformance.stack._telemetry import COLLECTOR_JOB, AfterTeamPipeline
 from conformance.telemetry import Span
 
 #: Seconds the span count must stay unchanged before the store counts as settled.
@@ -55,6 +58,52 @@ def spans(conformance_session: ConformanceSession) -> list[Span]:
         return found
 
 
+@dataclass(frozen=True)
+class _AfterPipeline:
+    """The spans as the service sent them (the harness's raw receiver) and as they left the
+    team's collector pipeline (``telemetry.collector_config``), or why they are not compared."""
+
+    note: dict[str, Any]
+    sent: Sequence[Span] = ()
+    after: Sequence[Span] = ()
+    pipeline: str = ""
+
+
+@pytest.fixture(scope="module")
+def after_pipeline(conformance_session: ConformanceSession, spans: list[Span]) -> _AfterPipeline | None:
+    """``None`` without a team pipeline; otherwise what SEM-001/002/003/005 compare."""
+    s = conformance_session
+    after: AfterTeamPipeline | None = getattr(s.stack, "team_pipeline", None)
+    if after is None:
+        return None
+    note: dict[str, Any] = {"config": str(after.config_file)}
+    if not any(name.partition("/")[0] == "traces" for name in after.processors):
+        return _AfterPipeline({**note, "not_checked": "the team's config has no traces pipeline"})
+    if not after.running:
+        return _AfterPipeline({**note, "not_checked": after.reason})
+    note["wait"] = after.settle(s.profile.telemetry.timeout)
+    receiver = getattr(s.stack, "receiver", None)
+    sent = receiver.spans() if receiver is not None else []
+    processors = ", ".join(after.processors_for("traces")) or "none"
+    pipeline = f"the team's collector pipeline ({after.config_file.name}; processors: {processors})"
+    return _AfterPipeline(note, sent, after.spans(), pipeline)
+
+
+def _after_team_pipeline(
+    verdict: Verdict, after: _AfterPipeline | None, check: Callable[[Sequence[Span]], list[Finding]]
+) -> list[Finding]:
+    """``check`` on the spans after the team's pipeline: what the pipeline breaks (see
+    semconv.check_after_pipeline); the counts go to the evidence either way."""
+    if after is None:
+        return []
+    if not after.pipeline:
+        verdict.note(after_pipeline=after.note)
+        return []
+    findings, counts = semconv.check_after_pipeline(check, after.sent, after.after, pipeline=after.pipeline)
+    verdict.note(after_pipeline={**after.note, "spans_after": len(after.after), **counts})
+    return findings
+
+
 def _http_spans(
     verdict: Verdict, session: ConformanceSession, spans: list[Span], *, counted: bool = True
 ) -> list[Span]:
@@ -86,19 +135,30 @@ def _http_spans(
 
 @pytest.mark.requirement("SEM-001")
 def test_server_spans_have_stable_attributes(
-    conformance_session: ConformanceSession, spans: list[Span], verdict: Verdict
+    conformance_session: ConformanceSession,
+    spans: list[Span],
+    after_pipeline: _AfterPipeline | None,
+    verdict: Verdict,
 ) -> None:
     http = _http_spans(verdict, conformance_session, spans)
-    verdict.check(semconv.check_stable_attributes(http), what=f"{len(http)} HTTP SERVER spans")
+    findings = semconv.check_stable_attributes(http)
+    findings += _after_team_pipeline(verdict, after_pipeline, semconv.check_stable_attributes)
+    verdict.check(findings, what=f"{len(http)} HTTP SERVER spans")
 
 
 @pytest.mark.requirement("SEM-002")
 def test_server_span_names(
-    conformance_session: ConformanceSession, spans: list[Span], verdict: Verdict
+    conformance_session: ConformanceSession,
+    spans: list[Span],
+    after_pipeline: _AfterPipeline | None,
+    verdict: Verdict,
 ) -> None:
     http = _http_spans(verdict, conformance_session, spans, counted=False)
     templates = [ep.path for ep in conformance_session.profile.endpoints]
     findings, examined = semconv.check_span_names(http, templates)
+    findings += _after_team_pipeline(
+        verdict, after_pipeline, lambda judged: semconv.check_span_names(judged, templates)[0]
+    )
     verdict.examined(
         spans_with_a_method=examined,
         none_because=f"none of the {len(http)} HTTP SERVER span(s) records its request method "
@@ -110,10 +170,16 @@ def test_server_span_names(
 
 @pytest.mark.requirement("SEM-003")
 def test_server_span_status(
-    conformance_session: ConformanceSession, spans: list[Span], verdict: Verdict
+    conformance_session: ConformanceSession,
+    spans: list[Span],
+    after_pipeline: _AfterPipeline | None,
+    verdict: Verdict,
 ) -> None:
     http = _http_spans(verdict, conformance_session, spans, counted=False)
     findings, examined = semconv.check_span_status(http)
+    findings += _after_team_pipeline(
+        verdict, after_pipeline, lambda judged: semconv.check_span_status(judged)[0]
+    )
     verdict.examined(
         spans_answered_4xx_or_5xx=examined,
         none_because=f"none of the {len(http)} HTTP SERVER span(s) records a 4xx or 5xx answer "
@@ -175,10 +241,16 @@ def test_server_duration_metric(conformance_session: ConformanceSession, verdict
 
 @pytest.mark.requirement("SEM-005")
 def test_server_span_attribute_values(
-    conformance_session: ConformanceSession, spans: list[Span], verdict: Verdict
+    conformance_session: ConformanceSession,
+    spans: list[Span],
+    after_pipeline: _AfterPipeline | None,
+    verdict: Verdict,
 ) -> None:
     http = _http_spans(verdict, conformance_session, spans, counted=False)
     findings, examined = semconv.check_attribute_values(http)
+    findings += _after_team_pipeline(
+        verdict, after_pipeline, lambda judged: semconv.check_attribute_values(judged)[0]
+    )
     verdict.examined(
         spans_with_stable_attributes=examined,
         none_because=f"none of the {len(http)} HTTP SERVER span(s) carries http.request.method or "

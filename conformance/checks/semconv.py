@@ -19,7 +19,7 @@ example ``trace_id`` values: the report links them to Jaeger when it ran.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from conformance._mask import excerpt
@@ -29,6 +29,7 @@ from conformance.checks.exports import route_key, span_route
 from conformance.telemetry import Span
 
 __all__ = [
+    "AFTER_PIPELINE_VIEW",
     "DEPRECATED_SERVER_ATTRIBUTES",
     "KNOWN_METHODS",
     "SEMCONV_VERSION",
@@ -38,6 +39,7 @@ __all__ = [
     "SEM_004",
     "SEM_005",
     "STABLE_REQUIRED",
+    "check_after_pipeline",
     "check_attribute_values",
     "check_server_duration_metric",
     "check_span_names",
@@ -416,3 +418,60 @@ def check_attribute_values(spans: Sequence[Span]) -> tuple[list[Finding], int]:
         return f"{len(group)} SERVER span(s) ({_names(group)}): {what}{hint}"
 
     return _group_findings(SEM_005.id, groups, message), examined
+
+
+# --------------------------------------------------------------------------- after the team's pipeline
+
+#: Evidence ``view`` of a finding the team's collector pipeline brings about.
+AFTER_PIPELINE_VIEW = "after the team's collector pipeline"
+
+
+def check_after_pipeline(
+    check: Callable[[Sequence[Span]], list[Finding]],
+    at_service: Sequence[Span],
+    after: Sequence[Span],
+    *,
+    pipeline: str,
+) -> tuple[list[Finding], dict[str, int]]:
+    """One SEM check on the spans as they left the team's collector pipeline
+    (``telemetry.collector_config``), against the same spans as the service sent them.
+
+    Spans are paired by trace and span id. A span that passes ``check`` as the
+    service sent it and fails it after the pipeline (an ``attributes`` processor
+    that deletes ``http.request.method``, a ``transform`` that renames spans to
+    the raw path) is a finding of the pipeline: ``check``'s own finding on those
+    spans, its message prefixed with ``pipeline`` and its evidence ``view``
+    :data:`AFTER_PIPELINE_VIEW`. A span the pipeline makes conform is counted
+    (``fixed_by_pipeline``), never excused: the service's own finding stands.
+    Returns the findings and the counts (paired spans, changed, broken, fixed).
+    """
+    sent = {(s.trace_id, s.span_id): s for s in at_service}
+    broken: list[Span] = []
+    counts = {"paired_spans": 0, "changed_by_pipeline": 0, "broken_by_pipeline": 0, "fixed_by_pipeline": 0}
+    for span in after:
+        original = sent.get((span.trace_id, span.span_id))
+        if original is None:
+            continue  # a span the store dropped at the service (Jaeger's sample) or the pipeline made
+        counts["paired_spans"] += 1
+        if (span.name, span.attributes, span.status_code) == (
+            original.name,
+            original.attributes,
+            original.status_code,
+        ):
+            continue
+        counts["changed_by_pipeline"] += 1
+        failed_after, failed_sent = bool(check([span])), bool(check([original]))
+        if failed_after and not failed_sent:
+            broken.append(span)
+        elif failed_sent and not failed_after:
+            counts["fixed_by_pipeline"] += 1
+    counts["broken_by_pipeline"] = len(broken)
+    findings = [
+        Finding(
+            f.requirement_id,
+            f"{pipeline} breaks what the service sends conforming: {f.message}",
+            {**f.evidence, "view": AFTER_PIPELINE_VIEW},
+        )
+        for f in (check(broken) if broken else [])
+    ]
+    return findings, counts

@@ -156,3 +156,58 @@ def test_server_spans_the_team_pipeline_drops_fail_trc_001_blaming_the_pipeline(
     )
     (note,) = [e for e in result["evidence"] if "after_pipeline" in e]
     assert note["after_pipeline"]["server_spans"] > 0
+
+
+#: A team that strips the request method from every span (an attributes processor).
+STRIPS_METHOD = textwrap.dedent(
+    """\
+    receivers:
+      otlp:
+        protocols:
+          grpc: {}
+    processors:
+      attributes/strip:
+        actions:
+          - {key: http.request.method, action: delete}
+    exporters:
+      otlp: {endpoint: "tempo:4317"}
+    service:
+      pipelines:
+        traces:
+          receivers: [otlp]
+          processors: [attributes/strip]
+          exporters: [otlp]
+    """
+)
+
+
+def test_a_stable_attribute_the_team_pipeline_deletes_fails_sem_001_blaming_the_pipeline(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    built_paths()
+    (tmp_path / "team-collector.yaml").write_text(STRIPS_METHOD)
+
+    def with_team_collector(data: dict[str, Any]) -> None:
+        data.setdefault("telemetry", {})["collector_config"] = str(tmp_path / "team-collector.yaml")
+
+    run = run_cli(
+        "-k",
+        "test_server_spans_have_stable_attributes",
+        "--mode",
+        "local",
+        profile=variant_profile(tmp_path, with_team_collector),
+        env={"OBSCONFORM_TELEMETRY": "auto"},
+    )
+    result = next(r for r in run.report["results"] if r["id"] == "SEM-001")
+    assert result["status"] == "failed", (result, run.stderr[-2000:])
+    # The reference service sends the stable attributes: every finding is the pipeline's.
+    findings = [e for e in result["evidence"] if "requirement" in e]
+    assert findings and {f["view"] for f in findings} == {"after the team's collector pipeline"}, result
+    assert result["message"].count(
+        "the team's collector pipeline (team-collector.yaml; processors: attributes/strip) breaks what the "
+        "service sends conforming: "
+    ), result["message"]
+    assert "http.request.method" in result["message"]
+    (note,) = [e for e in result["evidence"] if "after_pipeline" in e and "requirement" not in e]
+    assert note["after_pipeline"]["broken_by_pipeline"] > 0
+    assert note["after_pipeline"]["broken_by_pipeline"] == note["after_pipeline"]["changed_by_pipeline"]

@@ -6,6 +6,7 @@ The span attributes below are what OpenTelemetry's Python FastAPI instrumentatio
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -250,3 +251,61 @@ def test_requirements_cite_the_version() -> None:
         assert req.level.value == "SHOULD"
         assert f"OpenTelemetry semantic conventions for HTTP {semconv.SEMCONV_VERSION}" in req.source
         assert req.area == "Semantic conventions"
+
+
+# --------------------------------------------------------------------------- after the team's pipeline
+
+PIPELINE = "the team's collector pipeline (team.yaml; processors: attributes/strip)"
+
+
+def with_ids(s: Span, span_id: str) -> Span:
+    return replace(s, span_id=span_id)
+
+
+def test_a_pipeline_that_deletes_a_stable_attribute_is_blamed() -> None:
+    sent = [with_ids(stable(), "a" * 16), with_ids(stable(), "b" * 16)]
+    stripped = {k: v for k, v in sent[0].attributes.items() if k != "http.request.method"}
+    after = [replace(sent[0], attributes=stripped), sent[1]]
+    findings, counts = semconv.check_after_pipeline(
+        semconv.check_stable_attributes, sent, after, pipeline=PIPELINE
+    )
+    assert [f.requirement_id for f in findings] == ["SEM-001"]
+    assert findings[0].message.startswith(f"{PIPELINE} breaks what the service sends conforming: ")
+    assert "http.request.method" in findings[0].message
+    assert findings[0].evidence["view"] == semconv.AFTER_PIPELINE_VIEW
+    assert findings[0].evidence["spans"] == 1
+    assert counts == {
+        "paired_spans": 2,
+        "changed_by_pipeline": 1,
+        "broken_by_pipeline": 1,
+        "fixed_by_pipeline": 0,
+    }
+
+
+def test_a_pipeline_that_fixes_a_span_is_counted_never_a_finding_of_its_own() -> None:
+    raw = with_ids(stable("GET /users/42"), "a" * 16)
+    fixed = replace(raw, name="GET /users/{user_id}")
+
+    def names(spans: Any) -> Any:
+        return semconv.check_span_names(spans, ["/users/{user_id}"])[0]
+
+    findings, counts = semconv.check_after_pipeline(names, [raw], [fixed], pipeline=PIPELINE)
+    assert findings == [] and counts["fixed_by_pipeline"] == 1
+    # The service's own finding is judged on what it sent, elsewhere: it stands.
+    assert names([raw])
+
+
+def test_unchanged_and_unpaired_spans_are_not_judged_again() -> None:
+    bad = with_ids(stable("GET /users/42"), "a" * 16)
+    alien = with_ids(stable("GET /users/7"), "c" * 16)  # only after (made by the pipeline)
+    findings, counts = semconv.check_after_pipeline(
+        lambda spans: semconv.check_span_names(spans, ["/users/{user_id}"])[0], [bad], [bad, alien],
+        pipeline=PIPELINE,
+    )  # fmt: skip
+    assert findings == []
+    assert counts == {
+        "paired_spans": 1,
+        "changed_by_pipeline": 0,
+        "broken_by_pipeline": 0,
+        "fixed_by_pipeline": 0,
+    }
