@@ -229,13 +229,16 @@ def pii_run(conformance_session: ConformanceSession, section: PiiSection) -> Pii
     scanner = pii.PiiScanner(
         [*registry.canaries, *pii.baseline_values(s.profile.endpoints)], section.detectors
     )
-    # telemetry.collector_config (local mode): what left the team's collector pipeline too.
+    # telemetry.collector_config (local and container mode): what left the team's collector pipeline too.
     after: AfterTeamPipeline | None = getattr(s.stack, "team_pipeline", None)
     team = getattr(s.profile.sections.get("telemetry"), "collector_config", None)
     if after is None and team is not None:
-        reason = f"{s.stack.mode} mode does not run the team's collector pipeline (local mode does)"
+        reason = (
+            f"{s.stack.mode} mode does not run the team's collector pipeline (local and container mode do)"
+        )
         after = AfterTeamPipeline(team.path, team.processors, reason=reason)
-    # Local mode's receiver holds the OTLP log records the service exported (other stacks keep none).
+    # The receiver (local and container mode) holds the OTLP log records the service exported;
+    # external mode keeps none.
     otlp_log_records = getattr(s.stack, "otlp_log_records", None)
     otlp_metric_points = getattr(s.stack, "otlp_metric_points", None)
     return PiiRun.scan(
@@ -258,7 +261,7 @@ def test_no_canary_in_logs(
     other = "stderr" if stream == "stdout" else "stdout"
     verdict.examined(
         lines=len(lines),
-        # Only where the service exported any: other stacks keep no OTLP log records.
+        # Only where the service exported any: external mode keeps no OTLP log records.
         **({"otlp_log_records": len(pii_run.log_records)} if pii_run.log_records else {}),
         none_because=f"the service wrote no log lines on {stream} (nor on {other}) and exported no OTLP log "
         "records, so there is nothing to search for the canaries",

@@ -4,7 +4,8 @@ In container mode the receiver runs as a container on the stack's network
 (:mod:`conformance.stack._receiver_server`); the harness reaches its read API
 through a port published on 127.0.0.1. :class:`ReceiverApiTraceStore`
 implements the :class:`~conformance.collect._traces.TraceStore` protocol, so the
-suites read spans exactly as they do from the embedded receiver.
+suites read spans exactly as they do from the embedded receiver, and reads its
+OTLP log records and metric points the same way.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any
 import httpx
 
 from conformance._exceptions import StackError
-from conformance.stack._receiver_server import span_from_json
-from conformance.telemetry import Span
+from conformance.stack._receiver_server import record_from_json, span_from_json
+from conformance.telemetry import OtlpLogRecord, OtlpMetricPoints, Span
 
 __all__ = ["ReceiverApiTraceStore"]
 
@@ -57,6 +58,26 @@ class ReceiverApiTraceStore:
             return [span_from_json(item) for item in document]
         except ValueError as exc:
             raise StackError(f"GET {self.base_url}/spans returned a malformed span: {exc}") from None
+
+    def _list(self, path: str) -> list[Any]:
+        document = self._get(path)
+        if not isinstance(document, list):
+            raise StackError(f"GET {self.base_url}{path} returned {type(document).__name__}, not a list")
+        return document
+
+    def log_records(self) -> list[OtlpLogRecord]:
+        """The OTLP log records the receiver holds, as the embedded receiver keeps them."""
+        try:
+            return [record_from_json(OtlpLogRecord, item) for item in self._list("/log_records")]
+        except ValueError as exc:
+            raise StackError(f"GET {self.base_url}/log_records returned a malformed record: {exc}") from None
+
+    def metric_points(self) -> list[OtlpMetricPoints]:
+        """The distinct metric points the receiver holds (name, attributes, resource, count)."""
+        try:
+            return [record_from_json(OtlpMetricPoints, item) for item in self._list("/metric_points")]
+        except ValueError as exc:
+            raise StackError(f"GET {self.base_url}/metric_points returned malformed points: {exc}") from None
 
     def stats(self) -> dict[str, Any]:
         document = self._get("/stats")

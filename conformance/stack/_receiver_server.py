@@ -8,7 +8,8 @@ there too, as a container built from the harness's own wheel. It serves:
   :class:`~conformance.stack._otlp.OtlpReceiver`, unchanged);
 * a small read API on ``--api-port`` for the harness, which reaches it through a
   port published on 127.0.0.1: ``GET /spans[?trace_id=HEX]`` (JSON list of spans,
-  see :func:`span_to_json`), ``GET /stats``, ``GET /describe`` and ``GET /ready``.
+  see :func:`span_to_json`), ``GET /log_records`` and ``GET /metric_points`` (JSON lists,
+  see :func:`record_to_json`), ``GET /stats``, ``GET /describe`` and ``GET /ready``.
 
 The embedded receiver binds 127.0.0.1 by design (on the host, nothing else may
 reach it). Inside a container's own network namespace, 127.0.0.1 is unreachable
@@ -29,14 +30,24 @@ import signal
 import sys
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-from conformance.telemetry import Span, SpanEvent
+from conformance.telemetry import OtlpLogRecord, OtlpMetricPoints, Span, SpanEvent
 
-__all__ = ["API_PORT", "GRPC_PORT", "HTTP_PORT", "main", "span_from_json", "span_to_json"]
+__all__ = [
+    "API_PORT",
+    "GRPC_PORT",
+    "HTTP_PORT",
+    "main",
+    "record_from_json",
+    "record_to_json",
+    "span_from_json",
+    "span_to_json",
+]
 
 #: Container ports of the ``otlp-receiver`` image.
 HTTP_PORT = 4318
@@ -128,6 +139,45 @@ def span_from_json(data: Mapping[str, Any]) -> Span:
         raise ValueError(f"not a span document: {exc!r}") from None
 
 
+_Record = TypeVar("_Record", OtlpLogRecord, OtlpMetricPoints)
+
+
+def record_to_json(record: OtlpLogRecord | OtlpMetricPoints) -> dict[str, Any]:
+    """An OTLP log record or metric points as a JSON-safe dict, field by field (so a field
+    added to the dataclass travels without a change here)."""
+    return {f.name: _value_to_json(getattr(record, f.name)) for f in fields(record)}
+
+
+def record_from_json(kind: type[_Record], data: Any) -> _Record:
+    """The ``kind`` :func:`record_to_json` encoded; raises ``ValueError`` on a malformed document
+    (not an object, a field missing that has no default, a ``str``/``int`` field of another type)."""
+    what = f"not a {kind.__name__} document"
+    if not isinstance(data, dict):
+        raise ValueError(f"{what}: {type(data).__name__}")
+    values: dict[str, Any] = {}
+    for f in fields(kind):
+        if f.name not in data:
+            continue  # the dataclass's default; a missing required field fails below
+        value = data[f.name]
+        expected = _SCALARS.get(str(f.type))
+        if expected is not None and (not isinstance(value, expected) or isinstance(value, bool)):
+            raise ValueError(f"{what}: {f.name} is {type(value).__name__}, not {f.type}")
+        try:
+            values[f.name] = (
+                _attributes_from_json(value) if f.name.endswith("attributes") else _value_from_json(value)
+            )
+        except ValueError as exc:
+            raise ValueError(f"{what}: {f.name}: {exc}") from None
+    try:
+        return kind(**values)
+    except TypeError as exc:
+        raise ValueError(f"{what}: {exc}") from None
+
+
+#: Field annotations (strings: the dataclasses use postponed annotations) checked on decoding.
+_SCALARS: dict[str, type] = {"str": str, "int": int}
+
+
 # --------------------------------------------------------------------------- server (in the container)
 
 
@@ -146,12 +196,22 @@ class _ApiHandler(BaseHTTPRequestHandler):
         elif url.path == "/spans":
             trace_id = parse_qs(url.query).get("trace_id", [None])[0]
             self._json(200, [span_to_json(s) for s in receiver.spans(trace_id)])
+        elif url.path == "/log_records":
+            self._json(200, [record_to_json(r) for r in receiver.log_records()])
+        elif url.path == "/metric_points":
+            self._json(200, [record_to_json(p) for p in receiver.metric_points()])
         elif url.path == "/stats":
             self._json(200, receiver.stats())
         elif url.path == "/describe":
             self._json(200, {"description": receiver.describe()})
         else:
-            self._json(404, {"error": f"no such resource {url.path}; try /spans, /stats, /describe, /ready"})
+            self._json(
+                404,
+                {
+                    "error": f"no such resource {url.path}; try /spans, /log_records, "
+                    "/metric_points, /stats, /describe, /ready"
+                },
+            )
 
     def _json(self, status: int, body: Any) -> None:
         payload = json.dumps(body, separators=(",", ":")).encode()

@@ -39,7 +39,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import yaml
@@ -55,7 +55,6 @@ from conformance.stack._collector import (
     collector_pipeline_counts,
     team_pipeline_config,
 )
-from conformance.stack._otlp import OtlpReceiver
 from conformance.telemetry import OtlpLogRecord, OtlpMetricPoints, Span
 
 __all__ = [
@@ -605,6 +604,19 @@ class LocalTelemetry:
         ]
 
 
+class PipelineReceiver(Protocol):
+    """What :class:`AfterTeamPipeline` reads: the embedded receiver, or the read API of a
+    receiver container (:class:`~conformance.collect._receiver_api.ReceiverApiTraceStore`)."""
+
+    def spans(self, trace_id: str | None = None) -> list[Span]: ...
+
+    def log_records(self) -> list[OtlpLogRecord]: ...
+
+    def metric_points(self) -> list[OtlpMetricPoints]: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+
 class AfterTeamPipeline:
     """What left the team's collector pipeline, for the suites: its spans, log
     records and metric points as the after-pipeline receiver holds them, or why there are none
@@ -617,7 +629,7 @@ class AfterTeamPipeline:
         self,
         config_file: Path,
         processors: Mapping[str, tuple[str, ...]],
-        receiver: OtlpReceiver | None = None,
+        receiver: PipelineReceiver | None = None,
         *,
         reason: str = "",
     ) -> None:

@@ -257,3 +257,31 @@ def test_a_seed_profile_passes_in_containers(run_cli: RunCli) -> None:
     components = {c["name"]: c for c in run.report["stack"]["components"]}
     assert components["service"]["kind"] == "container"
     assert (run.report_dir / "work" / "service-dependency-failure" / "output.log").is_file()
+
+
+def test_the_team_collector_pipeline_runs_in_containers_as_in_local_mode(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """tests/integration/test_run_team_pipeline.py's redaction case, in containers: the team's
+    pipeline runs in a collector container of its own (the collector image) fed by ours, and the
+    email the service puts in a span attribute is "removed by the team's collector pipeline"."""
+    from ..integration.test_run_team_pipeline import TEAM_COLLECTOR
+
+    (tmp_path / "team-collector.yaml").write_text(TEAM_COLLECTOR)
+
+    def with_team_collector(data: dict[str, Any]) -> None:
+        data["containers"]["service"].update(env={"REFSVC_BREAK": "email-span-attribute"})
+        data.setdefault("telemetry", {})["collector_config"] = str(tmp_path / "team-collector.yaml")
+
+    run = run_cli("-k", "test_no_canary_in_spans", profile=variant_profile(tmp_path, with_team_collector))
+    result = next(r for r in run.report["results"] if r["id"] == "PII-002")
+    assert result["status"] == "failed", (result, run.stderr[-2000:])
+    views = {e["view"] for e in result["evidence"] if "view" in e}
+    assert views == {"at the service; removed by the team's collector pipeline"}, result
+    components = {c["name"]: c for c in run.report["stack"]["components"]}
+    team = components["otel-collector-team"]
+    assert (team["kind"], team["image"]) == ("container", IMAGES["collector"])
+    assert team["processors"] == {"traces": ["memory_limiter", "redaction", "batch"]}
+    assert team["pipeline"]["accepted"]["spans"] > 0, team
+    after = components["otlp-receiver-after-pipeline"]
+    assert after["stats"]["spans"]["received"] > 0, after

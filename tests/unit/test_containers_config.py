@@ -44,8 +44,8 @@ from conformance.stack._containers import ContainerStack
 from conformance.stack._docker import probe_engine, run_labels
 from conformance.stack._external import ExternalStack
 from conformance.stack._local import LocalStack
-from conformance.stack._receiver_server import span_from_json, span_to_json
-from conformance.telemetry import Span, SpanEvent
+from conformance.stack._receiver_server import record_from_json, record_to_json, span_from_json, span_to_json
+from conformance.telemetry import OtlpLogRecord, OtlpMetricPoints, Span, SpanEvent
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO / "fixtures/reference_service/conformance.yaml"
@@ -379,6 +379,27 @@ def test_malformed_span_json_is_refused(broken: dict[str, Any]) -> None:
         span_from_json(broken)
 
 
+RECORDS = [
+    OtlpLogRecord(1_700_000_000_000_000_000, "INFO", "user logged in",
+                  {"user.email": "a@example.com", "tags": ("x", "y"), "raw": b"\x00\xff"},
+                  {"service.name": "svc"}, "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"),
+    OtlpLogRecord(1, "", {"event": "login", "nested": {"ok": True}}),
+    OtlpMetricPoints("http.server.request.duration", {"http.route": "/users/{id}"}, {"service.name": "s"}, 7),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("record", RECORDS, ids=["log-record", "map-body", "metric-points"])
+def test_record_json_round_trips_exactly(record: OtlpLogRecord | OtlpMetricPoints) -> None:
+    encoded = json.loads(json.dumps(record_to_json(record)))  # through real JSON text
+    assert record_from_json(type(record), encoded) == record
+
+
+@pytest.mark.parametrize("broken", [[], {"name": 3.5, "count": "x", "attributes": []}, {"attributes": {}}])
+def test_malformed_record_json_is_refused(broken: Any) -> None:
+    with pytest.raises(ValueError, match="not a OtlpMetricPoints document"):
+        record_from_json(OtlpMetricPoints, broken)
+
+
 # -- the read-API client -------------------------------------------------------------------
 
 
@@ -418,6 +439,24 @@ def test_receiver_api_store_reads_spans_and_filters_by_trace() -> None:
 def test_receiver_api_problems_are_stack_errors(response: httpx.Response, expect: str) -> None:
     with pytest.raises(StackError, match=expect):
         _store(lambda request: response).spans()
+
+
+def test_receiver_api_store_reads_log_records_and_metric_points() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        documents = {"/log_records": RECORDS[:2], "/metric_points": RECORDS[2:]}[request.url.path]
+        return httpx.Response(200, json=[record_to_json(r) for r in documents])
+
+    store = _store(handler)
+    assert store.log_records() == RECORDS[:2]
+    assert store.metric_points() == RECORDS[2:]
+
+
+def test_malformed_records_from_the_api_are_stack_errors() -> None:
+    store = _store(lambda request: httpx.Response(200, json=[{"time_unix_nano": "soon"}]))
+    with pytest.raises(StackError, match="malformed record"):
+        store.log_records()
+    with pytest.raises(StackError, match="malformed points"):
+        store.metric_points()
 
 
 def test_receiver_api_unreachable_is_a_stack_error() -> None:
