@@ -373,6 +373,18 @@ class _Component:
         }
 
 
+def _loopback_listen() -> CollectorListen:
+    """A local collector's listeners: every port a free one on 127.0.0.1."""
+    return CollectorListen(
+        host=LOOPBACK,
+        otlp_grpc=free_port(),
+        otlp_http=free_port(),
+        health=free_port(),
+        prometheus_exporter=free_port(),
+        telemetry=free_port(),
+    )
+
+
 class LocalTelemetry:
     """Jaeger and the collector for one local run.
 
@@ -409,14 +421,7 @@ class LocalTelemetry:
             workdir,
         )
         self.jaeger_ports = {name: free_port() for name in ("otlp_grpc", "query_http", "query_grpc")}
-        self.listen = CollectorListen(
-            host=LOOPBACK,
-            otlp_grpc=free_port(),
-            otlp_http=free_port(),
-            health=free_port(),
-            prometheus_exporter=free_port(),
-            telemetry=free_port(),
-        )
+        self.listen = _loopback_listen()
         self._pipeline: dict[str, Any] | None = None
         self._ui: bool | None = None
         self.team = team
@@ -433,14 +438,7 @@ class LocalTelemetry:
                 workdir,
                 hint=f"the team's config is {team.config_file}; ",
             )
-            self.team_listen = CollectorListen(
-                host=LOOPBACK,
-                otlp_grpc=free_port(),
-                otlp_http=free_port(),
-                health=free_port(),
-                prometheus_exporter=free_port(),
-                telemetry=free_port(),
-            )
+            self.team_listen = _loopback_listen()
 
     @property
     def query_url(self) -> str:
