@@ -33,12 +33,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import BinaryIO
 
 __all__ = [
     "HARNESS_ENV",
     "PROCESS_TOKEN_ENV",
     "RUN_ID",
     "RUN_ID_ENV",
+    "CappedSink",
     "CaptureOverflow",
     "Leftover",
     "ManagedProcess",
@@ -81,23 +83,52 @@ class CaptureOverflow:
     after: float
 
 
-class _StreamCapture:
-    """Drains one pipe into a file, keeping at most ``limit`` bytes and counting the rest."""
+class CappedSink:
+    """Writes at most ``limit`` bytes of a stream to ``out`` and counts the rest (never
+    blocking the writer): a child's pipe here, a container's log in container mode."""
 
-    def __init__(self, stream: str, fd: int, path: Path, limit: int, started: float) -> None:
+    def __init__(self, stream: str, out: BinaryIO, limit: int, started: float | None = None) -> None:
         self.stream = stream
         self.limit = limit
         self.kept = 0
         self.dropped = 0
         self.overflow_at: float | None = None
+        self._out = out
+        self._started = time.monotonic() if started is None else started
+
+    def write(self, chunk: bytes) -> None:
+        room = self.limit - self.kept
+        if room > 0:
+            self._out.write(chunk[:room])
+            self._out.flush()
+            self.kept += min(room, len(chunk))
+        if len(chunk) > room:
+            if self.overflow_at is None:
+                self.overflow_at = time.monotonic() - self._started
+            self.dropped += len(chunk) - max(room, 0)
+
+    def overflow(self) -> CaptureOverflow | None:
+        if self.overflow_at is None:
+            return None
+        return CaptureOverflow(self.stream, self.limit, self.dropped, self.overflow_at)
+
+
+class _StreamCapture:
+    """Drains one pipe into a file, keeping at most ``limit`` bytes and counting the rest."""
+
+    def __init__(self, stream: str, fd: int, path: Path, limit: int, started: float) -> None:
+        self.stream = stream
         self._fd = fd
         self._path = path
         self._started = started
+        self._limit = limit
+        self._sink: CappedSink | None = None
         self._thread = threading.Thread(target=self._drain, name=f"capture-{stream}", daemon=True)
         self._thread.start()
 
     def _drain(self) -> None:
         with self._path.open("ab") as out:
+            self._sink = CappedSink(self.stream, out, self._limit, self._started)
             while True:
                 try:
                     chunk = os.read(self._fd, _DRAIN_CHUNK)
@@ -105,22 +136,12 @@ class _StreamCapture:
                     break
                 if not chunk:
                     break
-                room = self.limit - self.kept
-                if room > 0:
-                    out.write(chunk[:room])
-                    out.flush()
-                    self.kept += min(room, len(chunk))
-                if len(chunk) > room:
-                    if self.overflow_at is None:
-                        self.overflow_at = time.monotonic() - self._started
-                    self.dropped += len(chunk) - max(room, 0)
+                self._sink.write(chunk)
         with contextlib.suppress(OSError):
             os.close(self._fd)
 
     def overflow(self) -> CaptureOverflow | None:
-        if self.overflow_at is None:
-            return None
-        return CaptureOverflow(self.stream, self.limit, self.dropped, self.overflow_at)
+        return self._sink.overflow() if self._sink is not None else None
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)

@@ -55,7 +55,7 @@ import yaml
 from conformance._exceptions import ServiceStartError, StackError, UsageError
 from conformance._mask import excerpt, mask_secrets
 from conformance._ports import LOOPBACK
-from conformance._process import RUN_ID, RUN_ID_ENV
+from conformance._process import RUN_ID, RUN_ID_ENV, CappedSink, CaptureOverflow
 from conformance._profile import Profile
 from conformance._sections.containers import ContainersSection, OptionalBackend, containers_section
 from conformance._wait import wait_until
@@ -161,16 +161,20 @@ def _logs_tail(container: Any, max_bytes: int = 2000) -> str:
 class _LogFollower:
     """Copies one stream of a container's log into a file, in a thread, as it is written.
 
-    :meth:`sync` waits (bounded) until the file holds everything the engine has
-    logged so far, so a reader right after a request sees its log lines.
+    At most ``limit`` bytes are kept (``logs.max_bytes``, as local mode caps its pipes), the
+    rest read and counted: :meth:`overflow`. :meth:`sync` waits (bounded) until the file
+    holds everything the engine has logged so far, so a reader right after a request sees
+    its log lines.
     """
 
-    def __init__(self, container: Any, stream: str, path: Path) -> None:
+    def __init__(self, container: Any, stream: str, path: Path, limit: int) -> None:
         self.container = container
         self.stream = stream
         self.path = path
+        self.limit = limit
         self.written = 0
         self.error = ""
+        self._sink: CappedSink | None = None
         self._thread = threading.Thread(target=self._follow, name=f"logs-{stream}", daemon=True)
 
     def start(self) -> None:
@@ -185,12 +189,15 @@ class _LogFollower:
         try:
             chunks = self.container.get_wrapped_container().logs(stream=True, follow=True, **self._selector())
             with self.path.open("ab") as out:
+                self._sink = CappedSink(self.stream, out, self.limit)
                 for chunk in chunks:
-                    out.write(chunk)
-                    out.flush()
+                    self._sink.write(chunk)
                     self.written += len(chunk)
         except Exception as exc:  # the container was removed under us: the stream just ends
             self.error = f"{type(exc).__name__}: {exc}"
+
+    def overflow(self) -> CaptureOverflow | None:
+        return self._sink.overflow() if self._sink is not None else None
 
     def sync(self, timeout: float = _LOG_SYNC_TIMEOUT) -> None:
         try:
@@ -287,6 +294,11 @@ class ContainerStack:
             raise StackError("the service container was never started")
         follower.sync()
         return follower.path
+
+    def log_overflow(self, stream: str) -> CaptureOverflow | None:
+        """How the service container's ``stream`` passed ``logs.max_bytes``, or None."""
+        follower = self._followers.get(stream)
+        return follower.overflow() if follower is not None else None
 
     def service_exit_code(self) -> int | None:
         if self._exit_code is not None:
@@ -879,7 +891,7 @@ class ContainerStack:
         )
         logs = self.workdir / "service"
         for stream in ("stdout", "stderr"):
-            follower = _LogFollower(service, stream, logs / f"{stream}.log")
+            follower = _LogFollower(service, stream, logs / f"{stream}.log", self.profile.logs.max_bytes)
             follower.start()
             self._followers[stream] = follower
 
@@ -1006,6 +1018,14 @@ class ContainerStack:
                     entry["otlp_endpoint"] = self.service_env(collector="otel-collector" in self._images)[
                         "OTEL_EXPORTER_OTLP_ENDPOINT"
                     ]
+                    for stream, follower in self._followers.items():
+                        overflow = follower.overflow()
+                        if overflow is not None:  # logs.max_bytes kept, the rest counted (as local mode)
+                            entry.setdefault("output_dropped", {})[stream] = {
+                                "kept_bytes": overflow.limit,
+                                "dropped_bytes": overflow.dropped,
+                                "limit_hit_after_seconds": round(overflow.after, 1),
+                            }
                 if name == "prometheus" and running and ("prometheus", _PROMETHEUS_PORT) in self._ports:
                     entry["version"] = self._prometheus_version()
                 if name == "otel-collector":

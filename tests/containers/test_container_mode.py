@@ -285,3 +285,20 @@ def test_the_team_collector_pipeline_runs_in_containers_as_in_local_mode(
     assert team["pipeline"]["accepted"]["spans"] > 0, team
     after = components["otlp-receiver-after-pipeline"]
     assert after["stats"]["spans"]["received"] > 0, after
+
+
+def test_the_service_containers_log_is_capped_at_logs_max_bytes(run_cli: RunCli, tmp_path: Path) -> None:
+    """As local mode caps its pipes (tests/hostile): the container's log past logs.max_bytes is
+    read and counted, never kept, and the log requirements say which limit was hit."""
+
+    def tiny_log_cap(data: dict[str, Any]) -> None:
+        data.setdefault("logs", {})["max_bytes"] = 4096
+
+    run = run_cli("-k", "test_logs", profile=variant_profile(tmp_path, tiny_log_cap))
+    log_001 = next(r for r in run.report["results"] if r["id"] == "LOG-001")
+    assert log_001["status"] == "error", log_001
+    assert "logs.max_bytes" in log_001["message"], log_001["message"]
+    service = next(c for c in run.report["stack"]["components"] if c["name"] == "service")
+    dropped = service["output_dropped"]["stdout"]
+    assert dropped["kept_bytes"] == 4096 and dropped["dropped_bytes"] > 0, dropped
+    assert (run.report_dir / "work" / "service" / "stdout.log").stat().st_size == 4096

@@ -164,3 +164,20 @@ def test_signals_deferred_raises_once_at_the_end_of_the_outermost_block() -> Non
     assert reached == ["inner", "outer"]
     with signals_deferred():
         pass  # nothing pending any more
+
+
+def test_capped_sink_keeps_the_limit_and_counts_the_rest() -> None:
+    import io
+
+    from conformance._process import CappedSink
+
+    out = io.BytesIO()
+    sink = CappedSink("stdout", out, limit=10, started=0.0)
+    sink.write(b"12345")
+    assert sink.overflow() is None
+    sink.write(b"67890abc")
+    sink.write(b"defg")
+    assert out.getvalue() == b"1234567890"
+    overflow = sink.overflow()
+    assert overflow is not None
+    assert (overflow.stream, overflow.limit, overflow.dropped) == ("stdout", 10, 7)
