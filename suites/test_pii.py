@@ -205,13 +205,13 @@ def _inject_canaries(s: ConformanceSession, _: ProbeContext) -> tuple[CanaryRegi
         read_logs=lambda: _all_log_lines(s),
         store=s.stack.trace_store,
         prometheus=s.prometheus,
-        scrape=s.scrape,
+        scrape=s.scrape_or_gap,
         correlation_header=s.profile.correlation_header,
-        prometheus_job=s.profile.prometheus.job,
+        prometheus_job=s.metrics_job,
         # A service declared to export no spans is not waited for, nor one without metrics scraped.
         traced_endpoints=s.traced_endpoints if s.profile.telemetry.spans else (),
         timeout=section.timeout,
-        metrics=s.profile.metrics.exposed,
+        metrics=s.profile.metrics.exposed and (s.otlp_metrics is None or bool(s.otlp_metrics.url)),
     )
     return registry, channels
 
