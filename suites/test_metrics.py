@@ -34,6 +34,7 @@ from conformance.collect._cardinality import (
     observe_steady_traffic,
     plan_probe,
 )
+from conformance.collect._otlp_metrics import strip_exporter_series
 from conformance.collect._promtool import LocalPromtool
 from conformance.collect._scrape import Exposition
 from conformance.plugin import Verdict
@@ -331,8 +332,12 @@ def _cardinality_probe(s: ConformanceSession, _: ProbeContext) -> _ProbeResult:
         metrics.snapshot_from_view(v, source="/metrics", moment=m.name)
         for v, m in zip(views, observation.moments, strict=True)
     ]
+    # metrics.source: otlp: Prometheus keeps target_info and the exporter's job/instance too.
+    stored = strip_exporter_series if s.otlp_metrics is not None else tuple
     in_prometheus = [
-        metrics.snapshot_from_prometheus(m.prometheus_series, owners, source="Prometheus", moment=m.name)
+        metrics.snapshot_from_prometheus(
+            stored(m.prometheus_series), owners, source="Prometheus", moment=m.name
+        )
         for m in observation.moments
     ]
     second_half = observation.halves[1].sent

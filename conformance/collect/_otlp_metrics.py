@@ -22,7 +22,7 @@ stay, naming the OTLP metric they came from (:func:`conformance.checks.otlp_metr
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from prometheus_client.metrics_core import Metric
@@ -35,6 +35,7 @@ __all__ = [
     "OtlpMetricsSource",
     "service_families",
     "strip_exporter_families",
+    "strip_exporter_series",
 ]
 
 #: Families the exporter adds on its own: the resource, rendered as a metric.
@@ -115,3 +116,18 @@ def strip_exporter_families(exposition: Exposition) -> Exposition:
         ]
         families.append(clean)
     return replace(exposition, text=text, families=tuple(families))
+
+
+#: The exporter's ``job``/``instance`` as Prometheus stores them: its own target labels win, so
+#: the scraped ones are renamed (``honor_labels: false``).
+_STORED_EXPORTER_LABELS = frozenset({"exported_job", "exported_instance"})
+
+
+def strip_exporter_series(series: Iterable[Mapping[str, str]]) -> tuple[dict[str, str], ...]:
+    """Prometheus's series of the exporter's job without what the exporter added: no
+    ``target_info`` series, no ``exported_job``/``exported_instance`` labels."""
+    return tuple(
+        {k: v for k, v in labels.items() if k not in _STORED_EXPORTER_LABELS}
+        for labels in series
+        if labels.get("__name__") not in EXPORTER_FAMILIES
+    )

@@ -3,7 +3,14 @@ its families (conformance.collect._otlp_metrics, conformance.checks.otlp_metrics
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from conformance._exceptions import NoEvidence
 from conformance._model import Finding
+from conformance._profile import load_profile
+from conformance._session import ConformanceSession
 from conformance.checks.otlp_metrics import (
     OtlpOrigin,
     attribute_to_otlp,
@@ -11,8 +18,15 @@ from conformance.checks.otlp_metrics import (
     finding_metric_names,
     otlp_origins,
 )
-from conformance.collect._otlp_metrics import OtlpMetricsSource, service_families, strip_exporter_families
+from conformance.collect._otlp_metrics import (
+    OtlpMetricsSource,
+    service_families,
+    strip_exporter_families,
+    strip_exporter_series,
+)
 from conformance.collect._scrape import Exposition, parse_exposition
+from conformance.stack._local import LocalStack
+from conformance.stack._telemetry import TelemetryPlan
 
 # What otelcol's prometheus exporter serves for a Python service with the FastAPI instrumentation.
 EXPORTER_TEXT = """\
@@ -110,3 +124,36 @@ def test_the_source_says_where_the_metrics_were_read() -> None:
         "the collector's prometheus exporter at http://127.0.0.1:9464/metrics, "
         "metrics the service pushed over OTLP"
     )
+
+
+def test_prometheus_series_of_the_exporter_lose_target_info_and_the_renamed_resource_labels() -> None:
+    series = [
+        {"__name__": "target_info", "job": "otel-collector", "service_name": "bookshelf"},
+        {
+            "__name__": "x_total",
+            "job": "otel-collector",
+            "exported_job": "bookshelf",
+            "exported_instance": "7f",
+        },
+    ]
+    assert strip_exporter_series(series) == ({"__name__": "x_total", "job": "otel-collector"},)
+
+
+def test_without_the_collector_otlp_metrics_are_an_error_with_reason_and_fix(tmp_path: Path) -> None:
+    profile_file = tmp_path / "conformance.yaml"
+    profile_file.write_text("version: 1\nservice: {name: demo, command: [x]}\nmetrics: {source: otlp}\n")
+    profile = load_profile(profile_file)
+    plan = TelemetryPlan(None, "OBSCONFORM_TELEMETRY=embedded; the embedded OTLP receiver stands in for both")
+    stack = LocalStack(profile, tmp_path / "run", telemetry=plan)
+    source = stack.otlp_metrics_source()
+    assert not source.url and "OBSCONFORM_TELEMETRY=embedded" in source.unavailable
+    assert "scripts/build-telemetry" in source.fix
+    session = ConformanceSession(profile, stack)
+    try:
+        with pytest.raises(NoEvidence, match="exporter, and the OpenTelemetry Collector is not running"):
+            session.scrape()
+        assert "not running" in session.otlp_metrics_gap()
+        gap = session.scrape_or_gap()  # the PII and rate-limit probes read the other signals on
+        assert gap.parse_error and not gap.families
+    finally:
+        session.close()
