@@ -406,7 +406,7 @@ class ConformanceSession:
                 f"collector's prometheus exporter, and {source.unavailable}",
                 hint=source.fix,
             )
-        asked = self._otlp_pushes()
+        asked = source.pushes() if source.pushes is not None else None
         with self._otlp_lock:  # probes run concurrently: one wait per run
             if self._otlp_metrics_missing is None:
                 self._otlp_metrics_missing = self._await_otlp_metrics(source)
@@ -416,21 +416,13 @@ class ConformanceSession:
             self._await_push_after(source, asked)
         return self._scrape(source.url, openmetrics)
 
-    def _otlp_pushes(self) -> int | None:
-        """Metric points the harness's receiver got so far (the collector hands each push to the
-        exporter first, then to the receiver), or None when the stack's receiver keeps no count."""
-        stats = getattr(getattr(self.stack, "receiver", None), "stats", None)
-        if not callable(stats):
-            return None
-        return int(stats().get("metric_points", {}).get("received", 0))
-
     def _await_push_after(self, source: OtlpMetricsSource, seen: int) -> None:
         """Wait for a push that began after the scrape was asked for: the exporter serves what the
         service pushed last, so traffic sent just before shows only after the next push."""
         timeout = self.profile.metrics.push_timeout
 
         def pushed() -> tuple[bool | None, str]:
-            now = self._otlp_pushes() or 0
+            now = source.pushes() if source.pushes is not None else seen + 1
             return (True if now > seen else None), f"{now} metric points received, none since"
 
         try:

@@ -22,8 +22,8 @@ stay, naming the OTLP metric they came from (:func:`conformance.checks.otlp_metr
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 from prometheus_client.metrics_core import Metric
 
@@ -33,6 +33,7 @@ __all__ = [
     "EXPORTER_FAMILIES",
     "EXPORTER_LABELS",
     "OtlpMetricsSource",
+    "received_metric_points",
     "service_families",
     "strip_exporter_families",
     "strip_exporter_series",
@@ -60,10 +61,18 @@ class OtlpMetricsSource:
     job: str
     unavailable: str = ""
     fix: str = ""
+    #: Metric points the harness's receiver got so far: the collector hands each push to the
+    #: exporter, then to the receiver, so a rise means the exporter holds a newer push.
+    pushes: Callable[[], int] | None = field(default=None, compare=False, repr=False)
 
     def describe(self) -> str:
         """The evidence's words for where the metrics were read."""
         return f"the collector's prometheus exporter at {self.url}, metrics the service pushed over OTLP"
+
+
+def received_metric_points(stats: Mapping[str, Mapping[str, int]]) -> int:
+    """Metric points received, from a harness receiver's ``stats()`` (embedded or its read API)."""
+    return int(stats.get("metric_points", {}).get("received", 0))
 
 
 def service_families(names: Iterable[str]) -> list[str]:

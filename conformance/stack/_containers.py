@@ -60,7 +60,7 @@ from conformance._profile import Profile
 from conformance._sections.containers import ContainersSection, OptionalBackend, containers_section
 from conformance._wait import wait_until
 from conformance.collect._jaeger import JaegerTraceStore
-from conformance.collect._otlp_metrics import OtlpMetricsSource
+from conformance.collect._otlp_metrics import OtlpMetricsSource, received_metric_points
 from conformance.collect._prometheus_api import PrometheusClient
 from conformance.collect._receiver_api import ReceiverApiTraceStore
 from conformance.collect._traces import TraceStore
@@ -283,7 +283,9 @@ class ContainerStack:
                 fix="build its image (scripts/build-images) or name one in containers.collector.image",
             )
         url = self._url("otel-collector", COLLECTOR_METRICS_EXPORTER_PORT) + "/metrics"
-        return OtlpMetricsSource(url, COLLECTOR_JOBS[0])
+        store = self._store
+        pushes = None if store is None else (lambda: received_metric_points(store.stats()))
+        return OtlpMetricsSource(url, COLLECTOR_JOBS[0], pushes=pushes)
 
     @property
     def rejected_rule_files(self) -> Mapping[str, str]:

@@ -32,7 +32,7 @@ from conformance._process import CaptureOverflow, ManagedProcess
 from conformance._profile import Profile
 from conformance._readiness import wait_answering
 from conformance.collect._jaeger import JaegerTraceStore
-from conformance.collect._otlp_metrics import OtlpMetricsSource
+from conformance.collect._otlp_metrics import OtlpMetricsSource, received_metric_points
 from conformance.collect._prometheus_api import PrometheusClient
 from conformance.collect._traces import TraceStore
 from conformance.stack._otlp import OtlpReceiver
@@ -121,7 +121,9 @@ class LocalStack:
                 "'auto'), so the collector's prometheus exporter serves the service's OTLP metrics",
             )
         url = f"http://{self.telemetry.prometheus_exporter_address}/metrics"
-        return OtlpMetricsSource(url, self._exporter_job)
+        return OtlpMetricsSource(
+            url, self._exporter_job, pushes=lambda: received_metric_points(self.receiver.stats())
+        )
 
     @property
     def rejected_rule_files(self) -> Mapping[str, str]:

@@ -20,6 +20,7 @@ from conformance.checks.otlp_metrics import (
 )
 from conformance.collect._otlp_metrics import (
     OtlpMetricsSource,
+    received_metric_points,
     service_families,
     strip_exporter_families,
     strip_exporter_series,
@@ -157,3 +158,8 @@ def test_without_the_collector_otlp_metrics_are_an_error_with_reason_and_fix(tmp
         assert gap.parse_error and not gap.families
     finally:
         session.close()
+
+
+def test_pushes_are_counted_from_the_receivers_stats() -> None:
+    assert received_metric_points({"metric_points": {"received": 16}, "spans": {"received": 3}}) == 16
+    assert received_metric_points({}) == 0  # a receiver that got no metric yet
