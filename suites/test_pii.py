@@ -316,6 +316,9 @@ def test_no_canary_in_metrics(pii_run: PiiRun, verdict: Verdict) -> None:
             "interval, e.g. OTEL_METRIC_EXPORT_INTERVAL, must be shorter than the run); a service with no "
             "metrics at all declares PII-003 in requirements.not_applicable"
         )
+    elif exposition.status_code == 0:  # metrics.source: otlp and the exporter had nothing (the reason)
+        none_because = f"{exposition.parse_error}; and no point "
+        hint = "see MET-001; metrics.push_timeout bounds the wait for the service's OTLP metrics"
     elif exposition.status_code != 200:
         none_because = f"{exposition.url} answered {exposition.status_code}: no exposition, and no point "
     else:
