@@ -80,7 +80,7 @@ def timestamp_of(time_unix_nano: int) -> str:
     seconds, nanos = divmod(time_unix_nano, 1_000_000_000)
     try:
         moment = datetime.fromtimestamp(seconds, UTC)
-    except (OverflowError, OSError) as exc:  # past year 9999, or before year 1
+    except (OverflowError, OSError, ValueError) as exc:  # past year 9999, or before year 1
         raise ValueError(f"time_unix_nano {time_unix_nano} is no date-time ({exc})") from None
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{nanos:09d}Z"
 
