@@ -197,7 +197,8 @@ def test_a_record_without_any_time_has_no_timestamp() -> None:
     (parsed,) = _parsed(_record(time_unix_nano=0))
     assert parsed.record is not None and "timestamp" not in parsed.record
     assert parsed.line.where == "OTLP log record 1"
-    (finding,) = logs.check_record_schema([parsed], LogContract(stream=OTLP_STREAM), _schema("log-record.schema.json"))
+    contract = LogContract(stream=OTLP_STREAM)
+    (finding,) = logs.check_record_schema([parsed], contract, _schema("log-record.schema.json"))
     assert finding.message == "OTLP log record 1: (record): 'timestamp' is a required property"
 
 
@@ -215,11 +216,15 @@ def test_a_malformed_record_is_a_finding_not_a_crash() -> None:
     findings = logs.check_json_lines(parsed)
     assert [f.message.split(" is ", 1)[0] for f in findings] == ["OTLP log record 2", "OTLP log record 3"]
     assert findings[0].message.startswith(
-        "OTLP log record 2 is no log record the harness can read: time_unix_nano 1180591620717411303424 is no "
-        "date-time"
+        "OTLP log record 2 is no log record the harness can read: "
+        "time_unix_nano 1180591620717411303424 is no date-time"
     )
     with pytest.raises(ValueError, match="no date-time"):
         timestamp_of(2**70)
+
+
+def _text(value: str) -> AnyValue:
+    return AnyValue(string_value=value)
 
 
 def test_receiver_keeps_severity_number_and_scope_name() -> None:
@@ -233,7 +238,7 @@ def test_receiver_keeps_severity_number_and_scope_name() -> None:
                             LogRecord(
                                 observed_time_unix_nano=T0,
                                 severity_number=17,
-                                body=AnyValue(kvlist_value={"values": [KeyValue(key="msg", value=AnyValue(string_value="x"))]}),
+                                body=AnyValue(kvlist_value={"values": [KeyValue(key="m", value=_text("x"))]}),
                             )
                         ],
                     )
@@ -247,7 +252,7 @@ def test_receiver_keeps_severity_number_and_scope_name() -> None:
         "timestamp": "2025-12-08T02:40:01.123456789Z",
         "level": "ERROR",
         "logger": "pantry",
-        "msg": "x",
+        "m": "x",
     }
 
 
@@ -265,7 +270,8 @@ def test_lines_and_records_are_named_apart() -> None:
 
 def test_provoked_records_are_split_off_by_window() -> None:
     parsed = _parsed(_record(), _record(), _record())
-    normal, provoked = attribute_provoked(parsed, [ProvokedWindow(OTLP_STREAM, 2, 2, "malformed X-Request-ID")])
+    window = ProvokedWindow(OTLP_STREAM, 2, 2, "malformed X-Request-ID")
+    normal, provoked = attribute_provoked(parsed, [window])
     assert [p.line.number for p in normal] == [1, 3]
     assert [(p.line.number, p.provoked_by) for p in provoked] == [(2, "malformed X-Request-ID")]
 
