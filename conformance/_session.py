@@ -64,6 +64,9 @@ class ConformanceSession:
         self._provoked_times: list[tuple[int, int, str]] = []
         #: True once a settle_logs() found no OTLP log record at all (not waited for again).
         self._no_otlp_logs = False
+        #: The OTLP log records rendered so far (logs.stream: otlp), and the lock of the polls.
+        self._otlp_lines: list[OtlpLogLine] = []
+        self._otlp_lock = threading.Lock()
         #: Every 429 a session client received: (monotonic time, the client's purpose). Probes run
         #: concurrently; RL-008 uses this to tell whether another probe was throttled meanwhile.
         self.throttled: list[tuple[float, str]] = []
@@ -199,7 +202,14 @@ class ConformanceSession:
         """
         stream = stream or self.profile.logs.stream
         if stream == OTLP_STREAM:
-            return list(otlp_log_lines(self.otlp_log_records()))
+            records = self.otlp_log_records()
+            # The receiver only appends: render what is new (probes poll this while they wait).
+            with self._otlp_lock:
+                done = self._otlp_lines
+                if len(records) < len(done):
+                    done.clear()
+                done += otlp_log_lines(records[len(done) :], start=len(done) + 1)
+                return list(done)
         # Only local mode captures the streams itself (containers keep their own logs).
         overflow_of = getattr(self.stack, "log_overflow", None)
         overflow = overflow_of(stream) if overflow_of is not None else None

@@ -43,7 +43,11 @@ class LogView:
         if self.no_otlp is not None and not self.parsed and not self.other_stream_records:
             return self.no_otlp
         if not self.parsed and otlp:
-            reason = "every OTLP log record the service exported was emitted in answer to a malformed probe"
+            reason = (
+                self.no_otlp[0]
+                if self.no_otlp is not None
+                else "every OTLP log record the service exported was written in answer to a malformed probe"
+            )
         elif not self.parsed:
             reason = (
                 f"the service wrote no log line on {self.stream} (outside the harness's malformed probes)"

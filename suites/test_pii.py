@@ -190,7 +190,11 @@ def _all_log_lines(session: ConformanceSession) -> list[LogLine]:
     captured streams (the records themselves are searched as channel log_records)."""
     stream = session.profile.logs.stream
     if stream == OTLP_STREAM:
-        return session.log_lines() + session.log_lines("stdout") + session.log_lines("stderr")
+        captured = session.log_lines("stdout") + session.log_lines("stderr")
+        # A mode that keeps no OTLP log records (external) still has the captured streams to search.
+        if getattr(session.stack, "otlp_log_records", None) is None:
+            return captured
+        return session.log_lines() + captured
     other = "stderr" if stream == "stdout" else "stdout"
     return session.log_lines() + session.log_lines(other)
 

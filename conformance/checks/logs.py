@@ -402,9 +402,7 @@ def _validation_findings(
     out = []
     for error in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
         where = "/".join(map(str, error.absolute_path)) or "(record)"
-        out.append(
-            Finding(req_id, f"{p.line.where}: {where}: {error.message}", p.evidence(field=where))
-        )
+        out.append(Finding(req_id, f"{p.line.where}: {where}: {error.message}", p.evidence(field=where)))
     return out
 
 

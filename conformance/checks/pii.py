@@ -1552,8 +1552,7 @@ def check_redaction_present(
                     findings.append(
                         Finding(
                             PII_007.id,
-                            f"logs: {rule.message!r} of {what} ({p.line.place}) has no "
-                            f"field {rule.field!r}",
+                            f"logs: {rule.message!r} of {what} ({p.line.place}) has no field {rule.field!r}",
                             where,
                         )
                     )

@@ -135,10 +135,11 @@ def canonical_record(record: OtlpLogRecord) -> dict[str, Any]:
     return out
 
 
-def otlp_log_lines(records: Iterable[OtlpLogRecord]) -> list[OtlpLogLine]:
-    """Each record as one canonical JSON line, numbered from 1 in arrival order."""
+def otlp_log_lines(records: Iterable[OtlpLogRecord], *, start: int = 1) -> list[OtlpLogLine]:
+    """Each record as one canonical JSON line, numbered from ``start`` in arrival order (a
+    caller that polls a growing list renders only what is new)."""
     lines: list[OtlpLogLine] = []
-    for number, record in enumerate(records, 1):
+    for number, record in enumerate(records, start):
         try:
             rendered = canonical_record(record)
             time = str(rendered.get("timestamp", ""))

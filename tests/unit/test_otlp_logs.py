@@ -327,3 +327,39 @@ def test_no_record_at_all_says_how_to_export_them(tmp_path: Path) -> None:
     reason, fix = session.no_otlp_logs_reason()
     assert "exported no OTLP log record" in reason
     assert "OTEL_LOGS_EXPORTER" in fix and "LoggingHandler" in fix
+
+
+def test_polling_renders_only_the_new_records(tmp_path: Path) -> None:
+    records = [_record()]
+    stack = _StackDouble("local", None)
+    stack.otlp_log_records = lambda: list(records)  # type: ignore[attr-defined]
+    session = _session(tmp_path, stack)
+    try:
+        first = session.log_lines()
+        records.append(_record(body="second"))
+        second = session.log_lines()
+        assert second[0] is first[0]  # rendered once
+        assert [line.number for line in second] == [1, 2]
+        assert b'"message":"second"' in second[1].raw
+    finally:
+        for client in session._clients:
+            client.close()
+
+
+def test_the_log_view_says_where_the_records_are() -> None:
+    from conformance.suites.test_logs import LogView
+
+    nothing = ("the service exported no OTLP log record ...", "send the logs through a bridge ...")
+    assert LogView([], [], OTLP_STREAM, 0, no_otlp=nothing).no_records() == nothing
+    # stdout named, no JSON there, but records over OTLP: the fix is the key.
+    lines = parse_log_lines([LogLine(1, b"plain text")], LogContract())
+    reason, fix = LogView(lines, [], "stdout", 33, other_stream=OTLP_STREAM).no_records()
+    assert reason == (
+        "none of the 1 lines on stdout is a JSON object (LOG-001 fails); its 33 records were exported "
+        "as OTLP log records"
+    )
+    assert fix == "set logs.stream: otlp"
+    # otlp named, but JSON lines on stderr.
+    reason, fix = LogView([], [], OTLP_STREAM, 4, other_stream="stderr", no_otlp=nothing).no_records()
+    assert reason == "the service exported no OTLP log record ...; its 4 records are on stderr"
+    assert fix == "set logs.stream: stderr"
