@@ -308,14 +308,25 @@ class ConformanceSession:
 
     def _provoked_records(self, lines: list[LogLine]) -> list[ProvokedWindow]:
         """OTLP log records emitted while a malformed probe was alone in flight: matched by
-        their own time (they arrive in batches, later), one window each."""
-        return [
-            ProvokedWindow(OTLP_STREAM, line.number, line.number, probe)
-            for line in lines
-            if isinstance(line, OtlpLogLine)
-            for start, end, probe in self._provoked_times
-            if start <= line.time_unix_nano <= end
-        ]
+        their own time (they arrive in batches, later); consecutive records of one probe make
+        one window."""
+        windows: list[ProvokedWindow] = []
+        if not self._provoked_times:
+            return windows
+        for line in lines:
+            if not isinstance(line, OtlpLogLine):
+                continue
+            probe = next(
+                (p for start, end, p in self._provoked_times if start <= line.time_unix_nano <= end), ""
+            )
+            if not probe:
+                continue
+            last = windows[-1] if windows else None
+            if last is not None and last.probe == probe and last.last == line.number - 1:
+                windows[-1] = ProvokedWindow(OTLP_STREAM, last.first, line.number, probe)
+            else:
+                windows.append(ProvokedWindow(OTLP_STREAM, line.number, line.number, probe))
+        return windows
 
     def other_stream_json_lines(self) -> tuple[int, str]:
         """JSON objects on the streams the profile does not name, and which stream holds them

@@ -363,3 +363,24 @@ def test_the_log_view_says_where_the_records_are() -> None:
     reason, fix = LogView([], [], OTLP_STREAM, 4, other_stream="stderr", no_otlp=nothing).no_records()
     assert reason == "the service exported no OTLP log record ...; its 4 records are on stderr"
     assert fix == "set logs.stream: stderr"
+
+
+def test_records_emitted_during_a_malformed_probe_are_its_own(tmp_path: Path) -> None:
+    times = [T0, T0 + 10, T0 + 11, T0 + 12, T0 + 50]
+    records = [_record(time_unix_nano=t) for t in times]
+    session = _session(tmp_path, _StackDouble("local", records))
+    try:
+        session._provoked_times.append((T0 + 5, T0 + 20, "malformed X-Request-ID: markup"))
+        normal, provoked = session.parsed_logs()
+        assert [p.line.number for p in normal] == [1, 5]
+        assert [(p.line.number, p.provoked_by) for p in provoked] == [
+            (2, "malformed X-Request-ID: markup"),
+            (3, "malformed X-Request-ID: markup"),
+            (4, "malformed X-Request-ID: markup"),
+        ]
+        assert session._provoked_records(session.log_lines()) == [
+            ProvokedWindow(OTLP_STREAM, 2, 4, "malformed X-Request-ID: markup")
+        ]
+    finally:
+        for client in session._clients:
+            client.close()
