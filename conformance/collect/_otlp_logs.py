@@ -50,6 +50,7 @@ import base64
 import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from conformance.telemetry import OtlpLogLine, OtlpLogRecord
@@ -61,9 +62,6 @@ OTLP_STREAM = "otlp"
 
 #: OTel logs data model, "Displaying Severity": the short name of each SeverityNumber range.
 _SEVERITY_RANGES = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
-
-#: The record's own fields, in the order a rendered line shows them.
-_OWN = ("timestamp", "level", "logger", "message", "trace_id", "span_id")
 
 
 def severity_name(number: int) -> str:
@@ -79,10 +77,23 @@ def timestamp_of(time_unix_nano: int) -> str:
     """RFC 3339 UTC with nanoseconds; raises ``ValueError`` for a time no date-time has."""
     seconds, nanos = divmod(time_unix_nano, 1_000_000_000)
     try:
-        moment = datetime.fromtimestamp(seconds, UTC)
+        second = _second(seconds)
     except (OverflowError, OSError, ValueError) as exc:  # past year 9999, or before year 1
         raise ValueError(f"time_unix_nano {time_unix_nano} is no date-time ({exc})") from None
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{nanos:09d}Z"
+    return f"{second}.{nanos:09d}Z"
+
+
+@lru_cache(maxsize=4096)
+def _second(seconds: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` of a Unix second (cached: a run's records share their seconds)."""
+    return f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%dT%H:%M:%S}"
+
+
+#: Values JSON writes as they are (the rest go through :func:`_json_value`).
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+#: json.dumps(..., ensure_ascii=False, separators=(",", ":")) without its per-call set-up;
+#: NaN and Infinity are written as json.loads reads them back, as on a captured line.
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _json_value(value: Any) -> Any:
@@ -122,16 +133,19 @@ def canonical_record(record: OtlpLogRecord) -> dict[str, Any]:
         own["trace_id"] = record.trace_id.lower()
     if record.span_id:
         own["span_id"] = record.span_id.lower()
-    out = {name: own[name] for name in _OWN if name in own}
+    out = own  # timestamp, level, logger, message, trace_id, span_id: a line's usual order
     shadowed: dict[str, Any] = {}
     for prefix, values in (("body", body_keys), ("attributes", record.attributes)):
         for key, value in values.items():
-            name = str(key)
+            name = key if type(key) is str else str(key)
+            if type(value) not in _PLAIN:
+                value = _json_value(value)
             if name in out:
-                shadowed[f"{prefix}.{name}"] = _json_value(value)
+                shadowed[f"{prefix}.{name}"] = value
             else:
-                out[name] = _json_value(value)
-    out.update((k, v) for k, v in shadowed.items() if k not in out)
+                out[name] = value
+    if shadowed:
+        out.update((k, v) for k, v in shadowed.items() if k not in out)
     return out
 
 
@@ -143,8 +157,7 @@ def otlp_log_lines(records: Iterable[OtlpLogRecord], *, start: int = 1) -> list[
         try:
             rendered = canonical_record(record)
             time = str(rendered.get("timestamp", ""))
-            # json.loads reads NaN and Infinity back, as the parser of captured lines does.
-            raw = json.dumps(rendered, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            raw = _encode(rendered).encode("utf-8")
         except (ValueError, TypeError, RecursionError) as exc:
             lines.append(
                 OtlpLogLine(
