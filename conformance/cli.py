@@ -108,6 +108,25 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    finally:
+        _forget_caught_interrupts()
+
+
+def _forget_caught_interrupts() -> None:
+    """Keep the exit code of a run whose interrupt was handled.
+
+    CPython (3.8 to 3.12 at least) sets a runtime flag when a KeyboardInterrupt ends code
+    run from a *string* ``exec`` (dataclasses and namedtuples build their methods that way,
+    so a SIGTERM during a lazy import lands there), even when a caller catches it; under
+    ``python -m`` the interpreter then exits by SIGINT (status -2) instead of with our 130.
+    The flag is reset at the start of every string ``exec``: one that ends normally clears it.
+    """
+    exec("pass")  # noqa: S102 - a constant string, see the docstring
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     # gRPC's C core writes its own shutdown races (an epoll_wait on a descriptor closed when a
     # signal stops the run) straight to stderr, even ahead of the run's first line; the OTLP
     # receiver reports what it refuses itself, so that noise is off unless the user asks for it.

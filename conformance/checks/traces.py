@@ -282,22 +282,26 @@ def vector_expectation(
 
 
 def shared_correlation_ids(lines: Sequence[ParsedLogLine], completed_message: str) -> dict[str, int]:
-    """Correlation ids on more than one ``completed_message`` record, with their count.
+    """Correlation ids whose ``completed_message`` records carry more than one trace id, with
+    the number of trace ids.
 
     Such an id names several requests (a recycled id, TRC-009's finding), so it
     cannot join a request to its log lines: the lines of the other requests
     that got it would be blamed on this one, and their (correct) trace ids read
-    as this request's wrong ones. A service that leaks trace context between
-    requests keeps its correlation ids unique, so that bug is still caught.
+    as this request's wrong ones. Counting trace ids, not records, keeps a
+    service that logs two completed records per request, or none with a trace
+    id, joined by its correlation id; a service that leaks trace context
+    between requests keeps its correlation ids unique, so that bug is still caught.
     """
-    counts = Counter(
-        str(p.record["correlation_id"])
-        for p in lines
-        if p.record is not None
-        and p.record.get("message") == completed_message
-        and p.record.get("correlation_id")
-    )
-    return {cid: n for cid, n in counts.items() if n > 1}
+    traces: dict[str, set[str]] = {}
+    for p in lines:
+        record = p.record
+        if record is None or record.get("message") != completed_message:
+            continue
+        cid, trace_id = record.get("correlation_id"), trace_hex(record.get("trace_id", ""))
+        if cid and trace_id:
+            traces.setdefault(str(cid), set()).add(trace_id)
+    return {cid: len(ids) for cid, ids in traces.items() if len(ids) > 1}
 
 
 def _located(
@@ -411,7 +415,7 @@ def observe(
     how = [label for label, found in (("correlation id", by_correlation), ("trace id", by_trace)) if found]
     if recycled and how:
         cid, n = next(iter(recycled.items()))
-        how[-1] += f" (not its correlation id {cid}: {n} requests logged it)"
+        how[-1] += f" (not its correlation id {cid}: {n} requests with other trace ids logged it)"
     return Observed(
         name=name,
         exchange=exchange,

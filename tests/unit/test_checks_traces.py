@@ -424,8 +424,14 @@ class TestLogJoin:
         other = record(trace_id="f" * 32, span_id="9" * 16)
         o = observed(lines=log_lines(record(), other, record(message="other step", trace_id="f" * 32)))
         assert [p.line.number for p in o.lines] == [1]
-        assert o.lines_by == f"trace id (not its correlation id {CID}: 2 requests logged it)"
+        said = f"trace id (not its correlation id {CID}: 2 requests with other trace ids logged it)"
+        assert o.lines_by == said
         assert self.check(o) == []
+
+    def test_two_completed_records_of_one_request_keep_the_correlation_join(self) -> None:
+        # An access log and an application log both saying request_completed, one trace id.
+        o = observed(lines=log_lines(record(), record(trace_id=..., span_id=...)))
+        assert len(o.lines) == 2 and o.lines_by == "correlation id and trace id"
 
     def test_a_context_leak_under_a_unique_correlation_id_is_still_caught(self) -> None:
         # One completed line per correlation id: the id is the request's, and the line's
