@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from itertools import repeat, takewhile
-from operator import itemgetter, truth
+from operator import truth
 from typing import cast
 
 from prometheus_client.metrics_core import Metric
@@ -47,9 +47,8 @@ _SAMPLE = re.compile(
     r"(?: ([-+]?[0-9]+|[0-9A-Za-z.+-]+))?"  # timestamp (ms)
 ).fullmatch
 _LAYOUT_VALUE = r" (?:([-+]?[0-9]+)|([0-9A-Za-z.+-]+))"  # _SAMPLE's value, the last two groups
-_GROUPS = re.Match.groups
-_INTEGER_VALUE = itemgetter(-2)
-_VALUES = itemgetter(-2, -1)
+_GROUP = re.Match.group
+_GROUP_DICT = re.Match.groupdict
 _NEW_TUPLE = tuple.__new__  # Sample(...) without its Python-level __new__
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="([^"\\]*(?:\\.[^"\\]*)*)"').findall
 # prometheus-client splits comment lines on string.whitespace; only spaces and tabs are taken here.
@@ -213,7 +212,8 @@ class _Families:
 
 class _Layout:
     """One sample name with one label layout (``name{a="…",b="…"} value``) and the
-    regular expression that matches exactly such lines, capturing the label values.
+    regular expression that matches exactly such lines, capturing each label value in
+    a group named after its label (so ``Match.groupdict()`` is the sample's labels).
 
     Narrower than :data:`_SAMPLE`: no escapes, no timestamp. A line it matches reads
     the same under either expression, so its sample is what prometheus-client makes.
@@ -227,15 +227,18 @@ class _Layout:
         self.match: Callable[[str], re.Match[str] | None] = re.compile(source).fullmatch
 
     def samples(self, matches: list[re.Match[str]]) -> list[Sample]:
-        groups = list(map(_GROUPS, matches))  # the label values, then the integer or other value
-        labels = map(dict, map(zip, repeat(self.keys), groups))  # zip stops after the label values
-        integers = list(map(_INTEGER_VALUE, groups))
+        # The label values are named groups (named after their labels), the value the two after.
+        labels = map(_GROUP_DICT, matches)
+        integers = list(map(_GROUP, matches, repeat(len(self.keys) + 1)))
         values: Iterable[float]
         if None not in integers:
             values = map(int, integers)
         else:
+            others = map(_GROUP, matches, repeat(len(self.keys) + 2))
             try:
-                values = [int(i) if i is not None else float(o) for i, o in map(_VALUES, groups)]
+                values = [
+                    int(i) if i is not None else float(o) for i, o in zip(integers, others, strict=True)
+                ]
             except ValueError:  # a value float() refuses: prometheus-client's to refuse, in its words
                 return [_line_sample(match.string) for match in matches]
         none = repeat(None)
@@ -287,7 +290,7 @@ class _Layouts:
             keys = tuple(part.lstrip(",")[:-1] for part in block.split('"')[:-1:2])
             if len(set(keys)) != len(keys) or any(key[:2] == "__" for key in keys):
                 return None  # refused, or special, in prometheus-client: the careful path decides
-            pairs = ",".join(f'{re.escape(key)}="([^"\\\\]*)"' for key in keys)
+            pairs = ",".join(f'{key}="(?P<{key}>[^"\\\\]*)"' for key in keys)
             comma = "," if block.endswith(",") else ""
             source = re.escape(name) + r"\{" + pairs + comma + r"\}" + _LAYOUT_VALUE
         layout = self.known.get(source)

@@ -234,6 +234,12 @@ def test_more_layouts_than_remembered_parse_like_prometheus_client() -> None:
     assert_same("\n".join(lines) + "\n")
 
 
+def test_label_names_that_are_python_keywords_parse_like_prometheus_client() -> None:
+    # Label values are captured in groups named after their labels (Match.groupdict).
+    lines = _run(['k{{class="{i}",None="n",if="",_="u",le="1"}} {i}'], 3)
+    assert_same("\n".join(lines) + "\n")
+
+
 def test_crlf_and_indented_lines_parse_like_prometheus_client() -> None:
     lines = _run(['  a{{x="{i}"}} 1\r', 'a{{x="{i}"}} 2 \r'], 4)
     assert_same("# TYPE a gauge\r\n" + "\n".join(lines) + "\n")
