@@ -130,6 +130,7 @@ def _parse(text: str) -> list[Metric] | None:
         run = cast("list[re.Match[str]]", list(takewhile(truth, map(layout.match, remaining))))
         if run:
             families.add(layout.name, layout.samples(run))
+            layouts.served += len(run)
             at += len(run)
         if at == len(lines):
             return families.finish()
@@ -250,22 +251,37 @@ _NOTHING = _Layout("", (), "(?!)")
 
 
 class _Layouts:
-    """The layouts of one exposition, the most recently used first."""
+    """The layouts of one exposition, the most recently used first.
+
+    Compiling a layout's expression costs about as much as parsing a hundred lines
+    the careful way, so an exposition whose lines rarely share a layout (a metric
+    name or a label name per series: a cardinality accident) must not compile one
+    per line: past the first few, a layout is compiled only while the layouts
+    compiled so far have served ``_LINES_PER_LAYOUT`` lines each; other lines take
+    the careful path (:func:`_line_sample`).
+    """
 
     _RECENT = 8
+    _FREE_LAYOUTS = 64
+    _LINES_PER_LAYOUT = 64
 
     def __init__(self) -> None:
         self.recent: list[_Layout] = []
         self.known: dict[str, _Layout] = {}
+        self.served = 0  # sample lines matched by a layout's expression
 
     def find(self, line: str) -> tuple[_Layout, re.Match[str]] | None:
         """The layout of a sample line and its match, or ``None`` for the careful path."""
+        compiled = len(self.known)
+        if compiled >= self._FREE_LAYOUTS and compiled * self._LINES_PER_LAYOUT > self.served:
+            return None  # layouts do not pay off here: the careful path from now on
         for index, layout in enumerate(self.recent):
             match = layout.match(line)
             if match is not None:
                 if index:
                     del self.recent[index]
                     self.recent.insert(0, layout)
+                self.served += 1
                 return layout, match
         new = self._new(line)
         match = new.match(line) if new is not None else None
@@ -273,6 +289,7 @@ class _Layouts:
             return None
         self.recent.insert(0, new)
         del self.recent[self._RECENT :]
+        self.served += 1
         return new, match
 
     def _new(self, line: str) -> _Layout | None:
@@ -305,7 +322,7 @@ def _line_sample(line: str) -> Sample:
     if match is not None:
         name, block, integer, value_text, stamp = match.groups()
         pairs = _LABEL(block) if block else []
-        labels = {k: _ESCAPE.sub(_unescape, v) for k, v in pairs}
+        labels = {k: _ESCAPE.sub(_unescape, v) for k, v in pairs} if block and "\\" in block else dict(pairs)
         if len(labels) == len(pairs) and not any(k[:2] == "__" for k in labels):
             try:
                 value = int(integer) if integer is not None else float(value_text)

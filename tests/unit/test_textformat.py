@@ -240,6 +240,23 @@ def test_label_names_that_are_python_keywords_parse_like_prometheus_client() -> 
     assert_same("\n".join(lines) + "\n")
 
 
+def test_a_layout_per_line_parses_like_prometheus_client() -> None:
+    # A metric or label name per series (a cardinality accident): past _Layouts' budget the
+    # lines take the careful path, escapes and runs of one layout included.
+    lines = [f'm_{i}{{a="x",b{i % 300}="{i}"}} {i}' for i in range(400)]
+    lines += _run(['m{{a="{i}"}} {i}', 'm{{a="e\\\\{i}"}} 1.5', "m 1 17"], 3)
+    assert_same("# TYPE m gauge\n" + "\n".join(lines) + "\n")
+
+
+def test_a_layout_per_line_is_not_compiled_per_line() -> None:
+    from conformance.collect import _textformat
+
+    layouts = _textformat._Layouts()
+    for i in range(1_000):
+        layouts.find(f'm_{i}{{a="x"}} {i}')
+    assert len(layouts.known) == _textformat._Layouts._FREE_LAYOUTS
+
+
 def test_crlf_and_indented_lines_parse_like_prometheus_client() -> None:
     lines = _run(['  a{{x="{i}"}} 1\r', 'a{{x="{i}"}} 2 \r'], 4)
     assert_same("# TYPE a gauge\r\n" + "\n".join(lines) + "\n")
