@@ -199,6 +199,7 @@ DEFAULT_NO_TRACE_VALUES = frozenset({"0", "0" * 32, "0" * 16})
 class LogContract:
     """What the service's log stream must look like, in the service's own names."""
 
+    #: ``stdout``, ``stderr``, or ``otlp``: the log records the service exports over OTLP.
     stream: str = "stdout"
     schema: Path | None = None
     #: Replaces the built-in request_completed schema (LOG-003); applied to the raw record.

@@ -28,13 +28,14 @@ from conformance._wait import wait_until
 from conformance.checks.exports import check_server_spans_exported
 from conformance.checks.logs import ParsedLogLine, ProvokedWindow, attribute_provoked, parse_log_lines
 from conformance.collect._logs import count_log_lines, log_limit_exceeded, log_lines_exceeded, read_log_lines
+from conformance.collect._otlp_logs import OTLP_STREAM, otlp_log_lines
 from conformance.collect._otlp_metrics import OtlpMetricsSource, service_families, strip_exporter_families
 from conformance.collect._prometheus_api import PrometheusClient, wait_for_target_up
 from conformance.collect._propagation import CORRELATION, malformed_correlation_probes, send_probes
 from conformance.collect._scrape import Exposition, scrape_metrics
 from conformance.collect._traffic import drive_endpoints
 from conformance.stack import Stack, make_stack
-from conformance.telemetry import HttpExchange, LogLine, Span
+from conformance.telemetry import HttpExchange, LogLine, OtlpLogLine, OtlpLogRecord, Span
 
 if TYPE_CHECKING:
     from conformance.stack._telemetry import TelemetryPlan
@@ -50,6 +51,9 @@ _NO_OTLP_METRICS_HINT = (
 
 #: Seconds Prometheus may take after its start to list a static scrape target.
 _TARGET_DISCOVERY = 5.0
+#: Seconds without a new OTLP log record after which the records count as complete (the
+#: harness sets OTEL_BLRP_SCHEDULE_DELAY to 200 ms; the collector batches for up to 200 ms more).
+OTLP_LOGS_QUIET = 1.0
 
 
 class ConformanceSession:
@@ -64,6 +68,13 @@ class ConformanceSession:
         self.exchanges: list[HttpExchange] = []
         #: Log lines written in answer to the harness's malformed probes (LOG-009).
         self.provoked: list[ProvokedWindow] = []
+        #: The wall-clock span (ns) of each malformed probe, for OTLP log records (LOG-009).
+        self._provoked_times: list[tuple[int, int, str]] = []
+        #: True once a settle_logs() found no OTLP log record at all (not waited for again).
+        self._no_otlp_logs = False
+        #: The OTLP log records rendered so far (logs.stream: otlp), and the lock of the polls.
+        self._otlp_lines: list[OtlpLogLine] = []
+        self._otlp_lock = threading.Lock()
         #: Every 429 a session client received: (monotonic time, the client's purpose). Probes run
         #: concurrently; RL-008 uses this to tell whether another probe was throttled meanwhile.
         self.throttled: list[tuple[float, str]] = []
@@ -193,12 +204,23 @@ class ConformanceSession:
         return {ep.name for ep in self.profile.endpoints if ep.traced}
 
     def log_lines(self, stream: str | None = None) -> list[LogLine]:
-        """Every complete line the service has written to its log stream (or ``stream``) so far.
+        """Every complete line the service has written to its log stream (or ``stream``) so far;
+        for ``otlp``, every OTLP log record the receiver holds, as a canonical line
+        (:mod:`conformance.collect._otlp_logs`).
 
         Raises :class:`LimitExceeded` once the stream has passed ``logs.max_bytes``: a
         capture that lost its tail is no evidence for a verdict on the stream.
         """
         stream = stream or self.profile.logs.stream
+        if stream == OTLP_STREAM:
+            records = self.otlp_log_records()
+            # The receiver only appends: render what is new (probes poll this while they wait).
+            with self._otlp_lock:
+                done = self._otlp_lines
+                if len(records) < len(done):
+                    done.clear()
+                done += otlp_log_lines(records[len(done) :], start=len(done) + 1)
+                return list(done)
         # Only local mode captures the streams itself (containers keep their own logs).
         overflow_of = getattr(self.stack, "log_overflow", None)
         overflow = overflow_of(stream) if overflow_of is not None else None
@@ -218,17 +240,121 @@ class ConformanceSession:
             final=self.stack.service_exit_code() is not None,
         )
 
+    def otlp_log_records(self) -> list[OtlpLogRecord]:
+        """The OTLP log records the service exported so far, as the stack's receiver holds them.
+
+        Raises :class:`HarnessError` in a mode that keeps none (external), and
+        :class:`LimitExceeded` past ``logs.max_lines`` records.
+        """
+        read = getattr(self.stack, "otlp_log_records", None)
+        if read is None:
+            raise HarnessError(
+                f"{self.stack.mode} mode keeps no OTLP log records, so there is nothing to read for "
+                "logs.stream: otlp",
+                hint="run in local or container mode (their OTLP receiver keeps the records the service "
+                "exports), or point logs.stream at the stream the deployment's log file holds",
+            )
+        records: list[OtlpLogRecord] = read()
+        if len(records) > self.profile.logs.max_lines:
+            raise LimitExceeded(
+                "OTLP log records",
+                limit_key="logs.max_lines",
+                limit=f"{self.profile.logs.max_lines} records",
+                seen=f"{len(records)} records",
+                after=self._run_seconds(),
+                fix="log less per request",
+            )
+        return records
+
+    def settle_logs(self) -> None:
+        """For ``logs.stream: otlp``: wait until the OTLP log records have stopped arriving
+        (the SDK exports in batches, after the lines it stands for were written): no new
+        record for :data:`OTLP_LOGS_QUIET` seconds, or none at all within ``telemetry.timeout``
+        of the first request. A no-op for the captured streams, which are complete when read."""
+        if self.profile.logs.stream != OTLP_STREAM:
+            return
+        seen, changed_at = -1, time.monotonic()
+
+        def quiet() -> tuple[int | None, str]:
+            nonlocal seen, changed_at
+            count = len(self.otlp_log_records())
+            now = time.monotonic()
+            if count != seen:
+                seen, changed_at = count, now
+            if count == 0:
+                # None yet: wait for the first, as long as telemetry.timeout allows since the traffic began.
+                done = self._no_otlp_logs or self._run_seconds() >= self.profile.telemetry.timeout
+                return (0 if done else None), "no OTLP log record yet"
+            return (
+                count if now - changed_at >= OTLP_LOGS_QUIET else None
+            ), f"{count} records, still arriving"
+
+        try:
+            count = wait_until(
+                quiet,
+                awaited="the OTLP log records to stop arriving",
+                timeout=max(self.profile.telemetry.timeout, 2 * OTLP_LOGS_QUIET),
+            )
+        except WaitTimeout:
+            return  # still arriving at the deadline: the checks judge what is there
+        self._no_otlp_logs = count == 0
+
+    def no_otlp_logs_reason(self) -> tuple[str, str]:
+        """Why no OTLP log record is there to judge, and the fix."""
+        return (
+            f"the service exported no OTLP log record to the harness's receiver within "
+            f"{self.profile.telemetry.timeout:g}s of the first request (logs.stream: otlp)",
+            "send the service's logs through an OpenTelemetry logs bridge (Python's LoggingHandler, Go's "
+            "otelslog, Java's Logback/Log4j appender, Node's pino instrumentation) to an OTLP log exporter "
+            "(OTEL_LOGS_EXPORTER=otlp where the SDK reads it; the harness sets OTEL_EXPORTER_OTLP_ENDPOINT), "
+            "or set logs.stream to the stream the service writes its records on",
+        )
+
     def parsed_logs(self) -> tuple[list[ParsedLogLine], list[ParsedLogLine]]:
         """The log stream parsed, split into (normal traffic, provoked by a malformed probe)."""
-        parsed = parse_log_lines(self.log_lines(), self.profile.logs)
-        return attribute_provoked(parsed, self.provoked)
+        self.settle_logs()
+        lines = self.log_lines()
+        parsed = parse_log_lines(lines, self.profile.logs)
+        return attribute_provoked(parsed, [*self.provoked, *self._provoked_records(lines)])
 
-    def other_stream_json_lines(self) -> int:
-        """JSON-object lines on the stream the profile does not name (for the hint
-        when the named one has none)."""
-        other = "stderr" if self.profile.logs.stream == "stdout" else "stdout"
-        parsed = parse_log_lines(self.log_lines(other), self.profile.logs)
-        return sum(1 for p in parsed if p.record is not None)
+    def _provoked_records(self, lines: list[LogLine]) -> list[ProvokedWindow]:
+        """OTLP log records emitted while a malformed probe was alone in flight: matched by
+        their own time (they arrive in batches, later); consecutive records of one probe make
+        one window."""
+        windows: list[ProvokedWindow] = []
+        if not self._provoked_times:
+            return windows
+        for line in lines:
+            if not isinstance(line, OtlpLogLine):
+                continue
+            probe = next(
+                (p for start, end, p in self._provoked_times if start <= line.time_unix_nano <= end), ""
+            )
+            if not probe:
+                continue
+            last = windows[-1] if windows else None
+            if last is not None and last.probe == probe and last.last == line.number - 1:
+                windows[-1] = ProvokedWindow(OTLP_STREAM, last.first, line.number, probe)
+            else:
+                windows.append(ProvokedWindow(OTLP_STREAM, line.number, line.number, probe))
+        return windows
+
+    def other_stream_json_lines(self) -> tuple[int, str]:
+        """JSON objects on the streams the profile does not name, and which stream holds them
+        (for the hint when the named one has none): the other captured stream, or the OTLP
+        log records the service exported."""
+        named = self.profile.logs.stream
+        for other in [s for s in ("stdout", "stderr") if s != named]:
+            parsed = parse_log_lines(self.log_lines(other), self.profile.logs)
+            found = sum(1 for p in parsed if p.record is not None)
+            if found:
+                return found, other
+        if named != OTLP_STREAM and getattr(self.stack, "otlp_log_records", None) is not None:
+            try:
+                return len(self.otlp_log_records()), OTLP_STREAM
+            except HarnessError:
+                return 0, ""
+        return 0, ""
 
     @contextmanager
     def provoking(self, probe: str, *, quiet: float = 0.2, timeout: float = 2.0) -> Iterator[None]:
@@ -245,6 +371,7 @@ class ConformanceSession:
             return out, count_log_lines(self.stack.log_path("stderr"), final=final)
 
         before = counts()
+        started = time.time_ns()
         yield
         seen, changed_at = counts(), time.monotonic()
 
@@ -259,6 +386,7 @@ class ConformanceSession:
             after = wait_until(settled, awaited=f"the log streams to settle after {probe}", timeout=timeout)
         except WaitTimeout:
             after = counts()
+        self._provoked_times.append((started, time.time_ns(), probe))
         for stream, first, end in zip(("stdout", "stderr"), before, after, strict=True):
             if end > first:
                 self.provoked.append(ProvokedWindow(stream, first + 1, end, probe))

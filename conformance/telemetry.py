@@ -18,6 +18,7 @@ __all__ = [
     "HttpExchange",
     "LoadStatsEntry",
     "LogLine",
+    "OtlpLogLine",
     "OtlpLogRecord",
     "OtlpMetricPoints",
     "ProbeAnswer",
@@ -42,6 +43,40 @@ class LogLine:
 
     def text(self) -> str:
         return self.raw.decode("utf-8", errors="replace")
+
+    @property
+    def where(self) -> str:
+        """How a finding names the line: ``line 12``."""
+        return f"line {self.number}"
+
+    @property
+    def place(self) -> str:
+        """The line with its stream: ``stderr line 12``."""
+        return f"{self.stream} line {self.number}"
+
+
+@dataclass(frozen=True, slots=True)
+class OtlpLogLine(LogLine):
+    """An OTLP log record rendered as one canonical JSON line (``logs.stream: otlp``;
+    see :mod:`conformance.collect._otlp_logs`), so the log checks judge it like a
+    captured line. ``number`` is the record's 1-based place in arrival order.
+
+    ``time`` is the record's timestamp as the line shows it (``""`` when it has none);
+    ``problem`` says why a record could not be rendered (``raw`` is then empty), which
+    the parser reports as it reports a line that is not JSON.
+    """
+
+    time: str = ""
+    time_unix_nano: int = 0
+    problem: str = ""
+
+    @property
+    def where(self) -> str:
+        return f"OTLP log record {self.number}" + (f" ({self.time})" if self.time else "")
+
+    @property
+    def place(self) -> str:
+        return self.where
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +158,12 @@ def trace_hex(value: Any) -> str:
 
 @dataclass(frozen=True, slots=True)
 class OtlpLogRecord:
-    """A log record that arrived over OTLP (as opposed to the stdout stream)."""
+    """A log record that arrived over OTLP (as opposed to the stdout stream).
+
+    ``time_unix_nano`` is the record's time, else its observed time (0: neither);
+    ``severity_number`` is the OTLP SeverityNumber (0: unspecified); ``scope_name``
+    is the instrumentation scope's, which the logs bridges set to the logger's name.
+    """
 
     time_unix_nano: int
     severity_text: str
@@ -132,6 +172,8 @@ class OtlpLogRecord:
     resource_attributes: Mapping[str, Any] = field(default_factory=dict)
     trace_id: str = ""
     span_id: str = ""
+    severity_number: int = 0
+    scope_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from conformance._profile import schema_path
 from conformance._session import ConformanceSession
 from conformance.checks import logs
 from conformance.checks.logs import ParsedLogLine
+from conformance.collect._otlp_logs import OTLP_STREAM
 from conformance.plugin import Verdict
 
 
@@ -27,6 +28,10 @@ class LogView:
     stream: str
     other_stream_records: int
     probes_not_sent: str = ""
+    #: Where the other records are (``stdout``, ``stderr``, ``otlp``).
+    other_stream: str = ""
+    #: Why no OTLP log record arrived, and the fix (``logs.stream: otlp``).
+    no_otlp: tuple[str, str] | None = None
 
     @cached_property
     def records(self) -> int:
@@ -34,17 +39,27 @@ class LogView:
 
     def no_records(self) -> tuple[str, str]:
         """Why there is no JSON record to examine, and the fix."""
-        if not self.parsed:
+        otlp = self.stream == OTLP_STREAM
+        if self.no_otlp is not None and not self.parsed and not self.other_stream_records:
+            return self.no_otlp
+        if not self.parsed and otlp:
+            reason = (
+                self.no_otlp[0]
+                if self.no_otlp is not None
+                else "every OTLP log record the service exported was written in answer to a malformed probe"
+            )
+        elif not self.parsed:
             reason = (
                 f"the service wrote no log line on {self.stream} (outside the harness's malformed probes)"
             )
+        elif otlp:
+            reason = f"none of the {len(self.parsed)} OTLP log records could be read (LOG-001 fails)"
         else:
             reason = f"none of the {len(self.parsed)} lines on {self.stream} is a JSON object (LOG-001 fails)"
         if self.other_stream_records:
-            other = "stderr" if self.stream == "stdout" else "stdout"
-            return f"{reason}; its {self.other_stream_records} JSON records are on {other}", (
-                f"set logs.stream: {other}"
-            )
+            other = self.other_stream
+            where = "were exported as OTLP log records" if other == OTLP_STREAM else f"are on {other}"
+            return f"{reason}; its {self.other_stream_records} records {where}", f"set logs.stream: {other}"
         return reason, "make the service log JSON objects, one per line, on the stream logs.stream names"
 
 
@@ -60,8 +75,10 @@ def view(conformance_session: ConformanceSession) -> LogView:
         not_sent = ""
     parsed, provoked = s.parsed_logs()
     records = sum(1 for p in parsed if p.record is not None)
-    other = s.other_stream_json_lines() if not records else 0
-    return LogView(parsed, provoked, s.profile.logs.stream, other, not_sent)
+    other, other_stream = s.other_stream_json_lines() if not records else (0, "")
+    stream = s.profile.logs.stream
+    no_otlp = s.no_otlp_logs_reason() if stream == OTLP_STREAM and not parsed and not provoked else None
+    return LogView(parsed, provoked, stream, other, not_sent, other_stream, no_otlp)
 
 
 @pytest.fixture

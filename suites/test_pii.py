@@ -26,6 +26,7 @@ from conformance.collect._canaries import (
     inject_canaries,
     plan_injection,
 )
+from conformance.collect._otlp_logs import OTLP_STREAM
 from conformance.plugin import Verdict
 from conformance.stack._telemetry import AfterTeamPipeline
 from conformance.telemetry import LogLine, OtlpLogRecord, OtlpMetricPoints
@@ -67,7 +68,7 @@ class PiiRun:
     ) -> PiiRun:
         """Search every channel with ``scanner`` (and what left the team's pipeline, when ``after``)."""
         texts = {
-            "logs": pii.log_texts(channels.log_lines),
+            "logs": pii.log_texts(_captured(channels.log_lines)),
             "log_records": pii.log_record_texts(log_records),
             "otlp_metrics": pii.metric_point_texts(metric_points),
             "traces": pii.span_texts(channels.spans),
@@ -184,10 +185,24 @@ def section(conformance_session: ConformanceSession) -> PiiSection:
 
 
 def _all_log_lines(session: ConformanceSession) -> list[LogLine]:
-    """Both streams: the profile's log stream and the other one (plain start-up text, tracebacks)."""
+    """Both streams: the profile's log stream and the other one (plain start-up text, tracebacks);
+    with ``logs.stream: otlp`` the OTLP log records as lines (for the waits and PII-007) and both
+    captured streams (the records themselves are searched as channel log_records)."""
     stream = session.profile.logs.stream
+    if stream == OTLP_STREAM:
+        captured = session.log_lines("stdout") + session.log_lines("stderr")
+        # A mode that keeps no OTLP log records (external) still has the captured streams to search.
+        if getattr(session.stack, "otlp_log_records", None) is None:
+            return captured
+        return session.log_lines() + captured
     other = "stderr" if stream == "stdout" else "stdout"
     return session.log_lines() + session.log_lines(other)
+
+
+def _captured(lines: Sequence[LogLine]) -> list[LogLine]:
+    """The lines of the captured streams (channel logs): not the OTLP log records rendered as lines,
+    which channel log_records searches as the records they are."""
+    return [line for line in lines if line.stream != OTLP_STREAM]
 
 
 @implements("pii-canaries")
@@ -223,6 +238,7 @@ def pii_run(conformance_session: ConformanceSession, section: PiiSection) -> Pii
     s = conformance_session
     registry, channels = s.probe("pii-canaries")
     s.after_all_traffic()
+    s.settle_logs()  # logs.stream: otlp: the records of the last requests are still being exported
     channels = dataclasses.replace(
         channels, log_lines=tuple(_all_log_lines(s)), spans=tuple(s.stack.trace_store.spans())
     )
@@ -256,9 +272,11 @@ def pii_run(conformance_session: ConformanceSession, section: PiiSection) -> Pii
 def test_no_canary_in_logs(
     pii_run: PiiRun, conformance_session: ConformanceSession, verdict: Verdict
 ) -> None:
-    lines = pii_run.channels.log_lines
+    lines = _captured(pii_run.channels.log_lines)
     stream = conformance_session.profile.logs.stream
     other = "stderr" if stream == "stdout" else "stdout"
+    if stream == OTLP_STREAM:
+        stream, other = "stdout", "stderr"
     verdict.examined(
         lines=len(lines),
         # Only where the service exported any: external mode keeps no OTLP log records.
@@ -375,7 +393,7 @@ def _examine_every_channel(pii_run: PiiRun, verdict: Verdict) -> str:
     """PII-005 and PII-006 search every channel: what each one had, and which had data."""
     channels = pii_run.channels
     counts = {
-        "logs": ("log_lines", len(channels.log_lines)),
+        "logs": ("log_lines", len(_captured(channels.log_lines))),
         "traces": ("spans", len(channels.spans)),
         "metrics": ("exposition_lines", pii_run.exposition_lines),
         "prometheus": ("series", pii_run.service_series),

@@ -41,6 +41,7 @@ _TYPES = {
     "gaugehistogram": "gauge_histogram",
 }
 _DECLARATION = re.compile(r"^#[ \t]+(HELP|TYPE)[ \t]+(\S+)(?:[ \t]+(\S+))?", re.MULTILINE)
+_NAME = itemgetter(0)  # Sample.name
 _LABELS = itemgetter(1)  # Sample.labels
 
 
@@ -81,8 +82,8 @@ class MetricsView:
         for family in self.families:
             for name in family_sample_names(family):
                 owners.setdefault(name, family.name)
-            for sample in family.samples:
-                owners.setdefault(sample.name, family.name)
+            for name in dict.fromkeys(map(_NAME, family.samples)):  # distinct, in order, found in C
+                owners.setdefault(name, family.name)
         types = {f.name: f.type for f in self.families}
         for family in self.families:
             stem = family.name.removesuffix("_created")

@@ -203,24 +203,29 @@ def _label_sets(samples: Sequence[Sample]) -> tuple[set[str], bool]:
     On a 1M-series exposition this was the lint's hot spot, so it avoids a
     frozenset per sample: when no label set of a sample name is written in two
     label orders, the written order and the values identify the series. The
-    label names come from the distinct orders, not from every sample.
+    label names come from the distinct orders, not from every sample. And it
+    keeps hashes, not keys: distinct hashes are distinct keys, so the keys
+    themselves are compared only when two hashes are equal (a duplicate, or
+    a collision).
     """
     names = list(map(_NAME, samples))
     labels = list(map(_LABELS, samples))
-    orders = list(map(tuple, labels))
-    shapes = set(zip(names, orders, strict=True))
+    shapes = set(zip(names, map(tuple, labels), strict=True))
     label_names: set[str] = set().union(*(order for _, order in shapes))
-    values = map(tuple, map(dict.values, labels))
-    keys: Iterable[object]
-    if len(shapes) == 1:  # one sample name, one label order: the values identify a series
-        keys = values
-    elif len({name for name, _ in shapes}) == len(shapes):  # one label order per sample name
-        keys = zip(names, values, strict=True)
-    elif len({(name, frozenset(order)) for name, order in shapes}) == len(shapes):
-        keys = zip(names, orders, values, strict=True)
-    else:  # a label set written in two orders
-        keys = zip(names, map(frozenset, map(dict.items, labels)), strict=True)
-    return label_names, len(set(keys)) != len(samples)
+
+    def keys() -> Iterable[object]:
+        values = map(tuple, map(dict.values, labels))
+        if len(shapes) == 1:  # one sample name, one label order: the values identify a series
+            return values
+        if len({name for name, _ in shapes}) == len(shapes):  # one label order per sample name
+            return zip(names, values, strict=True)
+        if len({(name, frozenset(order)) for name, order in shapes}) == len(shapes):
+            return zip(names, map(tuple, labels), values, strict=True)
+        return zip(names, map(frozenset, map(dict.items, labels)), strict=True)  # a set in two orders
+
+    if len(set(map(hash, keys()))) == len(samples):
+        return label_names, False
+    return label_names, len(set(keys())) != len(samples)
 
 
 def compare_with_promtool(

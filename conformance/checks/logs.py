@@ -25,7 +25,7 @@ from conformance._model import Finding, Level
 from conformance._profile import LogContract
 from conformance._requirements import requirement
 from conformance.checks._schemafast import compile_passes
-from conformance.telemetry import HttpExchange, LogLine, trace_hex
+from conformance.telemetry import HttpExchange, LogLine, OtlpLogLine, trace_hex
 
 __all__ = [
     "LOG_001",
@@ -144,9 +144,11 @@ class ParsedLogLine:
     def evidence(self, **extra: Any) -> dict[str, Any]:
         out = {
             "stream": self.line.stream,
-            "line": self.line.number,
+            "line": self.line.number,  # an OTLP log record's number for stream "otlp"
             "excerpt": excerpt(self.line.text()),
         }
+        if isinstance(self.line, OtlpLogLine):
+            out["time"] = self.line.time
         if self.provoked_by:
             out["provoked_by"] = self.provoked_by
         return {**out, **extra}
@@ -277,7 +279,9 @@ def _parse_log_lines(lines: Iterable[LogLine], contract: LogContract) -> list[Pa
                 end = -1
             if end != len(text):
                 if not text or text.isspace():
-                    parsed.append(ParsedLogLine(line, None, None, "empty line"))
+                    # An OTLP record that could not be rendered is an empty line that says why.
+                    problem = getattr(line, "problem", "") or "empty line"
+                    parsed.append(ParsedLogLine(line, None, None, problem))
                     continue
                 value = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -366,7 +370,7 @@ def request_completed_records(
 def check_json_lines(parsed: Sequence[ParsedLogLine]) -> list[Finding]:
     """LOG-001."""
     return [
-        Finding(LOG_001.id, f"line {p.line.number} is {p.problem}", p.evidence())
+        Finding(LOG_001.id, f"{p.line.where} is {p.problem}", p.evidence())
         for p in parsed
         if p.record is None
     ]
@@ -378,7 +382,7 @@ def check_provoked_lines(provoked: Sequence[ParsedLogLine]) -> list[Finding]:
     return [
         Finding(
             LOG_009.id,
-            f"line {p.line.number}, written in answer to the probe {p.provoked_by!r}, is {p.problem}",
+            f"{p.line.where}, written in answer to the probe {p.provoked_by!r}, is {p.problem}",
             p.evidence(),
         )
         for p in provoked
@@ -398,9 +402,7 @@ def _validation_findings(
     out = []
     for error in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
         where = "/".join(map(str, error.absolute_path)) or "(record)"
-        out.append(
-            Finding(req_id, f"line {p.line.number}: {where}: {error.message}", p.evidence(field=where))
-        )
+        out.append(Finding(req_id, f"{p.line.where}: {where}: {error.message}", p.evidence(field=where)))
     return out
 
 
@@ -476,7 +478,7 @@ def check_timestamps(parsed: Sequence[ParsedLogLine]) -> list[Finding]:
             findings.append(
                 Finding(
                     LOG_004.id,
-                    f"line {p.line.number}: timestamp {record['timestamp']!r} {problem}",
+                    f"{p.line.where}: timestamp {record['timestamp']!r} {problem}",
                     p.evidence(field="timestamp"),
                 )
             )
@@ -500,7 +502,7 @@ def check_levels(parsed: Sequence[ParsedLogLine], contract: LogContract) -> list
             findings.append(
                 Finding(
                     LOG_005.id,
-                    f"line {p.line.number}: level is {type(level).__name__}, not a string",
+                    f"{p.line.where}: level is {type(level).__name__}, not a string",
                     p.evidence(field="level"),
                 )
             )
@@ -510,7 +512,7 @@ def check_levels(parsed: Sequence[ParsedLogLine], contract: LogContract) -> list
             findings.append(
                 Finding(
                     LOG_005.id,
-                    f"line {p.line.number}: level {level!r} is not one of {sorted(allowed)}",
+                    f"{p.line.where}: level {level!r} is not one of {sorted(allowed)}",
                     p.evidence(field="level"),
                 )
             )
@@ -559,7 +561,7 @@ def check_trace_ids(parsed: Sequence[ParsedLogLine], contract: LogContract) -> l
                 findings.append(
                     Finding(
                         LOG_006.id,
-                        f"line {p.line.number}: {name} {str(record[name])[:80]!r} {problem}",
+                        f"{p.line.where}: {name} {str(record[name])[:80]!r} {problem}",
                         p.evidence(field=name),
                     )
                 )
@@ -661,7 +663,7 @@ def check_route_templates(
                 findings.append(
                     Finding(
                         LOG_008.id,
-                        f"line {p.line.number}: path {excerpt(path, 80)!r} is the raw path; "
+                        f"{p.line.where}: path {excerpt(path, 80)!r} is the raw path; "
                         f"expected the route template {raw_to_template[bare]!r}",
                         p.evidence(field="path"),
                     )

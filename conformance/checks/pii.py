@@ -240,7 +240,7 @@ class Hit:
 
 def log_texts(lines: Iterable[LogLine]) -> list[ChannelText]:
     """Each captured line as raw text (decoded leniently): leaks hide outside parsed fields too."""
-    return [ChannelText("logs", f"{line.stream} line {line.number}", line.text()) for line in lines]
+    return [ChannelText("logs", line.place, line.text()) for line in lines]
 
 
 def _text_of(value: Any) -> str:
@@ -1547,13 +1547,12 @@ def check_redaction_present(
             for p in records:
                 raw = p.raw_record or {}
                 value = get_field(raw, rule.field)
-                where = {**evidence, "location": f"{p.line.stream} line {p.line.number}"}
+                where = {**evidence, "location": p.line.place}
                 if value is None:
                     findings.append(
                         Finding(
                             PII_007.id,
-                            f"logs: {rule.message!r} of {what} ({p.line.stream} line {p.line.number}) has no "
-                            f"field {rule.field!r}",
+                            f"logs: {rule.message!r} of {what} ({p.line.place}) has no field {rule.field!r}",
                             where,
                         )
                     )
@@ -1565,8 +1564,8 @@ def check_redaction_present(
                     findings.append(
                         Finding(
                             PII_007.id,
-                            f"logs: {rule.message}.{rule.field} of {what} ({p.line.stream} line "
-                            f"{p.line.number}) lacks {', '.join(missing)}; it reads {shown!r}",
+                            f"logs: {rule.message}.{rule.field} of {what} ({p.line.place}) "
+                            f"lacks {', '.join(missing)}; it reads {shown!r}",
                             {**where, "missing": missing, "excerpt": shown},
                         )
                     )

@@ -1135,7 +1135,7 @@ def check_429_telemetry_pii(
                 findings.append(
                     Finding(
                         RL_010.id,
-                        f"{rule}: log line {p.line.number}, field {path} {problem}",
+                        f"{rule}: log {p.line.where}, field {path} {problem}",
                         {"rule": rule, "line": p.line.number, "field": path},
                     )
                 )

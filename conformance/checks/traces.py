@@ -706,7 +706,7 @@ def check_log_join(
         below = _descendants(s, o.trace)
         for p in o.lines:
             record = p.record or {}
-            what = f"{o.name}: line {p.line.number} ({excerpt(str(record.get('message')), 40)})"
+            what = f"{o.name}: {p.line.where} ({excerpt(str(record.get('message')), 40)})"
             trace_id, span_id = record.get("trace_id"), record.get("span_id")
             if not trace_id:
                 findings.append(Finding(TRC_004.id, f"{what} has no trace_id", p.evidence(**_evidence(o))))
@@ -765,7 +765,7 @@ def check_correlation_join(observed: Sequence[Observed], *, correlation_header: 
         for p in o.lines:
             record = p.record or {}
             logged = record.get("correlation_id")
-            what = f"{o.name}: line {p.line.number} ({excerpt(str(record.get('message')), 40)})"
+            what = f"{o.name}: {p.line.where} ({excerpt(str(record.get('message')), 40)})"
             if not logged:
                 findings.append(
                     Finding(
@@ -1061,7 +1061,7 @@ def check_restarted_in_logs(
                 findings.append(
                     Finding(
                         TRC_011.id,
-                        f"{e.case}: log line {p.line.number} carries trace {trace_id}, taken from an invalid "
+                        f"{e.case}: log {p.line.where} carries trace {trace_id}, taken from an invalid "
                         f"header ({excerpt(' | '.join(e.sent), 120)}); the service must restart the trace",
                         p.evidence(**_log_evidence(o, case=e.case, w3c=e.source)),
                     )
@@ -1081,7 +1081,7 @@ def check_log_join_in_logs(observed: Sequence[Observed]) -> tuple[list[Finding],
         traces_seen = logged_trace_ids(o)
         for p in o.lines:
             record = p.record or {}
-            what = f"{o.name}: line {p.line.number} ({excerpt(str(record.get('message')), 40)})"
+            what = f"{o.name}: {p.line.where} ({excerpt(str(record.get('message')), 40)})"
             for name in ("trace_id", "span_id"):
                 if not record.get(name):
                     findings.append(

@@ -63,6 +63,7 @@ from conformance._profile import CANONICAL_LOG_FIELDS, DEFAULT_LEVELS, load_prof
 from conformance._requirements import all_requirements
 from conformance._wait import wait_until
 from conformance.checks._exposition import view_exposition
+from conformance.collect._otlp_logs import OTLP_STREAM, otlp_log_lines
 from conformance.collect._scrape import scrape_metrics
 from conformance.commands._init_fill import FILL_IN, unfilled_values
 from conformance.commands._init_launch import LaunchedService, client_for, fill
@@ -1712,6 +1713,10 @@ def infer(args: argparse.Namespace, out_dir: Path) -> Inferred:
             span_names = [str(sp.resource_attributes.get("service.name", "")) for sp in receiver.spans()[:50]]
             output = launched.output()
         logs = guess_log_contract(output, "the service's stdout and stderr")
+        if not logs.json_objects and found.otlp["log records"]:
+            # No JSON on either stream, but records over OTLP (a logs bridge): judge those.
+            output = {OTLP_STREAM: [line.text() for line in otlp_log_lines(receiver.log_records())]}
+            logs = guess_log_contract(output, "the OTLP log records the service exported")
         records = _json_objects(output.get(logs.stream, []))[0]
         source = f"`{shlex.join(command)}`"
     else:

@@ -180,6 +180,7 @@ def _convert_logs_request(request: ExportLogsServiceRequest) -> list[OtlpLogReco
     for resource_logs in request.resource_logs:
         resource = _attributes(resource_logs.resource.attributes)
         for scope_logs in resource_logs.scope_logs:
+            scope_name = scope_logs.scope.name
             for record in scope_logs.log_records:
                 records.append(
                     OtlpLogRecord(
@@ -191,6 +192,8 @@ def _convert_logs_request(request: ExportLogsServiceRequest) -> list[OtlpLogReco
                         resource_attributes=dict(resource),
                         trace_id=record.trace_id.hex(),
                         span_id=record.span_id.hex(),
+                        severity_number=record.severity_number,
+                        scope_name=scope_name,
                     )
                 )
     return records

@@ -63,3 +63,26 @@ def test_span_requirements_say_once_that_no_span_came(silent_run: CliRun) -> Non
     assert "exports no spans" in by_id["TRC-001"]["message"]
     for rid in ("TRC-003", "TRC-012", "SEM-001", "SEM-002", "SEM-003", "SEM-005"):
         assert by_id[rid]["status"] == "error" and "exports no spans" in by_id[rid]["message"]
+
+
+@pytest.fixture(scope="module")
+def silent_otlp_run(tmp_path_factory: pytest.TempPathFactory) -> CliRun:
+    """The silent service judged by its OTLP log records (``logs.stream: otlp``): none arrive."""
+    tmp = tmp_path_factory.mktemp("silent-otlp")
+    here = SILENT_PROFILE.parent
+    text = SILENT_PROFILE.read_text(encoding="utf-8").replace("{profile_dir}", str(here))
+    text = text.replace("schema: health.schema.json", f"schema: {here / 'health.schema.json'}")
+    profile = tmp / "conformance.yaml"
+    profile.write_text(text + "logs: {stream: otlp}\n", encoding="utf-8")
+    return cli_run(tmp, "--mode", "local", "-k", "test_logs or test_log_lines", profile=profile)
+
+
+def test_no_otlp_log_record_is_an_error_with_the_exporter_fix(silent_otlp_run: CliRun) -> None:
+    by_id = {r["id"]: r for r in silent_otlp_run.report["results"]}
+    for rid in ("LOG-001", "LOG-002", "LOG-003", "LOG-004", "LOG-005", "LOG-006", "LOG-008"):
+        message = by_id[rid]["message"]
+        assert by_id[rid]["status"] == "error", (rid, message)
+        assert "exported no OTLP log record to the harness's receiver" in message, (rid, message)
+        assert "OTEL_LOGS_EXPORTER" in message, (rid, message)
+    assert by_id["LOG-001"]["examined"] == {"lines": 0}
+    assert not [r["id"] for r in silent_otlp_run.report["results"] if r["status"] == "passed"]

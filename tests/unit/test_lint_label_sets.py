@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.samples import Sample
 
+from conformance.checks import _promlint
 from conformance.checks._exposition import series_key
 from conformance.checks._promlint import _label_sets
 
@@ -35,3 +37,14 @@ def test_one_name_one_order_and_a_repeat_is_a_duplicate() -> None:
     assert _label_sets([Sample("m", {"a": "1"}, 1), Sample("m", {"a": "1"}, 2)]) == ({"a"}, True)
     assert _label_sets([Sample("m", {"a": "1"}, 1), Sample("m", {"b": "1"}, 2)]) == ({"a", "b"}, False)
     assert _label_sets([Sample("m", {"a": "1", "b": "2"}, 1), Sample("m", {"b": "2", "a": "1"}, 1)])[1]
+
+
+@settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(samples=_SAMPLES)
+def test_equal_hashes_of_distinct_series_are_no_duplicate(samples: list[Sample]) -> None:
+    # Every key hashes alike: the keys themselves must be compared (a collision is not a duplicate).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_promlint, "hash", lambda key: 0, raising=False)
+        names, duplicated = _label_sets(samples)
+    assert names == {name for sample in samples for name in sample.labels}
+    assert duplicated == (len({series_key(s) for s in samples}) != len(samples))

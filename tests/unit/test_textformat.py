@@ -183,6 +183,85 @@ def test_edge_cases_parse_like_prometheus_client(text: str) -> None:
     assert_same(text)
 
 
+def _run(lines: list[str], n: int = 5) -> list[str]:
+    return [line.format(i=i) for i in range(n) for line in lines]
+
+
+# Runs of one label layout are parsed together; these end a run, or break into one, in every way.
+_RUN_BREAKERS = {
+    "escaped value": 'a{{x="{i}",y="q\\"uote\\\\ \\n"}} 1',
+    "timestamp": 'a{{x="{i}",y="t"}} 1 1700000000000',
+    "exemplar": 'a{{x="{i}",y="e"}} 1 # {{trace_id="abc"}} 1.0',
+    "two spaces": 'a{{x="{i}",y="s"}}  1',
+    "tab": 'a{{x="{i}",y="s"}}\t1',
+    "duplicate label": 'a{{x="{i}",x="d"}} 1',
+    "reserved label": 'a{{x="{i}",__r="d"}} 1',
+    "name in labels": '{{__name__="a",x="{i}"}} 1',
+    "bad value": 'a{{x="{i}",y="v"}} abc',
+    "underscore value": 'a{{x="{i}",y="v"}} 1_0',
+    "float value": 'a{{x="{i}",y="f"}} 1e3',
+    "other label order": 'a{{y="o",x="{i}"}} 1',
+    "trailing comma": 'a{{x="{i}",y="c",}} 1',
+    "empty braces": "a{{}} {i}",
+    "no labels": "a {i}",
+    "unexpected name": 'b{{x="{i}",y="u"}} 1',
+    "comment": "# just a comment {i}",
+    "blank": "",
+    "garbage": "a{{x=",
+}
+
+
+@pytest.mark.parametrize("breaker", sorted(_RUN_BREAKERS))
+@pytest.mark.parametrize("typ", ["counter", "gauge", "histogram", "untyped"])
+def test_runs_of_a_layout_end_and_resume_like_prometheus_client(breaker: str, typ: str) -> None:
+    plain = 'a{{x="{i}",y="p"}} {i}'
+    lines = [*_run([plain], 4), _RUN_BREAKERS[breaker].format(i=9), *_run([plain, plain + ".5"], 4)]
+    assert_same(f"# HELP a A.\n# TYPE a {typ}\n" + "\n".join(lines) + "\n")
+
+
+def test_histogram_layouts_interleaved_like_prometheus_client() -> None:
+    bucket = 'h_bucket{{r="/{i}",le="{le}"}} {i}'
+    lines = ["# TYPE h histogram"]
+    for i in range(5):
+        lines += [bucket.format(i=i, le=le) for le in ("0.1", "1", "+Inf")]
+        lines += [f'h_sum{{r="/{i}"}} 1.5', f'h_count{{r="/{i}"}} {i}', f'h_created{{r="/{i}"}} 1e9']
+    assert_same("\n".join(lines) + "\n")
+
+
+def test_more_layouts_than_remembered_parse_like_prometheus_client() -> None:
+    # Twelve layouts in turn: more than _Layouts keeps, so each is looked up again.
+    lines = [f'm{{{"abcdefghijkl"[i]}="{n}"}} {n}' for n in range(3) for i in range(12)]
+    assert_same("\n".join(lines) + "\n")
+
+
+def test_label_names_that_are_python_keywords_parse_like_prometheus_client() -> None:
+    # Label values are captured in groups named after their labels (Match.groupdict).
+    lines = _run(['k{{class="{i}",None="n",if="",_="u",le="1"}} {i}'], 3)
+    assert_same("\n".join(lines) + "\n")
+
+
+def test_a_layout_per_line_parses_like_prometheus_client() -> None:
+    # A metric or label name per series (a cardinality accident): past _Layouts' budget the
+    # lines take the careful path, escapes and runs of one layout included.
+    lines = [f'm_{i}{{a="x",b{i % 300}="{i}"}} {i}' for i in range(400)]
+    lines += _run(['m{{a="{i}"}} {i}', 'm{{a="e\\\\{i}"}} 1.5', "m 1 17"], 3)
+    assert_same("# TYPE m gauge\n" + "\n".join(lines) + "\n")
+
+
+def test_a_layout_per_line_is_not_compiled_per_line() -> None:
+    from conformance.collect import _textformat
+
+    layouts = _textformat._Layouts()
+    for i in range(1_000):
+        layouts.find(f'm_{i}{{a="x"}} {i}')
+    assert len(layouts.known) == _textformat._Layouts._FREE_LAYOUTS
+
+
+def test_crlf_and_indented_lines_parse_like_prometheus_client() -> None:
+    lines = _run(['  a{{x="{i}"}} 1\r', 'a{{x="{i}"}} 2 \r'], 4)
+    assert_same("# TYPE a gauge\r\n" + "\n".join(lines) + "\n")
+
+
 def test_cyclic_gc_is_restored() -> None:
     assert gc.isenabled()
     with cyclic_gc_paused():
