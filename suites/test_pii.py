@@ -324,10 +324,16 @@ def test_no_canary_in_spans(pii_run: PiiRun, verdict: Verdict) -> None:
 
 
 @pytest.mark.requirement("PII-003")
-def test_no_canary_in_metrics(pii_run: PiiRun, verdict: Verdict) -> None:
+def test_no_canary_in_metrics(
+    conformance_session: ConformanceSession, pii_run: PiiRun, verdict: Verdict
+) -> None:
     exposition = pii_run.channels.exposition
     hint = "see MET-001; metrics.path and metrics.port say where the exposition is"
-    if not exposition.url:  # metrics.exposed: false
+    gap = conformance_session.otlp_metrics_gap()
+    if not exposition.url and gap:  # metrics.source: otlp without the collector
+        none_because = f"{gap}; and no metric point "
+        hint = "see MET-001"
+    elif not exposition.url:  # metrics.exposed: false
         none_because = "the profile declares no /metrics (metrics.exposed: false) and no metric point "
         hint = (
             "a service that pushes metrics over OTLP is searched here once its points arrive (its export "
