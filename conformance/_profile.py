@@ -149,6 +149,17 @@ class MetricsConfig:
     bearer_token_env: str | None = None
     #: False when the profile declares that the service serves no Prometheus metrics.
     exposed: bool = True
+    #: Where the MET requirements read the service's metrics: its own exposition
+    #: (``exposition``), or the collector's prometheus exporter of what it pushes (``otlp``).
+    source: str = "exposition"
+    #: Seconds from the first request the run waits for the first OTLP metric to reach
+    #: the exporter (``source: otlp``).
+    push_timeout: float = 15.0
+
+    @property
+    def scraped_from_service(self) -> bool:
+        """Whether Prometheus and the harness scrape the service's own endpoint."""
+        return self.exposed and self.source == "exposition"
 
 
 @dataclass(frozen=True, slots=True)
@@ -493,6 +504,13 @@ def _build(path: Path, display: str, data: dict[str, Any]) -> Profile:
             raise ProfileError(display, f"service.secret_env[{i}]", f"{name!r} is not a key of service.env")
 
     met = data.get("metrics", {})
+    if met.get("source") == "otlp" and met.get("exposed") is False:
+        raise ProfileError(
+            display,
+            "metrics.source",
+            "otlp examines the metrics the service pushes over OTLP, while metrics.exposed: false "
+            "declares it has none to examine; keep one of them",
+        )
     metrics = MetricsConfig(
         path=met.get("path", "/metrics"),
         port=None if met.get("port", "auto") == "auto" else int(met["port"]),
@@ -500,6 +518,8 @@ def _build(path: Path, display: str, data: dict[str, Any]) -> Profile:
         format=met.get("format", "prometheus-text"),
         bearer_token_env=met.get("bearer_token_env"),
         exposed=bool(met.get("exposed", True)),
+        source=str(met.get("source", "exposition")),
+        push_timeout=float(met.get("push_timeout", 15.0)),
     )
     tel = data.get("telemetry", {})
     telemetry = TelemetryConfig(

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from conformance._exceptions import HarnessError, LimitExceeded, WaitTimeout
+from conformance._exceptions import HarnessError, LimitExceeded, NoEvidence, WaitTimeout
 from conformance._mask import excerpt
 from conformance._plan import ProbeContext, ProbeRunner, implements
 from conformance._process import RUN_ID, reap_leftovers
@@ -29,6 +29,7 @@ from conformance.checks.exports import check_server_spans_exported
 from conformance.checks.logs import ParsedLogLine, ProvokedWindow, attribute_provoked, parse_log_lines
 from conformance.collect._logs import count_log_lines, log_limit_exceeded, log_lines_exceeded, read_log_lines
 from conformance.collect._otlp_logs import OTLP_STREAM, otlp_log_lines
+from conformance.collect._otlp_metrics import OtlpMetricsSource, service_families, strip_exporter_families
 from conformance.collect._prometheus_api import PrometheusClient, wait_for_target_up
 from conformance.collect._propagation import CORRELATION, malformed_correlation_probes, send_probes
 from conformance.collect._scrape import Exposition, scrape_metrics
@@ -40,6 +41,13 @@ if TYPE_CHECKING:
     from conformance.stack._telemetry import TelemetryPlan
 
 __all__ = ["ConformanceSession"]
+
+#: How to get the first OTLP metric to the exporter sooner (metrics.source: otlp).
+_NO_OTLP_METRICS_HINT = (
+    "make the service push metrics over OTLP to OTEL_EXPORTER_OTLP_ENDPOINT at OTEL_METRIC_EXPORT_INTERVAL "
+    "(a JavaScript PeriodicExportingMetricReader built without exportIntervalMillis pushes every 60 s), "
+    "or raise metrics.push_timeout above its push interval"
+)
 
 #: Seconds Prometheus may take after its start to list a static scrape target.
 _TARGET_DISCOVERY = 5.0
@@ -74,6 +82,9 @@ class ConformanceSession:
         self._spans_seen: bool | None = None
         self._prometheus_error: str | None = None
         self._scrape_limit: LimitExceeded | None = None
+        self._otlp_metrics_missing: str | None = None
+        self._otlp_lock = threading.Lock()
+        self._otlp_push_missed = ""
         self._malformed: dict[str, HttpExchange] | None = None
         self.started_at = time.time()
         self.stack_description: dict[str, Any] = {"mode": stack.mode, "components": []}
@@ -466,15 +477,147 @@ class ConformanceSession:
     def prometheus(self) -> PrometheusClient:
         return self.stack.prometheus_client(self._api_http)
 
+    @cached_property
+    def otlp_metrics(self) -> OtlpMetricsSource | None:
+        """Where the metrics the service pushes over OTLP are scraped (``metrics.source: otlp``),
+        or None when the MET requirements read the service's own exposition."""
+        if self.profile.metrics.source != "otlp":
+            return None
+        source = getattr(self.stack, "otlp_metrics_source", None)
+        if source is None:
+            return OtlpMetricsSource(
+                "",
+                self.profile.prometheus.job,
+                unavailable=f"{self.stack.mode} mode runs no collector of the harness's",
+                fix="run in local or container mode, or point the service's metrics at an exposition "
+                "(metrics.source: exposition)",
+            )
+        found: OtlpMetricsSource = source()
+        return found
+
+    @property
+    def metrics_url(self) -> str:
+        """The exposition the MET requirements read: the service's, or the collector's exporter."""
+        source = self.otlp_metrics
+        if source is None:
+            return self.stack.metrics_url
+        return source.url or "(none: the collector is not running)"
+
+    @property
+    def metrics_job(self) -> str:
+        """The Prometheus job whose series are the service's metrics."""
+        source = self.otlp_metrics
+        return self.profile.prometheus.job if source is None else source.job
+
+    def otlp_metric_names(self) -> list[str]:
+        """Metric names the harness's own receiver got over OTLP (local mode; other stacks'
+        receivers keep none the suites can read)."""
+        names = getattr(getattr(self.stack, "receiver", None), "metric_names", None)
+        return list(names()) if callable(names) else []
+
     def scrape(self, *, openmetrics: bool = False) -> Exposition:
         """The harness's own scrape of /metrics, under the profile's Prometheus limits
-        (:class:`LimitExceeded`, with Prometheus's own scrape error when it has one)."""
+        (:class:`LimitExceeded`, with Prometheus's own scrape error when it has one).
+
+        With ``metrics.source: otlp``, the collector's prometheus exporter instead, once the
+        service's first OTLP metric reached it, without the families the exporter adds
+        (:mod:`conformance.collect._otlp_metrics`); :class:`NoEvidence` when the collector is
+        not running or nothing arrived within ``metrics.push_timeout``."""
+        if self.otlp_metrics is not None:
+            return strip_exporter_families(self._scrape_exporter(self.otlp_metrics, openmetrics))
+        return self._scrape(self.stack.metrics_url, openmetrics)
+
+    def _scrape_exporter(self, source: OtlpMetricsSource, openmetrics: bool) -> Exposition:
+        if not source.url:
+            raise NoEvidence(
+                f"the metrics the service pushes over OTLP (metrics.source: otlp) are read from the "
+                f"collector's prometheus exporter, and {source.unavailable}",
+                hint=source.fix,
+            )
+        asked = source.pushes() if source.pushes is not None else None
+        with self._otlp_lock:  # probes run concurrently: one wait per run
+            if self._otlp_metrics_missing is None:
+                self._otlp_metrics_missing = self._await_otlp_metrics(source)
+        if self._otlp_metrics_missing:
+            raise NoEvidence(self._otlp_metrics_missing, hint=_NO_OTLP_METRICS_HINT)
+        if asked is not None:
+            self._await_push_after(source, asked)
+        return self._scrape(source.url, openmetrics)
+
+    def _await_push_after(self, source: OtlpMetricsSource, seen: int) -> None:
+        """Wait for a push that began after the scrape was asked for: the exporter serves what the
+        service pushed last, so traffic sent just before shows only after the next push."""
+        timeout = self.profile.metrics.push_timeout
+
+        def pushed() -> tuple[bool | None, str]:
+            now = source.pushes() if source.pushes is not None else seen + 1
+            return (True if now > seen else None), f"{now} metric points received, none since"
+
+        try:
+            wait_until(pushed, awaited="the service's next OTLP metric push", timeout=timeout)
+        except WaitTimeout as exc:
+            self._otlp_push_missed = (
+                f"the service pushed no OTLP metric within {timeout:g}s (metrics.push_timeout) of the "
+                f"harness's scrape of {source.url}, so that scrape would show the metrics before the "
+                f"traffic just sent ({exc.last_seen})"
+            )
+            raise NoEvidence(self._otlp_push_missed, hint=_NO_OTLP_METRICS_HINT) from None
+
+    def otlp_metrics_gap(self) -> str:
+        """Why a scrape of the service's OTLP metrics this run showed nothing to judge (the
+        collector not running, no push in time), or "" (or ``metrics.source`` is exposition)."""
+        source = self.otlp_metrics
+        if source is None:
+            return ""
+        if not source.url:
+            return (
+                "the metrics the service pushes over OTLP are read from the collector's prometheus "
+                f"exporter, and {source.unavailable}"
+            )
+        return self._otlp_metrics_missing or self._otlp_push_missed
+
+    def scrape_or_gap(self) -> Exposition:
+        """:meth:`scrape`, except that an exporter with nothing to show (``metrics.source: otlp``)
+        is an empty exposition saying why, for probes that read other signals too."""
+        try:
+            return self.scrape()
+        except NoEvidence as exc:
+            if self.otlp_metrics is None:
+                raise
+            return Exposition(self.metrics_url, 0, "", "", (), "prometheus-text", str(exc))
+
+    def _await_otlp_metrics(self, source: OtlpMetricsSource) -> str:
+        """Wait (once per run) for the exporter to serve a metric of the service's; "" when it
+        does, else what never arrived."""
+        timeout = self.profile.metrics.push_timeout
+
+        def probe() -> tuple[bool | None, str]:
+            exposition = self._scrape(source.url, False)
+            names = service_families(f.name for f in exposition.families)
+            if names:
+                return True, ""
+            shown = ", ".join(f.name for f in exposition.families) or "no family"
+            return None, f"HTTP {exposition.status_code}, {shown}"
+
+        remaining = timeout - (time.monotonic() - self._traffic_started)
+        try:
+            wait_until(probe, awaited="the service's first OTLP metric", timeout=max(remaining, 0.5))
+        except WaitTimeout as exc:
+            return (
+                f"no metric the service pushed over OTLP reached the collector's prometheus exporter at "
+                f"{source.url} within {timeout:g}s of the first request (metrics.push_timeout; last seen: "
+                f"{exc.last_seen}; OTLP metrics the harness's receiver got: "
+                f"{', '.join(self.otlp_metric_names()) or 'none'})"
+            )
+        return ""
+
+    def _scrape(self, url: str, openmetrics: bool) -> Exposition:
         prom = self.profile.prometheus
         if self._scrape_limit is not None:
             raise self._scrape_limit  # hit once, reported for the whole run: no re-reading 50 MiB
         try:
             return scrape_metrics(
-                self.stack.metrics_url,
+                url,
                 client=self._api_http,
                 accept_openmetrics=openmetrics,
                 timeout=prom.scrape_timeout,
@@ -516,7 +659,7 @@ class ConformanceSession:
         if self._prometheus_error is not None:
             return self._prometheus_error
         prom = self.profile.prometheus
-        job = prom.job
+        job = self.metrics_job
 
         def last_error() -> tuple[str | None, str]:
             try:
@@ -546,13 +689,13 @@ class ConformanceSession:
         try:
             target: dict[str, Any] = wait_for_target_up(
                 self.prometheus,
-                self.profile.prometheus.job,
+                self.metrics_job,
                 timeout=max(5.0, 4 * self.profile.prometheus.scrape_interval),
             )
             return target
         except WaitTimeout:
             for target in self.prometheus.targets():
-                if target.get("labels", {}).get("job") == self.profile.prometheus.job:
+                if target.get("labels", {}).get("job") == self.metrics_job:
                     return dict(target)
             return None
 

@@ -23,6 +23,7 @@ def test_metrics_are_scraped_by_prometheus(conformance_session: ConformanceSessi
         status=exposition.status_code,
         format=exposition.format,
         prometheus_target=(target or {}).get("scrapeUrl"),
+        **({"metrics_source": s.otlp_metrics.describe()} if s.otlp_metrics is not None else {}),
     )
     verdict.examined(metric_families=len(exposition.families), scrapes=1 + (target is not None))
     findings = exports.check_metrics_scraped(

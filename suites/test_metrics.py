@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pytest
 
 from conformance._exceptions import HarnessError, NoEvidence, StackError
+from conformance._model import Finding
 from conformance._plan import ProbeContext, implements
 from conformance._sections import rate_limits as rate_limits_section
 from conformance._sections.metrics import KEY, MetricsContract
@@ -23,6 +24,7 @@ from conformance._sections.rate_limits import RateLimitRule
 from conformance._session import ConformanceSession
 from conformance.checks import metrics
 from conformance.checks.metrics import GrowthRow, LintedExposition, MetricsView, SeriesSnapshot
+from conformance.checks.otlp_metrics import attribute_to_otlp, finding_metric_names, otlp_origins
 from conformance.collect._cardinality import (
     CardinalityObservation,
     counter_history,
@@ -32,6 +34,7 @@ from conformance.collect._cardinality import (
     observe_steady_traffic,
     plan_probe,
 )
+from conformance.collect._otlp_metrics import strip_exporter_series
 from conformance.collect._promtool import LocalPromtool
 from conformance.collect._scrape import Exposition
 from conformance.plugin import Verdict
@@ -130,6 +133,17 @@ def promtool_parity(
     return summary
 
 
+def _from_otlp(s: ConformanceSession, verdict: Verdict, findings: list[Finding]) -> list[Finding]:
+    """With ``metrics.source: otlp``: say where the metrics were read, and name in each
+    finding the OTLP metric behind the Prometheus family the exporter made of it."""
+    source = s.otlp_metrics
+    if source is None:
+        return findings
+    otlp_names = s.otlp_metric_names()
+    verdict.note(metrics_source=source.describe(), otlp_metrics=otlp_names)
+    return attribute_to_otlp(findings, otlp_origins(finding_metric_names(findings), otlp_names))
+
+
 def _profile_view(
     conformance_session: ConformanceSession, linted: tuple[LintedExposition, ...]
 ) -> MetricsView:
@@ -143,7 +157,10 @@ def _profile_view(
 
 @pytest.mark.requirement("MET-002")
 def test_names_follow_the_naming_rules(
-    linted: tuple[LintedExposition, ...], promtool_parity: dict[str, object], verdict: Verdict
+    conformance_session: ConformanceSession,
+    linted: tuple[LintedExposition, ...],
+    promtool_parity: dict[str, object],
+    verdict: Verdict,
 ) -> None:
     verdict.note(
         expositions=[f"{i.source}: {len(i.view.families)} families" for i in linted], **promtool_parity
@@ -155,12 +172,16 @@ def test_names_follow_the_naming_rules(
         none_because="neither scrape of /metrics held a metric family to lint",
         hint=metrics.NO_EXPOSITION_HINT,
     )
-    verdict.check(metrics.check_naming(linted), what="the text and OpenMetrics expositions")
+    findings = _from_otlp(conformance_session, verdict, metrics.check_naming(linted))
+    verdict.check(findings, what="the text and OpenMetrics expositions")
 
 
 @pytest.mark.requirement("MET-003")
 def test_units_are_base_units(
-    linted: tuple[LintedExposition, ...], promtool_parity: dict[str, object], verdict: Verdict
+    conformance_session: ConformanceSession,
+    linted: tuple[LintedExposition, ...],
+    promtool_parity: dict[str, object],
+    verdict: Verdict,
 ) -> None:
     verdict.note(promtool=promtool_parity.get("promtool"))
     verdict.examined(
@@ -168,7 +189,7 @@ def test_units_are_base_units(
         none_because="neither scrape of /metrics held a metric name to check for units",
         hint=metrics.NO_EXPOSITION_HINT,
     )
-    verdict.check(metrics.check_units(linted), what="metric names")
+    verdict.check(_from_otlp(conformance_session, verdict, metrics.check_units(linted)), what="metric names")
 
 
 @pytest.mark.requirement("MET-004")
@@ -191,7 +212,10 @@ def test_required_metrics_are_exposed(
         families_exposed=len(view.families),
         declared_without_samples_labels_not_checked=unverified,
     )
-    verdict.check(metrics.check_required_metrics(view, contract.required), what="the required metrics")
+    findings = _from_otlp(
+        conformance_session, verdict, metrics.check_required_metrics(view, contract.required)
+    )
+    verdict.check(findings, what="the required metrics")
 
 
 @pytest.mark.requirement("MET-005")
@@ -220,11 +244,12 @@ def test_histograms_are_well_formed(
     findings, examined = metrics.check_histograms(view, contract.required)
     verdict.examined(
         **examined,
-        none_because=f"{conformance_session.stack.metrics_url} exposes {len(histograms)} histogram(s) and "
+        none_because=f"{conformance_session.metrics_url} exposes {len(histograms)} histogram(s) and "
         "no bucket series; nothing to examine",
         hint="add an endpoint to the profile that a histogram observes, or declare MET-005 in "
         "requirements.not_applicable",
     )
+    findings = _from_otlp(conformance_session, verdict, findings)
     verdict.check(findings, what=f"{examined['histograms']} histograms")
 
 
@@ -283,7 +308,7 @@ def _cardinality_probe(s: ConformanceSession, _: ProbeContext) -> _ProbeResult:
         clients=clients,
         scrape=s.scrape,
         prometheus=s.prometheus,
-        job=s.profile.prometheus.job,
+        job=s.metrics_job,
         timeout=config.timeout,
     )
     s.require_running()
@@ -307,8 +332,12 @@ def _cardinality_probe(s: ConformanceSession, _: ProbeContext) -> _ProbeResult:
         metrics.snapshot_from_view(v, source="/metrics", moment=m.name)
         for v, m in zip(views, observation.moments, strict=True)
     ]
+    # metrics.source: otlp: Prometheus keeps target_info and the exporter's job/instance too.
+    stored = strip_exporter_series if s.otlp_metrics is not None else tuple
     in_prometheus = [
-        metrics.snapshot_from_prometheus(m.prometheus_series, owners, source="Prometheus", moment=m.name)
+        metrics.snapshot_from_prometheus(
+            stored(m.prometheus_series), owners, source="Prometheus", moment=m.name
+        )
         for m in observation.moments
     ]
     second_half = observation.halves[1].sent
@@ -363,7 +392,9 @@ def _note_probe(verdict: Verdict, result: _ProbeResult) -> None:
 
 
 @pytest.mark.requirement("MET-006")
-def test_no_forbidden_labels(probe: _ProbeResult, contract: MetricsContract, verdict: Verdict) -> None:
+def test_no_forbidden_labels(
+    conformance_session: ConformanceSession, probe: _ProbeResult, contract: MetricsContract, verdict: Verdict
+) -> None:
     verdict.note(
         forbidden=list(contract.forbidden_labels),
         series_checked={snap.source: snap.total for snap in probe.after},
@@ -375,7 +406,8 @@ def test_no_forbidden_labels(probe: _ProbeResult, contract: MetricsContract, ver
             "five), or declare MET-006 in requirements.not_applicable",
         )
     _examined_series(verdict, probe, "label name to check")
-    verdict.check(metrics.check_forbidden_labels(probe.after, contract.forbidden_labels), what="label names")
+    findings = metrics.check_forbidden_labels(probe.after, contract.forbidden_labels)
+    verdict.check(_from_otlp(conformance_session, verdict, findings), what="label names")
 
 
 @pytest.mark.requirement("MET-007")
@@ -389,12 +421,12 @@ def test_no_raw_paths_in_label_values(
     findings = metrics.check_raw_path_labels(
         probe.after, probe_marker=probe.observation.marker, concrete_paths=conformance_session.templates
     )
-    verdict.check(findings, what="label values after the probe")
+    verdict.check(_from_otlp(conformance_session, verdict, findings), what="label values after the probe")
 
 
 @pytest.mark.requirement("MET-008")
 def test_series_do_not_grow_with_the_probe(
-    probe: _ProbeResult, contract: MetricsContract, verdict: Verdict
+    conformance_session: ConformanceSession, probe: _ProbeResult, contract: MetricsContract, verdict: Verdict
 ) -> None:
     config = contract.cardinality
     _note_probe(verdict, probe)
@@ -415,6 +447,7 @@ def test_series_do_not_grow_with_the_probe(
     findings = metrics.check_cardinality_growth(
         probe.rows, max_series_per_request=config.max_series_per_request, budget=config.budget
     )
+    findings = _from_otlp(conformance_session, verdict, findings)
     verdict.check(findings, what=f"series per metric over {len(probe.observation.plan)} probe requests")
 
 
@@ -476,7 +509,7 @@ def test_counters_never_decrease(
     s = conformance_session
     names = metrics.counter_sample_names(steady[1])
     window = time.time() - s.started_at
-    history = counter_history(s.prometheus, s.profile.prometheus.job, names, window)
+    history = counter_history(s.prometheus, s.metrics_job, names, window)
     verdict.note(
         counter_series_names=len(names),
         prometheus_window_seconds=round(window, 1),
@@ -487,12 +520,12 @@ def test_counters_never_decrease(
     )
     verdict.examined(
         **examined,
-        none_because=f"no counter series in both scrapes of {s.stack.metrics_url} and none stored twice by "
-        f"Prometheus for job {s.profile.prometheus.job!r}; nothing to compare",
+        none_because=f"no counter series in both scrapes of {s.metrics_url} and none stored twice by "
+        f"Prometheus for job {s.metrics_job!r}; nothing to compare",
         hint="MET-009 needs a counter (or histogram) the profile's endpoints increment; declare MET-009 "
         "in requirements.not_applicable if the service exposes none",
     )
-    verdict.check(findings, what="counters across scrapes and in Prometheus")
+    verdict.check(_from_otlp(s, verdict, findings), what="counters across scrapes and in Prometheus")
 
 
 @pytest.mark.requirement("MET-010")
@@ -503,12 +536,12 @@ def test_series_do_not_churn(
     findings, examined = metrics.check_series_churn(("first", steady[0]), ("second", steady[1]))
     verdict.examined(
         **examined,
-        none_because=f"neither scrape of {conformance_session.stack.metrics_url} under steady traffic held "
+        none_because=f"neither scrape of {conformance_session.metrics_url} under steady traffic held "
         "a series; nothing to compare",
         hint="make the profile's endpoints increment the service's metrics, or declare MET-010 in "
         "requirements.not_applicable",
     )
-    verdict.check(findings, what="two scrapes")
+    verdict.check(_from_otlp(conformance_session, verdict, findings), what="two scrapes")
 
 
 @pytest.mark.requirement("MET-011")
@@ -522,7 +555,7 @@ def test_internal_metrics_are_not_public(
         public_url=answer.url,
         status_code=answer.status_code,
         serves_metrics=answer.serves_metrics,
-        metrics_url=s.stack.metrics_url,
+        metrics_url=s.metrics_url,
     )
     # One unauthenticated GET, answered (a transport error raised above): the verdict rests on it.
     verdict.examined(requests=1)

@@ -220,13 +220,13 @@ def _inject_canaries(s: ConformanceSession, _: ProbeContext) -> tuple[CanaryRegi
         read_logs=lambda: _all_log_lines(s),
         store=s.stack.trace_store,
         prometheus=s.prometheus,
-        scrape=s.scrape,
+        scrape=s.scrape_or_gap,
         correlation_header=s.profile.correlation_header,
-        prometheus_job=s.profile.prometheus.job,
+        prometheus_job=s.metrics_job,
         # A service declared to export no spans is not waited for, nor one without metrics scraped.
         traced_endpoints=s.traced_endpoints if s.profile.telemetry.spans else (),
         timeout=section.timeout,
-        metrics=s.profile.metrics.exposed,
+        metrics=s.profile.metrics.exposed and (s.otlp_metrics is None or bool(s.otlp_metrics.url)),
     )
     return registry, channels
 
@@ -324,16 +324,25 @@ def test_no_canary_in_spans(pii_run: PiiRun, verdict: Verdict) -> None:
 
 
 @pytest.mark.requirement("PII-003")
-def test_no_canary_in_metrics(pii_run: PiiRun, verdict: Verdict) -> None:
+def test_no_canary_in_metrics(
+    conformance_session: ConformanceSession, pii_run: PiiRun, verdict: Verdict
+) -> None:
     exposition = pii_run.channels.exposition
     hint = "see MET-001; metrics.path and metrics.port say where the exposition is"
-    if not exposition.url:  # metrics.exposed: false
+    gap = conformance_session.otlp_metrics_gap()
+    if not exposition.url and gap:  # metrics.source: otlp without the collector
+        none_because = f"{gap}; and no metric point "
+        hint = "see MET-001"
+    elif not exposition.url:  # metrics.exposed: false
         none_because = "the profile declares no /metrics (metrics.exposed: false) and no metric point "
         hint = (
             "a service that pushes metrics over OTLP is searched here once its points arrive (its export "
             "interval, e.g. OTEL_METRIC_EXPORT_INTERVAL, must be shorter than the run); a service with no "
             "metrics at all declares PII-003 in requirements.not_applicable"
         )
+    elif exposition.status_code == 0:  # metrics.source: otlp and the exporter had nothing (the reason)
+        none_because = f"{exposition.parse_error}; and no point "
+        hint = "see MET-001; metrics.push_timeout bounds the wait for the service's OTLP metrics"
     elif exposition.status_code != 200:
         none_because = f"{exposition.url} answered {exposition.status_code}: no exposition, and no point "
     else:

@@ -79,7 +79,7 @@ def _run_probe(s: ConformanceSession) -> RateLimitProbe:
         client_for=s.client,
         service_url=s.stack.service_url,
         request_timeout=s.profile.request_timeout,
-        scrape=s.scrape,
+        scrape=s.scrape_or_gap,
         log_lines=s.log_lines,
         correlation_header=s.profile.correlation_header,
         client_header=s.profile.client_header,
@@ -194,6 +194,10 @@ def test_429_counter(probed: _Probed, verdict: Verdict, conformance_session: Con
             "probe counted its own, so the counter's growth cannot be attributed",
             hint="key the limiter by traffic.client_header (see RL-006), or run with --sequential",
         )
+    gap = conformance_session.otlp_metrics_gap()
+    if gap and probe.counter_after is None:
+        # metrics.source: otlp and the exporter showed nothing: the counter was never seen, not absent.
+        raise NoEvidence(gap, hint="see MET-001; metrics.push_timeout bounds the wait for a push")
     throttled = probe.throttled()
     verdict.note(
         before=probe.counter_before,

@@ -243,8 +243,10 @@ class CardinalityObservation:
 def _moment(
     name: str, scrape: Callable[[], Exposition], prometheus: PrometheusClient, job: str, timeout: float
 ) -> Moment:
-    since = datetime.now(UTC)
     exposition = scrape()
+    # After the scrape: with metrics.source: otlp it returns once a push newer than the traffic
+    # reached the exporter, and Prometheus's scrape must be newer than that push too.
+    since = datetime.now(UTC)
     try:
         target = wait_for_target_up(prometheus, job, timeout=timeout, since=since)
     except WaitTimeout as exc:

@@ -1395,7 +1395,8 @@ def _render_metrics(found: ServiceFindings) -> list[str]:
             if pushed
             else f"no Prometheus exposition ({found.metrics_note}) and no OTLP metrics"
         )
-        return ["metrics:", f"  # {_comment(why)}", "  exposed: false", ""]
+        # Pushed over OTLP: the MET requirements read the collector's exporter of them.
+        return ["metrics:", f"  # {_comment(why)}", "  source: otlp" if pushed else "  exposed: false", ""]
     w = ["metrics:", f"  # {_comment(found.metrics_note)}", f"  path: {_q(found.metrics_path)}"]
     if found.metrics_port == "auto":
         w += [
@@ -1789,6 +1790,7 @@ def _init(args: argparse.Namespace) -> int:
 CHECKED_KEYS = (
     "service.ready.path",
     "metrics.exposed",
+    "metrics.source",
     "metrics.path",
     "metrics.port",
     "telemetry.spans",

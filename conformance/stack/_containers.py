@@ -60,6 +60,7 @@ from conformance._profile import Profile
 from conformance._sections.containers import ContainersSection, OptionalBackend, containers_section
 from conformance._wait import wait_until
 from conformance.collect._jaeger import JaegerTraceStore
+from conformance.collect._otlp_metrics import OtlpMetricsSource, received_metric_points
 from conformance.collect._prometheus_api import PrometheusClient
 from conformance.collect._receiver_api import ReceiverApiTraceStore
 from conformance.collect._traces import TraceStore
@@ -270,6 +271,21 @@ class ContainerStack:
     @property
     def metrics_url(self) -> str:
         return self._url("service", self.section.service.scrape_port) + self.profile.metrics.path
+
+    def otlp_metrics_source(self) -> OtlpMetricsSource:
+        """The collector's prometheus exporter of the service's OTLP metrics, or why there is none."""
+        if "otel-collector" not in self._containers:
+            reason = self._status.get("otel-collector", {}).get("reason", "not started")
+            return OtlpMetricsSource(
+                "",
+                COLLECTOR_JOBS[0],
+                unavailable=f"the otel-collector container is not running ({reason})",
+                fix="build its image (scripts/build-images) or name one in containers.collector.image",
+            )
+        url = self._url("otel-collector", COLLECTOR_METRICS_EXPORTER_PORT) + "/metrics"
+        store = self._store
+        pushes = None if store is None else (lambda: received_metric_points(store.stats()))
+        return OtlpMetricsSource(url, COLLECTOR_JOBS[0], pushes=pushes)
 
     @property
     def rejected_rule_files(self) -> Mapping[str, str]:
@@ -600,7 +616,7 @@ class ContainerStack:
         self._launch(
             "otel-collector",
             self.section.collector.image,
-            ports=(COLLECTOR_HEALTH_PORT, COLLECTOR_TELEMETRY_PORT),
+            ports=(COLLECTOR_HEALTH_PORT, COLLECTOR_TELEMETRY_PORT, COLLECTOR_METRICS_EXPORTER_PORT),
             command=[f"--config={self._in_container(config)}"],
             mounts=[config.parent],
             user=f"{os.getuid()}:{os.getgid()}",
@@ -806,7 +822,7 @@ class ContainerStack:
                 body_size_limit=self.profile.prometheus.body_size_limit,
                 scrape_timeout=self.profile.prometheus.scrape_timeout,
             )
-        ] if self.profile.metrics.exposed else []  # fmt: skip
+        ] if self.profile.metrics.scraped_from_service else []  # fmt: skip
         if collector:
             targets.append(
                 ScrapeTarget(

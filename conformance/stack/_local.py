@@ -32,6 +32,7 @@ from conformance._process import CaptureOverflow, ManagedProcess
 from conformance._profile import Profile
 from conformance._readiness import wait_answering
 from conformance.collect._jaeger import JaegerTraceStore
+from conformance.collect._otlp_metrics import OtlpMetricsSource, received_metric_points
 from conformance.collect._prometheus_api import PrometheusClient
 from conformance.collect._traces import TraceStore
 from conformance.stack._otlp import OtlpReceiver
@@ -103,6 +104,26 @@ class LocalStack:
     @property
     def metrics_url(self) -> str:
         return f"http://{LOOPBACK}:{self.metrics_port}{self.profile.metrics.path}"
+
+    @property
+    def _exporter_job(self) -> str:
+        job = self.profile.prometheus.job
+        return COLLECTOR_JOB if job != COLLECTOR_JOB else f"{COLLECTOR_JOB}-exporter"
+
+    def otlp_metrics_source(self) -> OtlpMetricsSource:
+        """The collector's prometheus exporter of the service's OTLP metrics, or why there is none."""
+        if self.telemetry is None:
+            return OtlpMetricsSource(
+                "",
+                self._exporter_job,
+                unavailable=f"the OpenTelemetry Collector is not running ({self.telemetry_plan.reason})",
+                fix="build the collector (scripts/build-telemetry) and leave OBSCONFORM_TELEMETRY unset (or "
+                "'auto'), so the collector's prometheus exporter serves the service's OTLP metrics",
+            )
+        url = f"http://{self.telemetry.prometheus_exporter_address}/metrics"
+        return OtlpMetricsSource(
+            url, self._exporter_job, pushes=lambda: received_metric_points(self.receiver.stats())
+        )
 
     @property
     def rejected_rule_files(self) -> Mapping[str, str]:
@@ -376,11 +397,12 @@ class LocalStack:
             body_size_limit=prom.body_size_limit,
             scrape_timeout=prom.scrape_timeout,
         )
-        targets = [target] if met.exposed else []  # a service without metrics is not scraped
+        # A service without metrics, or one that pushes them over OTLP, is not scraped.
+        targets = [target] if met.scraped_from_service else []
         if self.telemetry is not None:
             # Metrics the service pushes over OTLP, as the collector's prometheus exporter serves them.
-            job = COLLECTOR_JOB if target.job != COLLECTOR_JOB else f"{COLLECTOR_JOB}-exporter"
-            targets.append(ScrapeTarget(job=job, address=self.telemetry.prometheus_exporter_address))
+            address = self.telemetry.prometheus_exporter_address
+            targets.append(ScrapeTarget(job=self._exporter_job, address=address))
         self.prometheus = LocalPrometheus(
             self.workdir / "prometheus",
             targets,

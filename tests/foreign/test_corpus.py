@@ -86,3 +86,26 @@ def _no_pass_without_evidence(run: CliRun) -> None:
         r["id"] for r in run.report["results"] if r["status"] == "passed" and not any(r["examined"].values())
     ]
     assert not empty, f"passed with nothing examined: {empty}"
+
+
+@pytest.mark.integration
+def test_otlp_metrics_without_the_collector_are_errors_never_passed(tmp_path: Path) -> None:
+    """metrics.source: otlp on the embedded fallback (OBSCONFORM_TELEMETRY=embedded): the
+    collector's exporter does not exist, so every requirement that reads it is ``error`` with the
+    reason and the fix, never passed and never not applicable."""
+    service = CORPUS / "py-fastapi-stderr"
+    if not (service / ".build" / ".done").exists():
+        pytest.fail("py-fastapi-stderr is not built: run scripts/build-corpus py-fastapi-stderr")
+    run = cli_run(
+        tmp_path,
+        "--mode",
+        "local",
+        profile=service / "conformance.yaml",
+        env={"OBSCONFORM_TELEMETRY": "embedded"},
+    )
+    results = {r["id"]: r for r in run.report["results"]}
+    for rid in [f"MET-{n:03d}" for n in range(1, 11)] + ["PII-004"]:
+        assert results[rid]["status"] == "error", (rid, results[rid]["message"])
+    for rid in [f"MET-{n:03d}" for n in range(1, 11)]:
+        message = results[rid]["message"]
+        assert "OBSCONFORM_TELEMETRY=embedded" in message and "scripts/build-telemetry" in message, message

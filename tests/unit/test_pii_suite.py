@@ -39,10 +39,15 @@ TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
 class SessionStandIn:
-    """A stand-in for ConformanceSession (a test double): the suite's tests only read its profile."""
+    """A stand-in for ConformanceSession (a test double): the suite's tests only read its profile
+    and whether OTLP metrics had a gap (``metrics.source: otlp`` without the collector)."""
 
-    def __init__(self, profile: Profile = PROFILE) -> None:
+    def __init__(self, profile: Profile = PROFILE, otlp_gap: str = "") -> None:
         self.profile = profile
+        self.otlp_gap = otlp_gap
+
+    def otlp_metrics_gap(self) -> str:
+        return self.otlp_gap
 
 
 def exposition(status: int = 200, text: str = "# TYPE up gauge\nup 1\n") -> Exposition:
@@ -110,15 +115,28 @@ class TestEvidence:
 
     def test_pii_003_counts_families_and_lines_and_errors_without_an_exposition(self) -> None:
         v = verdict("PII-003")
-        suite.test_no_canary_in_metrics(pii_run(), v)
+        suite.test_no_canary_in_metrics(SessionStandIn(), pii_run(), v)
         assert v.counts == {"metric_families": 0, "exposition_lines": 2}
         with pytest.raises(NoEvidence, match=r"/metrics answered 404: no exposition, and no point arrived"):
-            suite.test_no_canary_in_metrics(pii_run(metrics=exposition(404, "not found")), verdict("PII-003"))
+            suite.test_no_canary_in_metrics(
+                SessionStandIn(), pii_run(metrics=exposition(404, "not found")), verdict("PII-003")
+            )
 
     def test_pii_003_errors_on_a_body_that_is_no_exposition(self) -> None:
         """A service that answers every path 200 {} has no /metrics to search."""
         with pytest.raises(NoEvidence, match=r"answered 200 with no exposition line"):
-            suite.test_no_canary_in_metrics(pii_run(metrics=exposition(200, "{}")), verdict("PII-003"))
+            suite.test_no_canary_in_metrics(
+                SessionStandIn(), pii_run(metrics=exposition(200, "{}")), verdict("PII-003")
+            )
+
+    def test_pii_003_says_why_otlp_metrics_were_not_read(self) -> None:
+        """metrics.source: otlp without the collector: the reason, not "metrics.exposed: false"."""
+        gap = "the metrics the service pushes over OTLP are read from ..., and the collector is not running"
+        unread = Exposition("", 0, "", "", (), "prometheus-text", "metrics.exposed: false")
+        with pytest.raises(NoEvidence, match=r"and the collector is not running; and no metric point"):
+            suite.test_no_canary_in_metrics(
+                SessionStandIn(otlp_gap=gap), pii_run(metrics=unread), verdict("PII-003")
+            )
 
     def test_pii_004_counts_the_services_series_and_errors_without_any(self) -> None:
         v = verdict("PII-004")

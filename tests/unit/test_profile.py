@@ -158,3 +158,21 @@ def test_met_011_applies_only_to_internal_metrics(tmp_path: Path) -> None:
     assert "metrics.internal: false" in load_profile(write(tmp_path, MINIMAL)).not_applicable["MET-011"]
     internal = load_profile(write(tmp_path, MINIMAL + "metrics: {internal: true, port: auto}\n"))
     assert "MET-011" not in internal.not_applicable
+
+
+def test_metrics_pushed_over_otlp_keep_the_exposition_requirements(tmp_path: Path) -> None:
+    profile = load_profile(write(tmp_path, MINIMAL + "metrics: {source: otlp, push_timeout: 70}\n"))
+    assert profile.metrics.source == "otlp"
+    assert profile.metrics.push_timeout == 70
+    assert not profile.metrics.scraped_from_service  # Prometheus scrapes the collector's exporter instead
+    assert not {f"MET-{n:03d}" for n in range(1, 11)} & set(profile.not_applicable)
+    assert "PII-004" not in profile.not_applicable and "RL-008" not in profile.not_applicable
+    default = load_profile(write(tmp_path, MINIMAL))
+    assert default.metrics.source == "exposition" and default.metrics.scraped_from_service
+
+
+def test_otlp_metrics_and_no_metrics_contradict(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match=r"metrics\.source.*metrics\.exposed: false"):
+        load_profile(write(tmp_path, MINIMAL + "metrics: {source: otlp, exposed: false}\n"))
+    with pytest.raises(ProfileError, match=r"metrics\.source"):
+        load_profile(write(tmp_path, MINIMAL + "metrics: {source: statsd}\n"))
