@@ -267,11 +267,15 @@ def test_the_collector_counts_what_it_accepted_and_what_it_failed_to_send(
         start(telemetry)
         send_trace(GrpcSpanExporter(endpoint=telemetry.otlp_grpc_endpoint, insecure=True), "svc-counts")
 
-        def failed() -> tuple[dict[str, Any] | None, str]:
+        def counted() -> tuple[dict[str, Any] | None, str]:
+            # The three exporters send concurrently: the refused one may be counted before the
+            # other two have finished theirs.
             counts = telemetry.pipeline_counts()
-            return (counts if counts.get("send_failed", {}).get("spans") == 2 else None), str(counts)
+            failed, sent = counts.get("send_failed", {}), counts.get("sent", {})
+            done = failed.get("spans") == 2 and sent.get("spans") == 4
+            return (counts if done else None), str(counts)
 
-        counts = wait_until(failed, awaited="the collector to count the failed sends", timeout=30)
+        counts = wait_until(counted, awaited="the collector to count every send", timeout=30)
         assert counts["accepted"] == {"spans": 2}
         assert counts["sent"] == {"spans": 4}  # to the receiver and to Jaeger
         assert counts["lost"] == 2
