@@ -54,13 +54,23 @@ TEAM_COLLECTOR = textwrap.dedent(
 )
 
 
-def team_profile(tmp_path: Path) -> Path:
-    (tmp_path / "team-collector.yaml").write_text(TEAM_COLLECTOR)
+def team_profile(tmp_path: Path, config: str = TEAM_COLLECTOR) -> Path:
+    """The reference profile with ``config`` as the team's collector config (team-collector.yaml)."""
+    (tmp_path / "team-collector.yaml").write_text(config)
 
     def with_team_collector(data: dict[str, Any]) -> None:
         data.setdefault("telemetry", {})["collector_config"] = str(tmp_path / "team-collector.yaml")
 
     return variant_profile(tmp_path, with_team_collector)
+
+
+def run_with_team_pipeline(run_cli: RunCli, tmp_path: Path, config: str, keyword: str) -> CliRun:
+    """A local-mode run of the suites matching ``keyword`` with the collector and ``config``."""
+    built_paths()
+    return run_cli(
+        "-k", keyword, "--mode", "local", profile=team_profile(tmp_path, config),
+        env={"OBSCONFORM_TELEMETRY": "auto"},
+    )  # fmt: skip
 
 
 def test_a_span_leak_the_team_redaction_processor_removes_is_reported_as_such(
@@ -132,20 +142,7 @@ DROPS_MODELS = textwrap.dedent(
 def test_server_spans_the_team_pipeline_drops_fail_trc_001_blaming_the_pipeline(
     run_cli: RunCli, tmp_path: Path
 ) -> None:
-    built_paths()
-    (tmp_path / "team-collector.yaml").write_text(DROPS_MODELS)
-
-    def with_team_collector(data: dict[str, Any]) -> None:
-        data.setdefault("telemetry", {})["collector_config"] = str(tmp_path / "team-collector.yaml")
-
-    run = run_cli(
-        "-k",
-        "test_server_spans_are_exported",
-        "--mode",
-        "local",
-        profile=variant_profile(tmp_path, with_team_collector),
-        env={"OBSCONFORM_TELEMETRY": "auto"},
-    )
+    run = run_with_team_pipeline(run_cli, tmp_path, DROPS_MODELS, "test_server_spans_are_exported")
     result = next(r for r in run.report["results"] if r["id"] == "TRC-001")
     assert result["status"] == "failed", (result, run.stderr[-2000:])
     findings = [e for e in result["evidence"] if "view" in e]
@@ -184,20 +181,7 @@ STRIPS_METHOD = textwrap.dedent(
 def test_a_stable_attribute_the_team_pipeline_deletes_fails_sem_001_blaming_the_pipeline(
     run_cli: RunCli, tmp_path: Path
 ) -> None:
-    built_paths()
-    (tmp_path / "team-collector.yaml").write_text(STRIPS_METHOD)
-
-    def with_team_collector(data: dict[str, Any]) -> None:
-        data.setdefault("telemetry", {})["collector_config"] = str(tmp_path / "team-collector.yaml")
-
-    run = run_cli(
-        "-k",
-        "test_server_spans_have_stable_attributes",
-        "--mode",
-        "local",
-        profile=variant_profile(tmp_path, with_team_collector),
-        env={"OBSCONFORM_TELEMETRY": "auto"},
-    )
+    run = run_with_team_pipeline(run_cli, tmp_path, STRIPS_METHOD, "test_server_spans_have_stable_attributes")
     result = next(r for r in run.report["results"] if r["id"] == "SEM-001")
     assert result["status"] == "failed", (result, run.stderr[-2000:])
     # The reference service sends the stable attributes: every finding is the pipeline's.
