@@ -73,19 +73,15 @@ def _after_team_pipeline(s: ConformanceSession, verdict: Verdict, at_service: li
     if after is None:
         return []
     note: dict[str, Any] = {"config": str(after.config_file)}
-    if not any(name.partition("/")[0] == "traces" for name in after.processors):
-        verdict.note(after_pipeline={**note, "not_checked": "the team's config has no traces pipeline"})
-        return []
-    if not after.running:
-        verdict.note(after_pipeline={**note, "not_checked": after.reason})
+    if why := after.not_compared("traces"):
+        verdict.note(after_pipeline={**note, "not_checked": why})
         return []
     # The baseline's traces only: the plan's other probes keep traffic flowing meanwhile.
     sent = [x.sent_trace_id for x in s.exchanges if x.endpoint in s.traced_endpoints and x.sent_trace_id]
     note["wait"] = after.settle(s.profile.telemetry.timeout, traces=sent)
     servers = [span for span in after.spans() if span.kind == "SERVER"]
     verdict.note(after_pipeline={**note, "server_spans": len(servers)})
-    processors = ", ".join(after.processors_for("traces")) or "none"
-    pipeline = f"the team's collector pipeline ({after.config_file.name}; processors: {processors})"
+    pipeline = after.described("traces")
     dropped = exports.check_server_spans_exported(
         s.exchanges, servers, templates=s.templates, traced_endpoints=s.traced_endpoints, store=pipeline
     )

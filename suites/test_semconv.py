@@ -77,16 +77,11 @@ def after_pipeline(conformance_session: ConformanceSession, spans: list[Span]) -
     if after is None:
         return None
     note: dict[str, Any] = {"config": str(after.config_file)}
-    if not any(name.partition("/")[0] == "traces" for name in after.processors):
-        return _AfterPipeline({**note, "not_checked": "the team's config has no traces pipeline"})
-    if not after.running:
-        return _AfterPipeline({**note, "not_checked": after.reason})
+    if why := after.not_compared("traces"):
+        return _AfterPipeline({**note, "not_checked": why})
     note["wait"] = after.settle(s.profile.telemetry.timeout)
-    receiver = getattr(s.stack, "receiver", None)
-    sent = receiver.spans() if receiver is not None else []
-    processors = ", ".join(after.processors_for("traces")) or "none"
-    pipeline = f"the team's collector pipeline ({after.config_file.name}; processors: {processors})"
-    return _AfterPipeline(note, sent, after.spans(), pipeline)
+    # The raw copy the harness's receiver keeps (local and container mode), not the trace store's.
+    return _AfterPipeline(note, s.stack.sent_spans(), after.spans(), after.described("traces"))
 
 
 def _after_team_pipeline(

@@ -81,7 +81,7 @@ from conformance.stack._local import _FAST_EXPORT_ENV
 from conformance.stack._prometheus import ScrapeTarget, render_config
 from conformance.stack._receiver_server import API_PORT, GRPC_PORT, HTTP_PORT
 from conformance.stack._telemetry import AfterTeamPipeline, jaeger_config, jaeger_serves_its_ui
-from conformance.telemetry import OtlpLogRecord, OtlpMetricPoints
+from conformance.telemetry import OtlpLogRecord, OtlpMetricPoints, Span
 
 __all__ = ["COLLECTOR_JOBS", "NOT_AVAILABLE", "ContainerStack"]
 
@@ -677,6 +677,12 @@ class ContainerStack:
                 or "the team's collector pipeline did not run: the stack did not start",
             )
         return AfterTeamPipeline(self._team.path, self._team.processors, self._after_store)
+
+    def sent_spans(self) -> list[Span]:
+        """The spans as the service sent them (the receiver container's raw copy)."""
+        if self._store is None:
+            raise StackError("the OTLP receiver container is not running")
+        return self._store.spans()
 
     def otlp_log_records(self) -> list[OtlpLogRecord]:
         """The OTLP log records the service exported, as the receiver container holds them."""

@@ -45,7 +45,7 @@ from conformance.stack._telemetry import (
     TelemetryPlan,
     plan_local_telemetry,
 )
-from conformance.telemetry import OtlpLogRecord, OtlpMetricPoints
+from conformance.telemetry import OtlpLogRecord, OtlpMetricPoints, Span
 
 __all__ = ["SERVICE_JOB", "LocalStack"]
 
@@ -284,6 +284,10 @@ class LocalStack:
             signals=self._team.signals,
             receiver_grpc_port=self.after_pipeline_receiver.grpc_port,
         )
+
+    def sent_spans(self) -> list[Span]:
+        """The spans as the service sent them (the receiver's raw copy, not the trace store's)."""
+        return self.receiver.spans()
 
     def otlp_log_records(self) -> list[OtlpLogRecord]:
         """The OTLP log records the service exported, as the receiver holds them (raw: the

@@ -648,6 +648,17 @@ class AfterTeamPipeline:
                 seen.update(dict.fromkeys(names))
         return tuple(seen)
 
+    def not_compared(self, signal: str) -> str:
+        """Why ``signal`` (``traces``, ``logs``, ``metrics``) has no after-pipeline view, or ""."""
+        if not any(pipeline.partition("/")[0] == signal for pipeline in self.processors):
+            return f"the team's config has no {signal} pipeline"
+        return "" if self.running else self.reason
+
+    def described(self, signal: str) -> str:
+        """The pipeline as findings name it: its file and ``signal``'s processors."""
+        processors = ", ".join(self.processors_for(signal)) or "none"
+        return f"the team's collector pipeline ({self.config_file.name}; processors: {processors})"
+
     def spans(self) -> list[Span]:
         return [] if self._receiver is None else self._receiver.spans()
 

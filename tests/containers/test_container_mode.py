@@ -273,7 +273,11 @@ def test_the_team_collector_pipeline_runs_in_containers_as_in_local_mode(
         data["containers"]["service"].update(env={"REFSVC_BREAK": "email-span-attribute"})
         data.setdefault("telemetry", {})["collector_config"] = str(tmp_path / "team-collector.yaml")
 
-    run = run_cli("-k", "test_no_canary_in_spans", profile=variant_profile(tmp_path, with_team_collector))
+    run = run_cli(
+        "-k",
+        "test_no_canary_in_spans or test_server_spans_have_stable_attributes",
+        profile=variant_profile(tmp_path, with_team_collector),
+    )
     result = next(r for r in run.report["results"] if r["id"] == "PII-002")
     assert result["status"] == "failed", (result, run.stderr[-2000:])
     views = {e["view"] for e in result["evidence"] if "view" in e}
@@ -285,6 +289,12 @@ def test_the_team_collector_pipeline_runs_in_containers_as_in_local_mode(
     assert team["pipeline"]["accepted"]["spans"] > 0, team
     after = components["otlp-receiver-after-pipeline"]
     assert after["stats"]["spans"]["received"] > 0, after
+    # SEM-001 pairs each span after the pipeline with the receiver container's raw copy; redacting
+    # emails breaks no HTTP attribute.
+    sem = next(r for r in run.report["results"] if r["id"] == "SEM-001")
+    assert sem["status"] == "passed", sem
+    (note,) = [e for e in sem["evidence"] if "after_pipeline" in e]
+    assert note["after_pipeline"]["paired_spans"] > 0 and note["after_pipeline"]["broken_by_pipeline"] == 0
 
 
 def test_the_service_containers_log_is_capped_at_logs_max_bytes(run_cli: RunCli, tmp_path: Path) -> None:
