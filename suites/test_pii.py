@@ -158,17 +158,17 @@ def _after_pipeline(
     processors: dict[str, tuple[str, ...]] = {}
     texts: list[pii.ChannelText] = []
     searched: dict[str, str] = {}
-    if any(name.partition("/")[0] == "traces" for name in after.processors):
+    if after.carries("traces"):
         spans = after.spans()
         processors["traces"] = after.processors_for("traces")
         texts += pii.span_texts(spans)
         searched["traces"] = f"{len(spans)} spans after the team's pipeline"
-    if any(name.partition("/")[0] == "logs" for name in after.processors):
+    if after.carries("logs"):
         records = after.log_records()
         processors["log_records"] = after.processors_for("logs")
         texts += pii.log_record_texts(records)
         searched["log_records"] = f"{len(records)} log records after the team's pipeline"
-    if any(name.partition("/")[0] == "metrics" for name in after.processors):
+    if after.carries("metrics"):
         points = after.metric_points()
         processors["otlp_metrics"] = after.processors_for("metrics")
         texts += pii.metric_point_texts(points)

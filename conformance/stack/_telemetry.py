@@ -648,9 +648,13 @@ class AfterTeamPipeline:
                 seen.update(dict.fromkeys(names))
         return tuple(seen)
 
+    def carries(self, signal: str) -> bool:
+        """Whether a pipeline of the team's config carries ``signal`` (``traces``, ``logs``, ``metrics``)."""
+        return any(pipeline.partition("/")[0] == signal for pipeline in self.processors)
+
     def not_compared(self, signal: str) -> str:
-        """Why ``signal`` (``traces``, ``logs``, ``metrics``) has no after-pipeline view, or ""."""
-        if not any(pipeline.partition("/")[0] == signal for pipeline in self.processors):
+        """Why ``signal`` has no after-pipeline view, or ""."""
+        if not self.carries(signal):
             return f"the team's config has no {signal} pipeline"
         return "" if self.running else self.reason
 
